@@ -1,0 +1,338 @@
+"""Templates, campaigns and their state machine.
+
+Every change of a campaign's status goes through one of the methods below, each
+a conditional UPDATE (`filter(pk=, status=old).update(status=new)`), so two
+clicks, two approvers or two workers can never both win a transition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from contacts.models import Channel, Contact, Group, Tag
+from messaging.models import Message, ProviderAccount
+from messaging.rendering import placeholders
+
+class TransitionNotAllowed(Exception):
+    """The campaign is not in a state this action applies to (or someone else got there first)."""
+
+
+class MessageTemplate(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    body = models.TextField(help_text="Use {{first_name}} or {{first_name|friend}} for a default.")
+    whatsapp_template_id = models.CharField(
+        max_length=100, blank=True, help_text="The provider's approved template id (WhatsApp only)."
+    )
+    whatsapp_parameters = models.JSONField(
+        default=list, blank=True, help_text="Contact fields for the template's ordered parameters."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignQuerySet(models.QuerySet["Campaign"]):
+    def due(self) -> CampaignQuerySet:
+        """Approved campaigns whose start time has come (or that had none)."""
+        now = timezone.now()
+        return self.filter(status=Campaign.Status.SCHEDULED).filter(
+            models.Q(scheduled_at__isnull=True) | models.Q(scheduled_at__lte=now)
+        )
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"  # being written; the only state in which it may be edited freely
+        PENDING_APPROVAL = "pending_approval", "Pending approval"  # frozen, waiting for an approver
+        SCHEDULED = "scheduled", "Scheduled"  # approved; starts at scheduled_at (or at once)
+        SENDING = "sending", "Sending"  # messages are being materialised and dispatched
+        PAUSED = "paused", "Paused"  # stopped by staff or by the engine (see pause_reason)
+        COMPLETED = "completed", "Completed"  # nothing left pending, sending or in doubt (final)
+        CANCELLED = "cancelled", "Cancelled"  # stopped for good; unsent messages cancelled (final)
+
+    EDITABLE_STATUSES = (Status.DRAFT, Status.PENDING_APPROVAL, Status.SCHEDULED)
+
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
+    sender = models.CharField(
+        max_length=20, blank=True, help_text="Leave empty for the provider account's sender."
+    )
+    template = models.ForeignKey(MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL)
+    body = models.TextField(blank=True, help_text="Leave empty to use the template's body.")
+    groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="campaigns")
+    exclude_groups = models.ManyToManyField(Group, blank=True, related_name="excluded_from")
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Empty: send on approval.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    content_hash = models.CharField(max_length=64, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
+    pause_reason = models.CharField(max_length=500, blank=True)
+    audience_stats = models.JSONField(default=dict, blank=True, editable=False)
+    materialised_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CampaignQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at",)
+        permissions = [("approve_campaign", "Can approve or reject campaigns")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def message_body(self) -> str:
+        if self.body:
+            return self.body
+        return self.template.body if self.template else ""
+
+    @property
+    def sender_id(self) -> str:
+        return self.sender or self.provider_account.sender
+
+    def audience(self) -> models.QuerySet[Contact]:
+        return Contact.objects.in_audience(
+            self.groups.all(), self.tags.all(), self.exclude_groups.all()
+        )
+
+    def compute_content_hash(self) -> str:
+        """What an approver approves: content, audience definition, provider and sender."""
+        frozen = {
+            "channel": self.channel,
+            "provider_account": self.provider_account_id,
+            "sender": self.sender_id,
+            "body": self.message_body,
+            "whatsapp_template": self.template.whatsapp_template_id if self.template else "",
+            "groups": sorted(self.groups.values_list("pk", flat=True)),
+            "tags": sorted(self.tags.values_list("pk", flat=True)),
+            "exclude_groups": sorted(self.exclude_groups.values_list("pk", flat=True)),
+            "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+        }
+        return hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()
+
+    def validate_for_submit(self) -> None:
+        problems = []
+        if not self.message_body.strip():
+            problems.append("it has no message body (write one or pick a template)")
+        if not (self.groups.exists() or self.tags.exists()):
+            problems.append("it has no audience (choose at least one group or tag)")
+        if not self.provider_account.is_active:
+            problems.append(f"provider account {self.provider_account} is disabled")
+        elif self.channel not in self.provider_account.get_backend().channels:
+            problems.append(f"provider account {self.provider_account} cannot send {self.channel}")
+        unknown = [name for name in placeholders(self.message_body) if not self._knows_variable(name)]
+        if unknown:
+            problems.append("no contact has the variables " + ", ".join(unknown))
+        if problems:
+            raise ValidationError("Cannot submit: " + "; ".join(problems) + ".")
+
+    def _knows_variable(self, name: str) -> bool:
+        if name in Contact.TEMPLATE_FIELDS:
+            return True
+        return self.audience().filter(attributes__has_key=name).exists()
+
+    # State machine. `by` is None when the engine itself acts.
+
+    def submit(self, by: Any) -> None:
+        self.validate_for_submit()
+        self._transition(
+            "submit",
+            {self.Status.DRAFT: self.Status.PENDING_APPROVAL},
+            by,
+            submitted_by=by,
+            submitted_at=timezone.now(),
+            content_hash=self.compute_content_hash(),
+            rejection_reason="",
+        )
+
+    def approve(self, by: Any, note: str = "") -> None:
+        self._check_approver(by)
+        if by.pk == self.submitted_by_id:
+            raise PermissionDenied("You cannot approve a campaign you submitted yourself.")
+        self._transition(
+            "approve",
+            {self.Status.PENDING_APPROVAL: self.Status.SCHEDULED},
+            by,
+            note=note,
+            approved_by=by,
+            approved_at=timezone.now(),
+            extra_filter={"submitted_by": self.submitted_by_id},
+        )
+        self._wake_engine()
+
+    def reject(self, by: Any, reason: str) -> None:
+        self._check_approver(by)
+        if not reason.strip():
+            raise ValidationError("Say why the campaign is rejected, so the submitter can fix it.")
+        self._transition(
+            "reject",
+            {self.Status.PENDING_APPROVAL: self.Status.DRAFT},
+            by,
+            note=reason,
+            rejection_reason=reason,
+            content_hash="",
+        )
+
+    def return_to_draft(self, by: Any, note: str = "edited after submit") -> None:
+        """An edit after submit voids the approval: the campaign must go round again."""
+        self._transition(
+            "edit",
+            {self.Status.PENDING_APPROVAL: self.Status.DRAFT, self.Status.SCHEDULED: self.Status.DRAFT},
+            by,
+            note=note,
+            content_hash="",
+            approved_by=None,
+            approved_at=None,
+        )
+
+    def start(self) -> bool:
+        """Scheduled -> sending, by the engine; False when another worker already started it."""
+        try:
+            self._transition(
+                "start",
+                {self.Status.SCHEDULED: self.Status.SENDING},
+                None,
+                started_at=timezone.now(),
+            )
+        except TransitionNotAllowed:
+            return False
+        return True
+
+    def pause(self, by: Any, reason: str = "") -> None:
+        self._transition(
+            "pause", {self.Status.SENDING: self.Status.PAUSED}, by, note=reason, pause_reason=reason
+        )
+
+    def resume(self, by: Any) -> None:
+        self._transition("resume", {self.Status.PAUSED: self.Status.SENDING}, by, pause_reason="")
+        self._wake_engine()
+
+    def cancel(self, by: Any, reason: str = "") -> None:
+        cancellable = (
+            self.Status.DRAFT,
+            self.Status.PENDING_APPROVAL,
+            self.Status.SCHEDULED,
+            self.Status.SENDING,
+            self.Status.PAUSED,
+        )
+        self._transition(
+            "cancel",
+            dict.fromkeys(cancellable, self.Status.CANCELLED),
+            by,
+            note=reason,
+            on_success=self._cancel_unsent_messages,
+        )
+
+    def complete_if_done(self) -> bool:
+        """Sending -> completed once every message is settled and the audience fully built."""
+        if self.materialised_at is None:
+            return False
+        if self.messages.filter(status__in=Message.UNFINISHED_STATUSES).exists():
+            return False
+        try:
+            self._transition(
+                "complete",
+                {self.Status.SENDING: self.Status.COMPLETED},
+                None,
+                completed_at=timezone.now(),
+            )
+        except TransitionNotAllowed:
+            return False
+        return True
+
+    def _cancel_unsent_messages(self) -> None:
+        self.messages.filter(status=Message.Status.PENDING).update(
+            status=Message.Status.CANCELLED, updated_at=timezone.now()
+        )
+
+    def _check_approver(self, by: Any) -> None:
+        if by is None or not by.has_perm("campaigns.approve_campaign"):
+            raise PermissionDenied("Only approvers may approve or reject campaigns.")
+
+    def _transition(
+        self,
+        action: str,
+        moves: dict[str, str],
+        by: Any,
+        *,
+        note: str = "",
+        extra_filter: dict[str, Any] | None = None,
+        on_success: Callable[[], None] | None = None,
+        **changes: Any,
+    ) -> None:
+        with transaction.atomic():
+            current = Campaign.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            target = moves.get(current) if current else None
+            updated = 0
+            if target is not None:
+                updated = Campaign.objects.filter(
+                    pk=self.pk, status=current, **(extra_filter or {})
+                ).update(status=target, updated_at=timezone.now(), **changes)
+            if not updated:
+                label = Campaign.Status(current).label.lower() if current else "gone"
+                raise TransitionNotAllowed(f"Cannot {action} a campaign that is {label}.")
+            CampaignTransition.objects.create(
+                campaign=self, from_status=current, to_status=target, by=by, action=action, note=note
+            )
+            if on_success:
+                on_success()
+        self.refresh_from_db()
+
+    def _wake_engine(self) -> None:
+        from django_q.tasks import async_task
+
+        pk = self.pk
+        transaction.on_commit(lambda: async_task("campaigns.tasks.run_campaign", pk))
+
+
+class CampaignTransition(models.Model):
+    """The log: who moved a campaign from where to where, when, and why."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="transitions")
+    action = models.CharField(max_length=20)
+    from_status = models.CharField(max_length=20, choices=Campaign.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Campaign.Status.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="Empty when the engine acted.",
+    )
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("at", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.from_status} -> {self.to_status}"

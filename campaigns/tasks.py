@@ -1,0 +1,37 @@
+"""django-q2 tasks: wake-ups that load by id and call one function. The rows are the truth."""
+
+from django.db.models import Exists, OuterRef
+from django_q.tasks import async_task
+
+from campaigns.models import Campaign
+from campaigns.sending import run_campaign as run
+from messaging.dispatch import mark_expired_leases_in_doubt, poll_statuses
+from messaging.models import Message, WorkerHeartbeat
+
+
+def run_campaign(campaign_id: int) -> None:
+    campaign = Campaign.objects.filter(pk=campaign_id).select_related("provider_account").first()
+    if campaign is not None:
+        run(campaign)
+
+
+def tick() -> None:
+    """Every minute: heartbeat, start due campaigns, pick up retries, recover, poll reports."""
+    WorkerHeartbeat.objects.beat()
+    mark_expired_leases_in_doubt()
+    for campaign_id in campaigns_needing_a_run():
+        async_task("campaigns.tasks.run_campaign", campaign_id)
+    poll_statuses()
+
+
+def campaigns_needing_a_run() -> list[int]:
+    due = set(Campaign.objects.due().values_list("pk", flat=True))
+    sending = Campaign.objects.filter(status=Campaign.Status.SENDING)
+    # Sending campaigns with rows due again (retries) or with nothing left (to complete).
+    due_rows = Message.objects.due().filter(campaign=OuterRef("pk"))
+    unfinished = Message.objects.filter(
+        campaign=OuterRef("pk"), status__in=Message.UNFINISHED_STATUSES
+    )
+    with_due_rows = sending.filter(Exists(due_rows)).values_list("pk", flat=True)
+    settled = sending.exclude(Exists(unfinished)).values_list("pk", flat=True)
+    return sorted(due | set(with_due_rows) | set(settled))

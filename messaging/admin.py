@@ -1,0 +1,111 @@
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from messaging.models import Message, ProviderAccount, StatusEvent, WorkerHeartbeat
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """Credentials are write-only: typed in, encrypted, and never shown back."""
+
+    new_credentials = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text='JSON object, e.g. {"api_key": "...", "api_secret": "..."}. '
+        "Stored encrypted and never displayed; leave empty to keep the current ones.",
+        label="Credentials",
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = (
+            "name",
+            "backend",
+            "base_url",
+            "sender",
+            "rate_limit",
+            "price_per_segment",
+            "currency",
+            "options",
+            "is_active",
+        )
+
+    def clean_new_credentials(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["new_credentials"].strip()
+        if not text:
+            return None
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
+        if not isinstance(values, dict):
+            raise forms.ValidationError("Give a JSON object of names to values.")
+        return values
+
+    def save(self, commit: bool = True) -> ProviderAccount:
+        if self.cleaned_data.get("new_credentials") is not None:
+            self.instance.set_credentials(self.cleaned_data["new_credentials"])
+        return super().save(commit)
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    form = ProviderAccountForm
+    list_display = ("name", "backend", "sender", "rate_limit", "has_credentials", "is_active")
+    list_filter = ("backend", "is_active")
+    search_fields = ("name",)
+
+    @admin.display(boolean=True, description="credentials set")
+    def has_credentials(self, account: ProviderAccount) -> bool:
+        return account.has_credentials
+
+
+class StatusEventInline(admin.TabularInline):
+    model = StatusEvent
+    extra = 0
+    can_delete = False
+    fields = ("status", "error_code", "occurred_at", "received_at", "event_id", "raw")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened: visible to staff, changed only by the engine."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ("client_ref", "phone", "status", "campaign", "segments", "attempts", "sent_at")
+    list_filter = ("status", "channel", "provider_account")
+    list_select_related = ("campaign",)
+    search_fields = ("=phone", "=client_ref", "=provider_message_id")
+    inlines = (StatusEventInline,)
+    show_full_result_count = False
+
+
+@admin.register(StatusEvent)
+class StatusEventAdmin(ReadOnlyAdmin):
+    list_display = ("message", "status", "error_code", "occurred_at", "received_at")
+    list_filter = ("status",)
+    list_select_related = ("message",)
+    search_fields = ("=message__client_ref", "=event_id")
+    show_full_result_count = False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("name", "seen_at")

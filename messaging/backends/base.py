@@ -1,0 +1,106 @@
+"""The backend contract every provider module fills in.
+
+Shaped after django-anymail: the base class fixes the steps of a send
+(build payload -> post -> parse a result per recipient) and turns failures
+into the error hierarchy in messaging.exceptions; a provider module supplies
+the three steps and declares what it can do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from contacts.models import Channel
+from messaging.exceptions import AccountError, ProviderError
+
+if TYPE_CHECKING:
+    from messaging.models import Message, ProviderAccount
+
+
+@dataclass
+class SendResult:
+    """What the provider said about one message of a send."""
+
+    message: Message
+    provider_message_id: str = ""
+    cost: Decimal | None = None
+    error: ProviderError | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class StatusUpdate:
+    """A delivery report or status lookup answer, normalised to our statuses."""
+
+    message: Message
+    status: str
+    event_id: str
+    occurred_at: datetime
+    error_code: str = ""
+    error_message: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class BaseBackend:
+    """One instance per ProviderAccount; holds no state between sends but what caches allow."""
+
+    #: Channels this provider can carry.
+    channels: ClassVar[frozenset[str]] = frozenset({Channel.SMS})
+    #: Most recipients one provider request may carry.
+    max_batch: ClassVar[int] = 1
+    #: Whether lookup_statuses can ask the provider about sent messages.
+    supports_status_lookup: ClassVar[bool] = False
+    #: Whether the provider posts delivery reports to our webhook.
+    supports_webhooks: ClassVar[bool] = False
+
+    def __init__(self, account: ProviderAccount) -> None:
+        self.account = account
+
+    def send_messages(self, messages: Sequence[Message]) -> list[SendResult]:
+        """Send `messages`, returning exactly one result for each.
+
+        A batch-wide failure becomes that error on every message of the batch;
+        once the account itself is refused, later batches are not attempted.
+        """
+        results: list[SendResult] = []
+        account_error: AccountError | None = None
+        for batch in self._batches(messages):
+            if account_error is not None:
+                results.extend(SendResult(m, error=account_error) for m in batch)
+                continue
+            try:
+                payload = self.build_payload(batch)
+                response = self.post_to_provider(payload, batch)
+                results.extend(self.parse_response(response, batch))
+            except AccountError as exc:
+                account_error = exc
+                results.extend(SendResult(m, error=exc) for m in batch)
+            except ProviderError as exc:
+                results.extend(SendResult(m, error=exc) for m in batch)
+        return results
+
+    def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
+        """Ask the provider what became of sent messages; only news is returned."""
+        raise NotImplementedError(f"{type(self).__name__} cannot look up message status")
+
+    # The three steps a provider module fills in.
+
+    def build_payload(self, batch: Sequence[Message]) -> Any:
+        raise NotImplementedError
+
+    def post_to_provider(self, payload: Any, batch: Sequence[Message]) -> Any:
+        raise NotImplementedError
+
+    def parse_response(self, response: Any, batch: Sequence[Message]) -> list[SendResult]:
+        raise NotImplementedError
+
+    def _batches(self, messages: Sequence[Message]) -> Iterator[Sequence[Message]]:
+        for start in range(0, len(messages), self.max_batch):
+            yield messages[start : start + self.max_batch]

@@ -1,0 +1,72 @@
+"""An in-process gateway for the embedded default: accepts, delays, fails and delivers.
+
+Every decision is drawn from a random generator seeded with the account's seed
+and the message's client_ref, so a run can be replayed exactly and a status
+lookup needs no stored state: the simulator "remembers" a message by
+recomputing its fate. Account options (ProviderAccount.options):
+
+    delivery_delay  seconds; each message is delivered between 0 and this after sending (3)
+    failure_rate    share of messages whose delivery fails, 0..1 (0.0)
+    seed            any text (herald)
+"""
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from contacts.models import Channel
+from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.models import Message
+
+
+class SimulatorBackend(BaseBackend):
+    channels = frozenset({Channel.SMS, Channel.WHATSAPP})
+    max_batch = 1000
+    supports_status_lookup = True
+
+    def build_payload(self, batch: Sequence[Message]) -> list[str]:
+        return [m.client_ref for m in batch]
+
+    def post_to_provider(self, payload: list[str], batch: Sequence[Message]) -> list[str]:
+        return [f"sim-{ref}" for ref in payload]
+
+    def parse_response(self, response: list[str], batch: Sequence[Message]) -> list[SendResult]:
+        return [SendResult(m, provider_message_id=pid) for m, pid in zip(batch, response, strict=True)]
+
+    def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
+        now = timezone.now()
+        updates = []
+        for message in messages:
+            if message.sent_at is None:
+                continue
+            fate = self._fate(message.client_ref)
+            delivered_at = message.sent_at + timedelta(seconds=fate.uniform(0, self._delay))
+            if delivered_at > now:
+                continue
+            updates.append(self._final_status(message, fate, delivered_at))
+        return updates
+
+    @property
+    def _delay(self) -> float:
+        return float(self.account.options.get("delivery_delay", 3))
+
+    def _fate(self, client_ref: str) -> random.Random:
+        return random.Random(f"{self.account.options.get('seed', 'herald')}:{client_ref}")
+
+    def _final_status(
+        self, message: Message, fate: random.Random, at: datetime
+    ) -> StatusUpdate:
+        failed = fate.random() < float(self.account.options.get("failure_rate", 0.0))
+        status = Message.Status.FAILED if failed else Message.Status.DELIVERED
+        raw = {"id": message.provider_message_id, "status": status, "at": at.isoformat()}
+        return StatusUpdate(
+            message=message,
+            status=status,
+            event_id=f"{message.provider_message_id}:{status}",
+            occurred_at=at,
+            error_code="UNDELIVERABLE" if failed else "",
+            error_message="handset did not acknowledge (simulated)" if failed else "",
+            raw=raw,
+        )

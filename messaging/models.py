@@ -1,0 +1,258 @@
+"""Provider accounts, the Message rows that are the truth of sending, and delivery events."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from contacts.models import Channel, Contact, PhoneNumberField
+from messaging.crypto import decrypt_credentials, encrypt_credentials
+
+if TYPE_CHECKING:
+    from messaging.backends.base import BaseBackend
+
+
+class ProviderAccount(models.Model):
+    """One set of credentials at one gateway; campaigns send through an account."""
+
+    class Backend(models.TextChoices):
+        SIMULATOR = "simulator", "Simulator (built in, sends nothing)"
+        CONSOLE = "console", "Console (prints messages)"
+        LOCMEM = "locmem", "In-memory (tests)"
+
+    name = models.SlugField(max_length=50, unique=True, help_text="Used in webhook URLs and the CLI.")
+    backend = models.CharField(max_length=20, choices=Backend.choices)
+    base_url = models.URLField(blank=True, help_text="Leave empty for the provider's own.")
+    sender = models.CharField(max_length=20, blank=True, help_text="Default sender ID or number.")
+    rate_limit = models.FloatField(default=10.0, help_text="Requests per second, all workers together.")
+    price_per_segment = models.DecimalField(max_digits=10, decimal_places=5, default=0)
+    currency = models.CharField(max_length=3, default="GBP")
+    options = models.JSONField(default=dict, blank=True, help_text="Backend settings that are not secret.")
+    encrypted_credentials = models.TextField(blank=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        return decrypt_credentials(self.encrypted_credentials)
+
+    def set_credentials(self, values: dict[str, Any]) -> None:
+        self.encrypted_credentials = encrypt_credentials(values)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.encrypted_credentials)
+
+    def get_backend(self) -> BaseBackend:
+        from messaging.backends import backend_class
+
+        return backend_class(self.backend)(self)
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def due(self) -> MessageQuerySet:
+        return self.filter(status=Message.Status.PENDING, next_attempt_at__lte=timezone.now())
+
+    def claim(self, limit: int) -> list[Message]:
+        """Atomically take up to `limit` due rows of this queryset for sending.
+
+        Each row moves pending -> sending under a fresh claim token and lease in
+        one conditional UPDATE, so two workers can never both take a row; on
+        PostgreSQL SKIP LOCKED lets them take different rows without waiting.
+        """
+        token = uuid.uuid4()
+        now = timezone.now()
+        with transaction.atomic():
+            candidates = self.due().order_by("next_attempt_at", "pk")
+            if connection.features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            ids = list(candidates.values_list("pk", flat=True)[:limit])
+            if not ids:
+                return []
+            Message.objects.filter(pk__in=ids, status=Message.Status.PENDING).update(
+                status=Message.Status.SENDING,
+                claim_token=token,
+                lease_expires_at=now + timedelta(seconds=settings.HERALD_SEND_LEASE_SECONDS),
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+        claimed = Message.objects.filter(claim_token=token, status=Message.Status.SENDING)
+        return list(claimed.select_related("provider_account").order_by("pk"))
+
+    def lease_expired(self) -> MessageQuerySet:
+        return self.filter(status=Message.Status.SENDING, lease_expires_at__lt=timezone.now())
+
+    def awaiting_report(self, older_than: timedelta = timedelta(0)) -> MessageQuerySet:
+        return self.filter(status=Message.Status.SENT, sent_at__lte=timezone.now() - older_than)
+
+    def status_counts(self) -> dict[str, int]:
+        """Rows per status, every status present (zero when none)."""
+        counts = dict.fromkeys(Message.Status.values, 0)
+        for row in self.order_by().values("status").annotate(n=Count("pk")):
+            counts[row["status"]] = row["n"]
+        return counts
+
+
+class Message(models.Model):
+    """One message to one recipient: the unit of truth for sending."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # waiting to be sent, at or after next_attempt_at
+        SENDING = "sending", "Sending"  # claimed by a worker whose lease has not run out
+        SENT = "sent", "Sent"  # accepted by the provider, no delivery report yet
+        DELIVERED = "delivered", "Delivered"  # the handset has it (final)
+        FAILED = "failed", "Failed"  # refused or undeliverable (final)
+        SKIPPED = "skipped", "Skipped"  # never sent: see skip_reason (final)
+        IN_DOUBT = "in_doubt", "In doubt"  # may have reached the provider; never resent blindly
+        CANCELLED = "cancelled", "Cancelled"  # its campaign was cancelled before it went (final)
+
+    class SkipReason(models.TextChoices):
+        OPTED_OUT = "opted_out", "Opted out"
+        INVALID_NUMBER = "invalid_number", "Invalid number"
+        DUPLICATE = "duplicate", "Duplicate number"
+
+    FINAL_STATUSES = (Status.DELIVERED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+    UNFINISHED_STATUSES = (Status.PENDING, Status.SENDING, Status.IN_DOUBT)
+
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+    )
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL)
+    provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    phone = PhoneNumberField()
+    sender = models.CharField(max_length=20, blank=True)
+    body = models.TextField()
+    encoding = models.CharField(max_length=8, blank=True)
+    segments = models.PositiveSmallIntegerField(default=1)
+    cost = models.DecimalField(max_digits=12, decimal_places=5, null=True, blank=True)
+    client_ref = models.CharField(
+        max_length=64, unique=True, help_text="Our idempotency key, sent to the provider."
+    )
+    provider_message_id = models.CharField(max_length=100, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claim_token = models.UUIDField(null=True, blank=True, db_index=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("pk",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("campaign", "phone"),
+                condition=models.Q(campaign__isnull=False),
+                name="message_once_per_campaign_phone",
+            )
+        ]
+        indexes = [
+            models.Index(fields=("status", "next_attempt_at"), name="message_due"),
+            models.Index(fields=("campaign", "status"), name="message_campaign_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_ref} ({self.status})"
+
+    @staticmethod
+    def new_client_ref() -> str:
+        return uuid.uuid4().hex
+
+    def apply_status(self, update: Any) -> bool:
+        """Record a StatusUpdate once; move the message forward if it is news. True if it moved."""
+        _event, created = StatusEvent.objects.get_or_create(
+            message=self,
+            event_id=update.event_id,
+            defaults={
+                "status": update.status,
+                "occurred_at": update.occurred_at,
+                "error_code": update.error_code,
+                "raw": update.raw,
+            },
+        )
+        if not created:
+            return False
+        changes: dict[str, Any] = {"status": update.status, "updated_at": timezone.now()}
+        if update.status == Message.Status.DELIVERED:
+            changes["delivered_at"] = update.occurred_at
+        if update.error_code or update.error_message:
+            changes.update(error_code=update.error_code, error_message=update.error_message[:500])
+        # Reports only move a message forward: a late "sent" never undoes "delivered".
+        movable = (Message.Status.SENT, Message.Status.IN_DOUBT)
+        return Message.objects.filter(pk=self.pk, status__in=movable).update(**changes) == 1
+
+
+class StatusEvent(models.Model):
+    """A delivery report or status lookup, kept raw, applied once to its Message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    event_id = models.CharField(max_length=150, help_text="The provider's id for this report.")
+    status = models.CharField(max_length=16, choices=Message.Status.choices)
+    error_code = models.CharField(max_length=50, blank=True)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    raw = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ("received_at",)
+        constraints = [
+            models.UniqueConstraint(fields=("message", "event_id"), name="statusevent_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
+    def beat(self) -> None:
+        """Record that this worker process is alive."""
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        self.update_or_create(name=name, defaults={"seen_at": timezone.now()})
+
+    def summary(self) -> dict[str, Any]:
+        stale_after = timedelta(seconds=settings.HERALD_HEARTBEAT_STALE_SECONDS)
+        latest = self.order_by("-seen_at").first()
+        if latest is None:
+            return {"status": "never_seen", "last_seen": None, "alive": 0}
+        age = timezone.now() - latest.seen_at
+        return {
+            "status": "ok" if age <= stale_after else "stale",
+            "last_seen": latest.seen_at.isoformat(),
+            "age_seconds": int(age.total_seconds()),
+            "alive": self.filter(seen_at__gte=timezone.now() - stale_after).count(),
+        }
+
+
+class WorkerHeartbeat(models.Model):
+    """Last sign of life of each worker process, written by the periodic engine tick."""
+
+    name = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    objects = WorkerHeartbeatQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.name
