@@ -18,6 +18,9 @@ class ProviderAccountForm(forms.ModelForm):
         "Stored encrypted and never displayed; leave empty to keep the current ones.",
         label="Credentials",
     )
+    base_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="Leave empty for the provider's own."
+    )
 
     class Meta:
         model = ProviderAccount

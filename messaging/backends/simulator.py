@@ -5,9 +5,12 @@ and the message's client_ref, so a run can be replayed exactly and a status
 lookup needs no stored state: the simulator "remembers" a message by
 recomputing its fate. Account options (ProviderAccount.options):
 
-    delivery_delay  seconds; each message is delivered between 0 and this after sending (3)
-    failure_rate    share of messages whose delivery fails, 0..1 (0.0)
-    seed            any text (herald)
+    delivery_delay      seconds; each message is delivered between 0 and this after sending (3)
+    failure_rate        share of messages whose delivery fails, 0..1 (0.0)
+    reject_rate         share of messages refused at send as an invalid number, 0..1 (0.0)
+    busy_rate           share of send attempts answered "try again later", 0..1 (0.0)
+    account_error       when set, every send is refused for the account with this text
+    seed                any text (herald)
 """
 
 import random
@@ -18,6 +21,7 @@ from django.utils import timezone
 
 from contacts.models import Channel
 from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.exceptions import AccountError, RecipientError, RetryableError
 from messaging.models import Message
 
 
@@ -26,14 +30,27 @@ class SimulatorBackend(BaseBackend):
     max_batch = 1000
     supports_status_lookup = True
 
-    def build_payload(self, batch: Sequence[Message]) -> list[str]:
-        return [m.client_ref for m in batch]
+    def build_payload(self, batch: Sequence[Message]) -> list[tuple[str, int]]:
+        return [(m.client_ref, m.attempts) for m in batch]
 
-    def post_to_provider(self, payload: list[str], batch: Sequence[Message]) -> list[str]:
-        return [f"sim-{ref}" for ref in payload]
+    def post_to_provider(self, payload: list[tuple[str, int]], batch: Sequence[Message]) -> None:
+        if self.account.options.get("account_error"):
+            raise AccountError(str(self.account.options["account_error"]), code="ACCOUNT_REFUSED")
 
-    def parse_response(self, response: list[str], batch: Sequence[Message]) -> list[SendResult]:
-        return [SendResult(m, provider_message_id=pid) for m, pid in zip(batch, response, strict=True)]
+    def parse_response(self, response: None, batch: Sequence[Message]) -> list[SendResult]:
+        return [self._accept_or_refuse(m) for m in batch]
+
+    def _accept_or_refuse(self, message: Message) -> SendResult:
+        options = self.account.options
+        if self._fate(message.client_ref).random() < float(options.get("reject_rate", 0.0)):
+            error = RecipientError("number refused (simulated)", code="INVALID_PHONE_NUMBER")
+            return SendResult(message, error=error)
+        # A fresh draw each attempt, so a busy message gets through on a later try.
+        attempt = self._fate(f"{message.client_ref}:{message.attempts}")
+        if attempt.random() < float(options.get("busy_rate", 0.0)):
+            error = RetryableError("gateway busy (simulated)", code="RATE_LIMITED", retry_after=1)
+            return SendResult(message, error=error)
+        return SendResult(message, provider_message_id=f"sim-{message.client_ref}")
 
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
         now = timezone.now()
@@ -41,7 +58,7 @@ class SimulatorBackend(BaseBackend):
         for message in messages:
             if message.sent_at is None:
                 continue
-            fate = self._fate(message.client_ref)
+            fate = self._fate(f"{message.client_ref}:report")
             delivered_at = message.sent_at + timedelta(seconds=fate.uniform(0, self._delay))
             if delivered_at > now:
                 continue

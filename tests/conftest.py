@@ -1,0 +1,103 @@
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group as Role
+from django.contrib.auth.models import User
+from django.db import connection
+
+import messaging
+from campaigns.models import Campaign
+from contacts.models import Contact, Group
+from messaging.models import ProviderAccount
+
+# Valid UK mobiles (libphonenumber rejects Ofcom's 07700 900xxx drama range).
+FIRST_NUMBER = 447911200000
+
+
+def phone(i: int) -> str:
+    return f"+{FIRST_NUMBER + i}"
+
+
+@pytest.fixture(autouse=True)
+def _empty_outbox() -> None:
+    messaging.outbox.clear()
+
+
+@pytest.fixture
+def make_user(db: Any) -> Callable[..., User]:
+    def make(username: str, *roles: str) -> User:
+        user = User.objects.create_user(username, password="pw-" + username, is_staff=True)
+        user.groups.add(*Role.objects.filter(name__in=roles))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def marketer(make_user: Callable[..., User]) -> User:
+    return make_user("mia", "Marketers")
+
+
+@pytest.fixture
+def approver(make_user: Callable[..., User]) -> User:
+    return make_user("arno", "Approvers")
+
+
+@pytest.fixture
+def simulator(db: Any) -> ProviderAccount:
+    return ProviderAccount.objects.create(
+        name="sim",
+        backend=ProviderAccount.Backend.SIMULATOR,
+        sender="Herald",
+        price_per_segment="0.03000",
+        options={"delivery_delay": 0, "seed": "tests"},
+    )
+
+
+@pytest.fixture
+def locmem(db: Any) -> ProviderAccount:
+    return ProviderAccount.objects.create(name="mem", backend=ProviderAccount.Backend.LOCMEM)
+
+
+@pytest.fixture
+def make_contacts(db: Any) -> Callable[..., list[Contact]]:
+    def make(count: int, *groups: Group, start: int = 0) -> list[Contact]:
+        contacts = []
+        for i in range(start, start + count):
+            contact = Contact.objects.create(phone=phone(i), first_name=f"Name{i}")
+            contact.groups.add(*groups)
+            contacts.append(contact)
+        return contacts
+
+    return make
+
+
+@pytest.fixture
+def make_campaign(db: Any, marketer: User) -> Callable[..., Campaign]:
+    def make(account: ProviderAccount, *groups: Group, body: str = "Hi {{first_name}}") -> Campaign:
+        campaign = Campaign.objects.create(
+            name="Spring", provider_account=account, body=body, created_by=marketer
+        )
+        campaign.groups.add(*groups)
+        return campaign
+
+    return make
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    on_postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    if on_postgres or not any(item.get_closest_marker("postgres") for item in items):
+        return
+    if os.environ.get("HERALD_REQUIRE_POSTGRES"):
+        raise pytest.UsageError("HERALD_REQUIRE_POSTGRES is set but DATABASE_URL is not PostgreSQL")
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
