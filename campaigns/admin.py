@@ -145,12 +145,12 @@ class CampaignAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         campaign = form.instance
-        if campaign.status in (S.PENDING_APPROVAL, S.SCHEDULED):
-            if campaign.compute_content_hash() != campaign.content_hash:
-                campaign.return_to_draft(by=request.user)
-                messages.warning(
-                    request, "The campaign was changed after submit, so it is a draft again."
-                )
+        edited = campaign.compute_content_hash() != campaign.content_hash
+        if campaign.status in (S.PENDING_APPROVAL, S.SCHEDULED) and edited:
+            campaign.return_to_draft(by=request.user)
+            messages.warning(
+                request, "The campaign was changed after submit, so it is a draft again."
+            )
 
     @admin.display(description="messages")
     def progress(self, campaign: Campaign) -> str:
@@ -205,9 +205,9 @@ class CampaignAdmin(admin.ModelAdmin):
             raise PermissionDenied
         change_url = reverse("admin:campaigns_campaign_change", args=(campaign.pk,))
         form = TransitionForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            if self._perform(request, chosen, campaign, form.cleaned_data["note"]):
-                return HttpResponseRedirect(change_url)
+        confirmed = request.method == "POST" and form.is_valid()
+        if confirmed and self._perform(request, chosen, campaign, form.cleaned_data["note"]):
+            return HttpResponseRedirect(change_url)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -228,7 +228,9 @@ class CampaignAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return False
-        done = format_html("“{}” is now <strong>{}</strong>.", campaign, campaign.get_status_display())
+        done = format_html(
+            "“{}” is now <strong>{}</strong>.", campaign, campaign.get_status_display()
+        )
         self.message_user(request, done, messages.SUCCESS)
         return True
 
@@ -244,7 +246,9 @@ class CampaignAdmin(admin.ModelAdmin):
                 text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
                 refused.append(f"{campaign}: {text}")
         if moved:
-            self.message_user(request, f"{action.capitalize()}: {moved} campaign(s).", messages.SUCCESS)
+            self.message_user(
+                request, f"{action.capitalize()}: {moved} campaign(s).", messages.SUCCESS
+            )
         for line in refused:
             self.message_user(request, line, messages.WARNING)
 

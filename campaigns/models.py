@@ -21,6 +21,7 @@ from contacts.models import Channel, Contact, Group, Tag
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import placeholders
 
+
 class TransitionNotAllowed(Exception):
     """The campaign is not in a state this action applies to (or someone else got there first)."""
 
@@ -149,7 +150,9 @@ class Campaign(models.Model):
             problems.append(f"provider account {self.provider_account} is disabled")
         elif self.channel not in self.provider_account.get_backend().channels:
             problems.append(f"provider account {self.provider_account} cannot send {self.channel}")
-        unknown = [name for name in placeholders(self.message_body) if not self._knows_variable(name)]
+        unknown = [
+            name for name in placeholders(self.message_body) if not self._knows_variable(name)
+        ]
         if unknown:
             problems.append("no contact has the variables " + ", ".join(unknown))
         if problems:
@@ -206,7 +209,10 @@ class Campaign(models.Model):
         """An edit after submit voids the approval: the campaign must go round again."""
         self._transition(
             "edit",
-            {self.Status.PENDING_APPROVAL: self.Status.DRAFT, self.Status.SCHEDULED: self.Status.DRAFT},
+            {
+                self.Status.PENDING_APPROVAL: self.Status.DRAFT,
+                self.Status.SCHEDULED: self.Status.DRAFT,
+            },
             by,
             note=note,
             content_hash="",
@@ -291,17 +297,22 @@ class Campaign(models.Model):
     ) -> None:
         with transaction.atomic():
             current = Campaign.objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            target = moves.get(current) if current else None
-            updated = 0
-            if target is not None:
-                updated = Campaign.objects.filter(
-                    pk=self.pk, status=current, **(extra_filter or {})
-                ).update(status=target, updated_at=timezone.now(), **changes)
-            if not updated:
-                label = Campaign.Status(current).label.lower() if current else "gone"
+            if current is None:
+                raise TransitionNotAllowed(f"Cannot {action} a campaign that was deleted.")
+            target = moves.get(current)
+            updated = target is not None and Campaign.objects.filter(
+                pk=self.pk, status=current, **(extra_filter or {})
+            ).update(status=target, updated_at=timezone.now(), **changes)
+            if not updated or target is None:
+                label = Campaign.Status(current).label.lower()
                 raise TransitionNotAllowed(f"Cannot {action} a campaign that is {label}.")
             CampaignTransition.objects.create(
-                campaign=self, from_status=current, to_status=target, by=by, action=action, note=note
+                campaign=self,
+                from_status=current,
+                to_status=target,
+                by=by,
+                action=action,
+                note=note,
             )
             if on_success:
                 on_success()

@@ -6,6 +6,7 @@ again (by a repeated task or a second worker) without losing or doubling a messa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -79,7 +80,9 @@ def _chunks(contacts: QuerySet[Contact]) -> Iterator[list[Contact]]:
 
 def run_campaign(campaign: Campaign) -> None:
     """Start the campaign if it is due, then send batches until nothing is due."""
-    if campaign.status == Campaign.Status.SCHEDULED and Campaign.objects.due().filter(pk=campaign.pk):
+    if campaign.status == Campaign.Status.SCHEDULED and Campaign.objects.due().filter(
+        pk=campaign.pk
+    ):
         campaign.start()
         campaign.refresh_from_db()
     if campaign.status != Campaign.Status.SENDING:
@@ -101,9 +104,8 @@ def dispatch_batch(campaign: Campaign) -> bool:
         return False
     account_error = send_claimed(batch)
     if account_error is not None:
-        try:
+        # Staff may have paused or cancelled it meanwhile; the rows are back in pending either way.
+        with contextlib.suppress(TransitionNotAllowed):
             campaign.pause(by=None, reason=f"Provider refused the account: {account_error}")
-        except TransitionNotAllowed:
-            pass  # staff paused or cancelled it meanwhile; the rows are back in pending either way
         return False
     return True

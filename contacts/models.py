@@ -28,8 +28,8 @@ class PhoneNumberFormField(forms.CharField):
         super().__init__(*args, **kwargs)
 
     def to_python(self, value: Any) -> str:
-        text = super().to_python(value)
-        if text in self.empty_values:
+        text = super().to_python(value) or ""
+        if not text:
             return text
         try:
             return to_e164(text, self.region or settings.HERALD_DEFAULT_REGION)
@@ -115,11 +115,15 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         return qs
 
     def opted_out(self, channel: str) -> ContactQuerySet:
-        return self.filter(Exists(OptOut.objects.for_channel(channel).filter(phone=OuterRef("phone"))))
+        return self.filter(
+            Exists(OptOut.objects.for_channel(channel).filter(phone=OuterRef("phone")))
+        )
 
     def sendable(self, channel: str) -> ContactQuerySet:
         """Contacts that may be messaged on `channel`: not on its suppression list."""
-        return self.exclude(Exists(OptOut.objects.for_channel(channel).filter(phone=OuterRef("phone"))))
+        return self.exclude(
+            Exists(OptOut.objects.for_channel(channel).filter(phone=OuterRef("phone")))
+        )
 
 
 class Contact(models.Model):
@@ -178,7 +182,9 @@ class OptOutQuerySet(models.QuerySet["OptOut"]):
 
     def phones(self, channel: str, phones: Iterable[str]) -> set[str]:
         """Which of `phones` are suppressed on `channel` (one query)."""
-        return set(self.filter(channel=channel, phone__in=list(phones)).values_list("phone", flat=True))
+        return set(
+            self.filter(channel=channel, phone__in=list(phones)).values_list("phone", flat=True)
+        )
 
 
 class OptOut(models.Model):

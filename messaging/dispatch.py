@@ -105,9 +105,9 @@ def _record_accepted(results: list[SendResult]) -> None:
     # Only rows still held under our claim: a row whose lease ran out and was
     # taken over is not ours to write any more.
     with transaction.atomic():
-        Message.objects.filter(
-            claim_token__in=tokens, status=Message.Status.SENDING
-        ).bulk_update(rows, fields, batch_size=1000)
+        Message.objects.filter(claim_token__in=tokens, status=Message.Status.SENDING).bulk_update(
+            rows, fields, batch_size=1000
+        )
 
 
 def _record_failure(result: SendResult) -> None:

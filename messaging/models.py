@@ -28,14 +28,20 @@ class ProviderAccount(models.Model):
         CONSOLE = "console", "Console (prints messages)"
         LOCMEM = "locmem", "In-memory (tests)"
 
-    name = models.SlugField(max_length=50, unique=True, help_text="Used in webhook URLs and the CLI.")
+    name = models.SlugField(
+        max_length=50, unique=True, help_text="Used in webhook URLs and the CLI."
+    )
     backend = models.CharField(max_length=20, choices=Backend.choices)
     base_url = models.URLField(blank=True, help_text="Leave empty for the provider's own.")
     sender = models.CharField(max_length=20, blank=True, help_text="Default sender ID or number.")
-    rate_limit = models.FloatField(default=10.0, help_text="Requests per second, all workers together.")
+    rate_limit = models.FloatField(
+        default=10.0, help_text="Requests per second, all workers together."
+    )
     price_per_segment = models.DecimalField(max_digits=10, decimal_places=5, default=0)
     currency = models.CharField(max_length=3, default="GBP")
-    options = models.JSONField(default=dict, blank=True, help_text="Backend settings that are not secret.")
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Backend settings that are not secret."
+    )
     encrypted_credentials = models.TextField(blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -130,7 +136,11 @@ class Message(models.Model):
     UNFINISHED_STATUSES = (Status.PENDING, Status.SENDING, Status.IN_DOUBT)
 
     campaign = models.ForeignKey(
-        "campaigns.Campaign", null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="messages",
     )
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL)
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)

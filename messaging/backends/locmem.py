@@ -20,4 +20,6 @@ class LocmemBackend(BaseBackend):
         return [f"locmem-{message.client_ref}" for message in payload]
 
     def parse_response(self, response: list[str], batch: Sequence[Message]) -> list[SendResult]:
-        return [SendResult(m, provider_message_id=pid) for m, pid in zip(batch, response, strict=True)]
+        return [
+            SendResult(m, provider_message_id=pid) for m, pid in zip(batch, response, strict=True)
+        ]

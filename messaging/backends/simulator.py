@@ -43,13 +43,13 @@ class SimulatorBackend(BaseBackend):
     def _accept_or_refuse(self, message: Message) -> SendResult:
         options = self.account.options
         if self._fate(message.client_ref).random() < float(options.get("reject_rate", 0.0)):
-            error = RecipientError("number refused (simulated)", code="INVALID_PHONE_NUMBER")
-            return SendResult(message, error=error)
+            refused = RecipientError("number refused (simulated)", code="INVALID_PHONE_NUMBER")
+            return SendResult(message, error=refused)
         # A fresh draw each attempt, so a busy message gets through on a later try.
         attempt = self._fate(f"{message.client_ref}:{message.attempts}")
         if attempt.random() < float(options.get("busy_rate", 0.0)):
-            error = RetryableError("gateway busy (simulated)", code="RATE_LIMITED", retry_after=1)
-            return SendResult(message, error=error)
+            busy = RetryableError("gateway busy (simulated)", code="RATE_LIMITED", retry_after=1)
+            return SendResult(message, error=busy)
         return SendResult(message, provider_message_id=f"sim-{message.client_ref}")
 
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
@@ -72,9 +72,7 @@ class SimulatorBackend(BaseBackend):
     def _fate(self, client_ref: str) -> random.Random:
         return random.Random(f"{self.account.options.get('seed', 'herald')}:{client_ref}")
 
-    def _final_status(
-        self, message: Message, fate: random.Random, at: datetime
-    ) -> StatusUpdate:
+    def _final_status(self, message: Message, fate: random.Random, at: datetime) -> StatusUpdate:
         failed = fate.random() < float(self.account.options.get("failure_rate", 0.0))
         status = Message.Status.FAILED if failed else Message.Status.DELIVERED
         raw = {"id": message.provider_message_id, "status": status, "at": at.isoformat()}

@@ -56,7 +56,9 @@ def test_demo_flow_sends_every_message_once_and_completes(
 
     campaign = approve(campaign, marketer, approver)
     assert campaign.status == S.COMPLETED
-    rows = list(campaign.messages.order_by("phone").values_list("phone", "body", "status", "sender"))
+    rows = list(
+        campaign.messages.order_by("phone").values_list("phone", "body", "status", "sender")
+    )
     assert rows == [
         (c.phone, f"Hi {c.first_name}, sale today!", M.SENT, "Herald") for c in contacts
     ]

@@ -12,7 +12,7 @@ from messaging.models import Message, ProviderAccount
 S = Campaign.Status
 
 # Each action: the statuses it may start from and where it leads.
-ALLOWED = {
+ALLOWED: dict[str, dict[str, str]] = {
     "submit": {S.DRAFT: S.PENDING_APPROVAL},
     "approve": {S.PENDING_APPROVAL: S.SCHEDULED},
     "reject": {S.PENDING_APPROVAL: S.DRAFT},

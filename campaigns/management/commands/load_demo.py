@@ -22,7 +22,10 @@ DEMO_CONTACTS = 200
 # +44 7911 1xxxxx: a UK mobile range libphonenumber accepts (unlike Ofcom's 07700 900xxx).
 FIRST_NUMBER = 447911100000
 
-DEMO_BODY = "Hi {{first_name|there}}, our spring sale starts today: 20% off everything. Reply STOP to opt out."
+DEMO_BODY = (
+    "Hi {{first_name|there}}, our spring sale starts today: 20% off everything. "
+    "Reply STOP to opt out."
+)
 
 
 class Command(BaseCommand):
@@ -34,13 +37,18 @@ class Command(BaseCommand):
             account = self._provider()
             newsletter = self._contacts()
             self._campaign(account, newsletter, logins["marketer"][0])
-        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (fresh passwords each start):"))
+        self.stdout.write(
+            self.style.SUCCESS("Demo data ready. Logins (fresh passwords each start):")
+        )
         for role, (user, password) in logins.items():
             self.stdout.write(f"  {role:<9} {user.username} / {password}")
 
     def _users(self) -> dict[str, tuple[User, str]]:
-        specs = (("admin", "admin", None), ("marketer", "marketer", "Marketers"))
-        specs += (("approver", "approver", "Approvers"),)
+        specs: list[tuple[str, str, str | None]] = [
+            ("admin", "admin", None),
+            ("marketer", "marketer", "Marketers"),
+            ("approver", "approver", "Approvers"),
+        ]
         logins = {}
         for role, username, group_name in specs:
             user, _ = User.objects.get_or_create(username=username)
@@ -97,7 +105,9 @@ class Command(BaseCommand):
                     contact.tags.add(vip)
         for i in (3, 7):
             OptOut.objects.get_or_create(
-                phone=f"+{FIRST_NUMBER + i}", channel="sms", defaults={"source": OptOut.Source.MANUAL}
+                phone=f"+{FIRST_NUMBER + i}",
+                channel="sms",
+                defaults={"source": OptOut.Source.MANUAL},
             )
         return newsletter
 

@@ -1,0 +1,77 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from campaigns import tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {
+    "DEBUG": "False",
+    "SECRET_KEY": "x7Qm2vR9tL4pZ8kW1nB6cY3hJ5dF0gS-aE_uI9oP2lK7jH4gF6dS8aQ1wE3rT5yU",
+    "ALLOWED_HOSTS": "herald.example.com",
+    "CREDENTIALS_KEYS": "Sd7vUuLgmZnv2dDGB0YbcCjnpQvLTrEtCTtqcwOdvr0=",
+}
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_is_clean_in_production_settings() -> None:
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_credentials_have_no_key_of_their_own() -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CREDENTIALS_KEYS"}
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    assert "herald.W001" in result.stderr
+
+
+def test_check_deploy_refuses_the_development_secret_key() -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    assert "security.W009" in result.stderr
+
+
+@pytest.mark.django_db
+def test_every_model_change_has_its_migration() -> None:
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_and_worker(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+    assert response.json()["worker"]["status"] == "never_seen"
+    assert response.json()["status"] == "degraded"
+
+    tasks.tick()  # what the worker runs every minute
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["worker"]["alive"] == 1
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+@pytest.mark.django_db
+def test_healthz_answers_plain_http_in_production(client: Client, settings: object) -> None:
+    settings.SECURE_SSL_REDIRECT = True  # type: ignore[attr-defined]
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/admin/").status_code == 301
