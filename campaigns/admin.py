@@ -80,9 +80,15 @@ class TransitionInline(admin.TabularInline):
     model = CampaignTransition
     extra = 0
     can_delete = False
-    fields = ("at", "action", "from_status", "to_status", "by", "note")
+    fields = ("at", "action", "from_status", "to_status", "actor", "note")
     readonly_fields = fields
     verbose_name_plural = "history"
+
+    @admin.display(description="by")
+    def actor(self, transition: CampaignTransition) -> str:
+        if transition.by_id is None:
+            return "Herald (engine)"
+        return transition.by.get_username() if transition.by else "(deleted user)"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
