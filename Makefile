@@ -21,7 +21,7 @@ run: install
 	DEBUG=True $(BIN)/python manage.py load_demo
 	@echo
 	@echo "Herald: http://127.0.0.1:$(HERALD_PORT)/  (admin at /admin/, health at /healthz)"
-	@echo "Web, worker and simulator start now; Ctrl-C stops them all."
+	@echo "Web and worker (with the built-in simulator) start now; Ctrl-C stops them all."
 	@echo
 	DEBUG=True PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 

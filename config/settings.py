@@ -145,6 +145,8 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": "Tasks",
     "sync": env.bool("Q_SYNC", default=False),
+    # django-q2 logs every task at INFO; the minute tick would drown everything else.
+    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
 }
 
 LOGGING = {
@@ -153,7 +155,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
 
 # Production hardening: on whenever DEBUG is off, so `check --deploy` is clean.
