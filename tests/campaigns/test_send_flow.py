@@ -187,7 +187,10 @@ def test_busy_gateway_backs_off_and_a_later_tick_finishes_the_job(
     simulator: ProviderAccount,
     marketer: User,
     approver: User,
+    settings: Any,
 ) -> None:
+    # Half the attempts are refused; with 40 tries none of 20 messages runs out (2**-40).
+    settings.HERALD_MAX_SEND_ATTEMPTS = 40
     simulator.options["busy_rate"] = 0.5
     simulator.save()
     group = Group.objects.create(name="G")
@@ -197,7 +200,7 @@ def test_busy_gateway_backs_off_and_a_later_tick_finishes_the_job(
     assert campaign.status == S.SENDING and retrying.exists()
     assert all(m.next_attempt_at > timezone.now() for m in retrying)
 
-    for _ in range(10):  # time passes: make the retries due, as the minute tick would find them
+    for _ in range(40):  # time passes: make the retries due, as the minute tick would find them
         Message.objects.filter(status=M.PENDING).update(next_attempt_at=timezone.now())
         tasks.tick()
 
@@ -205,6 +208,31 @@ def test_busy_gateway_backs_off_and_a_later_tick_finishes_the_job(
     assert campaign.status == S.COMPLETED
     counts = campaign.messages.all().status_counts()
     assert counts[M.SENT] + counts[M.DELIVERED] == 20
+    assert campaign.messages.filter(attempts__gt=1).exists()
+
+
+def test_a_message_still_refused_after_the_last_attempt_fails_with_the_reason(
+    make_campaign: Callable[..., Campaign],
+    make_contacts: Callable[..., list[Contact]],
+    simulator: ProviderAccount,
+    marketer: User,
+    approver: User,
+    settings: Any,
+) -> None:
+    settings.HERALD_MAX_SEND_ATTEMPTS = 3
+    simulator.options["busy_rate"] = 1.0
+    simulator.save()
+    group = Group.objects.create(name="G")
+    make_contacts(2, group)
+    campaign = approve(make_campaign(simulator, group), marketer, approver)
+    for _ in range(5):
+        Message.objects.filter(status=M.PENDING).update(next_attempt_at=timezone.now())
+        tasks.tick()
+
+    assert Campaign.objects.get(pk=campaign.pk).status == S.COMPLETED
+    assert set(campaign.messages.values_list("status", "attempts", "error_code")) == {
+        (M.FAILED, 3, "RATE_LIMITED")
+    }
 
 
 def test_rejected_recipients_fail_with_the_provider_code(

@@ -16,29 +16,22 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-# Playwright's sync API keeps an event loop in this thread; the ORM calls the
-# tests make around it are plain synchronous ones.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture
+def page(transactional_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh Chromium page. Function-scoped on purpose: Playwright's sync API runs an
+    event loop in this thread, which must start only after the test database is set up
+    (and is why the ORM calls around it need DJANGO_ALLOW_ASYNC_UNSAFE)."""
     if not shutil.which(CHROMIUM):
         if os.environ.get("HERALD_REQUIRE_BROWSER"):
             pytest.fail(f"HERALD_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}")
         pytest.skip(f"no Chromium at {CHROMIUM}: run `make browser`")
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
         browser.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
