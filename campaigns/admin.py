@@ -12,6 +12,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from campaigns.models import Campaign, CampaignTransition, MessageTemplate, TransitionNotAllowed
+from messaging.admin import ReadOnlyAdmin
 from messaging.models import Message
 
 
@@ -95,6 +96,17 @@ class TransitionInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(CampaignTransition)
+class CampaignTransitionAdmin(ReadOnlyAdmin):
+    """The audit log of every campaign's state changes."""
+
+    list_display = ("at", "campaign", "action", "from_status", "to_status", "by", "note")
+    list_filter = ("action", "to_status")
+    list_select_related = ("campaign", "by")
+    search_fields = ("campaign__name", "note")
+    date_hierarchy = "at"
 
 
 @admin.register(Campaign)

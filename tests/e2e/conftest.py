@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("HERALD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,3 +36,6 @@ def page(transactional_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # While Playwright's loop runs, the ORM in this thread gets connections of its
+        # own; close them here, or PostgreSQL cannot drop the test database.
+        connections.close_all()
