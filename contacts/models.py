@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from contacts.phones import InvalidPhoneNumber, time_zones_for, to_e164
 
@@ -42,24 +43,28 @@ class PhoneNumberFormField(forms.CharField):
 
 
 class PhoneNumberField(models.CharField):
-    """A CharField that stores E.164 and normalises whatever it is given on clean."""
+    """A CharField holding E.164; model validation normalises whatever it was given.
+
+    Normalising happens in clean(), not to_python(): Django also runs to_python on
+    every lookup value, and parsing numbers there would cost a phonenumbers parse per
+    value of every `phone__in=` query.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 16)
         super().__init__(*args, **kwargs)
 
-    def to_python(self, value: Any) -> Any:
-        value = super().to_python(value)
-        if not value:
-            return value
-        try:
-            return to_e164(value, settings.HERALD_DEFAULT_REGION)
-        except InvalidPhoneNumber as exc:
-            raise ValidationError(
-                "Enter a valid phone number, e.g. +44 7911 123456 (%(reason)s).",
-                code="invalid_phone",
-                params={"reason": exc},
-            ) from exc
+    def clean(self, value: Any, model_instance: Any) -> Any:
+        if value:
+            try:
+                value = to_e164(str(value), settings.HERALD_DEFAULT_REGION)
+            except InvalidPhoneNumber as exc:
+                raise ValidationError(
+                    "Enter a valid phone number, e.g. +44 7911 123456 (%(reason)s).",
+                    code="invalid_phone",
+                    params={"reason": exc},
+                ) from exc
+        return super().clean(value, model_instance)
 
     def formfield(self, **kwargs: Any) -> Any:
         return super().formfield(**{"form_class": PhoneNumberFormField, **kwargs})
@@ -133,7 +138,7 @@ class Contact(models.Model):
     email = models.EmailField(blank=True)
     language = models.CharField(max_length=10, blank=True)
     timezone = models.CharField(
-        max_length=64, blank=True, help_text="IANA zone; filled from the number when left empty."
+        max_length=64, blank=True, help_text="IANA zone; empty means the zones of the number."
     )
     attributes = models.JSONField(
         default=dict, blank=True, help_text="Custom fields, usable as {{name}} in templates."
@@ -142,6 +147,16 @@ class Contact(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="contacts")
     consent_source = models.CharField(max_length=100, blank=True)
     consent_at = models.DateTimeField(null=True, blank=True)
+    import_job = models.ForeignKey(
+        "ImportJob",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="created_contacts",
+        db_index=False,  # only read when rolling an import back
+        help_text="The import that created this contact.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,23 +172,16 @@ class Contact(models.Model):
         name = f"{self.first_name} {self.last_name}".strip()
         return f"{name} ({self.phone})" if name else self.phone
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.timezone and self.phone:
-            self.timezone = guess_timezone(self.phone)
-        super().save(*args, **kwargs)
+    @property
+    def time_zones(self) -> list[str]:
+        """The contact's own zone if set, else every zone its number may be in."""
+        return [self.timezone] if self.timezone else time_zones_for(self.phone)
 
     def template_fields(self) -> dict[str, str]:
         """What `{{name}}` placeholders may read: custom attributes, then the fixed fields."""
         fields = {str(k): "" if v is None else str(v) for k, v in self.attributes.items()}
         fields.update({name: getattr(self, name) for name in self.TEMPLATE_FIELDS})
         return fields
-
-
-def guess_timezone(e164: str) -> str:
-    """The number's zone when it has exactly one; a number spanning several stays undecided
-    so the send window can apply the most restrictive of them."""
-    zones = time_zones_for(e164)
-    return zones[0] if len(zones) == 1 else ""
 
 
 class OptOutQuerySet(models.QuerySet["OptOut"]):
@@ -212,3 +220,104 @@ class OptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone} ({self.get_channel_display()})"
+
+
+class ImportJob(models.Model):
+    """One contact file on its way in: checked, confirmed, imported, perhaps rolled back.
+
+    Rows are committed a chunk at a time together with the progress fields, so
+    `resume_line` always says exactly how far the database has got.
+    """
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"  # saved, not yet checked
+        VALIDATING = "validating", "Checking"  # dry run in progress
+        VALIDATED = "validated", "Ready to import"  # preview ready; waits for confirmation
+        QUEUED = "queued", "Queued"  # confirmed; waiting for a worker
+        RUNNING = "running", "Importing"  # rows are being written
+        COMPLETED = (
+            "completed",
+            "Completed",
+        )  # every row written or reported (final unless rolled back)
+        FAILED = "failed", "Failed"  # stopped after resume_line; resume or roll back
+        ROLLED_BACK = "rolled_back", "Rolled back"  # its changes were undone (final)
+
+    class Origin(models.TextChoices):
+        ADMIN = "admin", "Admin upload"
+        CLI = "cli", "Command line"
+
+    file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    source_path = models.CharField(max_length=500, blank=True, help_text="File read by the CLI.")
+    original_name = models.CharField(max_length=255)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.ADMIN)
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="+")
+    region = models.CharField(max_length=2, help_text="Country for numbers without +.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0, help_text="Data rows read so far.")
+    resume_line = models.PositiveIntegerField(default=0, help_text="Last file line committed.")
+    imported = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    preview = models.JSONField(default=dict, blank=True, editable=False)
+    error_report = models.FileField(upload_to="imports/errors/%Y/%m/", blank=True)
+    failure_reason = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        verbose_name = "contact import"
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_status_display().lower()})"
+
+    @property
+    def path(self) -> str:
+        return self.file.path if self.file else self.source_path
+
+    @property
+    def skipped(self) -> int:
+        return self.unchanged + self.duplicates
+
+    def summary_line(self) -> str:
+        return (
+            f"imported={self.imported} updated={self.updated} "
+            f"skipped={self.skipped} invalid={self.invalid}"
+        )
+
+    def rows_per_second(self) -> float:
+        if not self.started_at or not self.rows_done:
+            return 0.0
+        end = self.finished_at or timezone.now()
+        elapsed = max((end - self.started_at).total_seconds(), 0.001)
+        return self.rows_done / elapsed
+
+    def move(self, from_statuses: Iterable[str], to: str, **changes: Any) -> bool:
+        """Conditional status change: False when another click or worker got there first."""
+        moved = ImportJob.objects.filter(pk=self.pk, status__in=list(from_statuses)).update(
+            status=to, updated_at=timezone.now(), **changes
+        )
+        self.refresh_from_db()
+        return moved == 1
+
+
+class ImportUndo(models.Model):
+    """What a chunk of an import changed on contacts that existed before it, to undo it."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="undo_entries")
+    previous_values = models.JSONField(default=list, help_text="[[contact id, {field: old}]]")
+    added_groups = models.JSONField(default=list, help_text="[[contact id, group id]]")
+    added_tags = models.JSONField(default=list, help_text="[[contact id, tag id]]")
+
+    def __str__(self) -> str:
+        return f"undo entry {self.pk} of import {self.job_id}"

@@ -1,0 +1,340 @@
+"""Reading contact files: formats, encodings, columns, and cleaning each row.
+
+Nothing here touches the database, so row cleaning can run in worker processes;
+contacts.resources persists what comes out.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import functools
+import io
+import json
+import re
+import zoneinfo
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from contacts.phones import InvalidPhoneNumber, to_e164
+
+COLUMN_ALIASES = {
+    "phone": ("phone", "mobile", "number", "phone_number", "mobile_number", "msisdn", "cell",
+              "cellphone", "telephone", "tel", "phone_no", "mobile_phone"),
+    "first_name": ("first_name", "firstname", "given_name", "forename", "first", "name"),
+    "last_name": ("last_name", "lastname", "surname", "family_name", "last"),
+    "email": ("email", "e_mail", "email_address", "mail"),
+    "language": ("language", "lang", "locale"),
+    "timezone": ("timezone", "time_zone", "tz"),
+}  # fmt: skip
+FIELD_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "language": 10, "timezone": 64}
+DELIMITERS = ",;\t|"
+SNIFF_BYTES = 64 * 1024
+XLSX_MAGIC = b"PK\x03\x04"
+# Cells our own export neutralised against spreadsheet formulas: "'=SUM(...)".
+NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
+
+
+class FileProblem(Exception):
+    """The file as a whole cannot be imported; the message is one line for a person."""
+
+
+#: Contact fields a file may set besides the phone, in CleanRow order.
+FIELDS = ("first_name", "last_name", "email", "language", "timezone")
+
+
+class CleanRow(NamedTuple):
+    """A row ready to write. A tuple, not a dataclass: rows cross process boundaries by
+    the million, and tuples pickle several times faster."""
+
+    line: int
+    phone: str
+    fields: tuple[str, ...]  # FIELDS in order; "" where the file gave nothing
+    attributes_json: str  # custom columns, JSON-encoded here in the worker; "" when none
+
+    def values(self) -> dict[str, str]:
+        return {name: value for name, value in zip(FIELDS, self.fields, strict=True) if value}
+
+    def attributes(self) -> dict[str, str]:
+        return json.loads(self.attributes_json) if self.attributes_json else {}
+
+
+@dataclass
+class RowProblem:
+    line: int
+    error: str
+    cells: list[str]
+
+
+@dataclass
+class Columns:
+    """Where each known field sits in a row; every other named column is an attribute."""
+
+    header: list[str]
+    index: dict[str, int]
+    attributes: list[tuple[int, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_header(cls, header: list[str]) -> Columns:
+        keys = [normalise_header(h) for h in header]
+        index: dict[str, int] = {}
+        for name, aliases in COLUMN_ALIASES.items():
+            for alias in aliases:  # aliases in order of preference
+                if alias in keys and keys.index(alias) not in index.values():
+                    index[name] = keys.index(alias)
+                    break
+        if "phone" not in index:
+            raise FileProblem(
+                "no phone column: name one of "
+                + ", ".join(COLUMN_ALIASES["phone"][:4])
+                + f" (found: {', '.join(h for h in header if h) or 'no header'})"
+            )
+        taken = set(index.values())
+        attributes = [(i, k) for i, k in enumerate(keys) if k and i not in taken]
+        return cls(header=header, index=index, attributes=attributes)
+
+
+def normalise_header(text: Any) -> str:
+    text = str(text or "").strip().lstrip("\ufeff").lower()
+    return re.sub(r"[^0-9a-z]+", "_", text).strip("_")
+
+
+# Opening files.
+
+
+@dataclass
+class Source:
+    """An open contact file: its header, its rows, and how far reading has got."""
+
+    columns: Columns
+    rows: Iterator[tuple[int, list[str]]]  # (line number in the file, cells)
+    size: int
+    handle: IO[bytes] | None = None  # kept open (and alive) while rows are read
+
+    def bytes_read(self) -> int:
+        """How far reading has got, in bytes (0 where the format cannot tell)."""
+        if self.handle is None:
+            return 0
+        return self.size if self.handle.closed else self.handle.tell()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def open_source(path: str | Path) -> Source:
+    """Open a CSV (any common encoding and delimiter) or XLSX file for import."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        raw = path.open("rb")
+    except OSError as exc:
+        raise FileProblem(f"cannot read {path.name}: {exc.strerror}") from exc
+    head = raw.read(SNIFF_BYTES)
+    raw.seek(0)
+    if head.startswith(XLSX_MAGIC):
+        return _open_xlsx(raw, size)
+    if not head.strip():
+        raw.close()
+        raise FileProblem("the file is empty")
+    encoding = detect_encoding(raw)
+    return _open_csv(raw, size, encoding)
+
+
+def detect_encoding(raw: IO[bytes]) -> str:
+    """UTF-8 (with or without BOM) when the whole file decodes so; else Windows-1252/Latin-1."""
+    head = raw.read(4)
+    raw.seek(0)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        while chunk := raw.read(1 << 20):
+            if b"\x00" in chunk:
+                raise FileProblem("this is not a text CSV file (it contains NUL bytes)")
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+        encoding = "utf-8-sig"
+    except UnicodeDecodeError:
+        raw.seek(0)
+        sample = raw.read()
+        encoding = "cp1252"
+        try:
+            sample.decode("cp1252")
+        except UnicodeDecodeError:
+            encoding = "latin-1"  # decodes any byte: the last resort
+    raw.seek(0)
+    return encoding
+
+
+def _open_csv(raw: IO[bytes], size: int, encoding: str) -> Source:
+    text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+    sample = text.read(SNIFF_BYTES)
+    text.seek(0)
+    delimiter = sniff_delimiter(sample)
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise FileProblem("the file is empty") from None
+    except csv.Error as exc:
+        raise FileProblem(f"not a readable CSV file: {exc}") from None
+    columns = Columns.from_header(header)
+    return Source(columns, _csv_rows(reader, text), size, raw)
+
+
+def _csv_rows(reader: Any, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
+    # Holding `text` keeps the wrapper (and so the file) open until the rows run out.
+    while not text.closed:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FileProblem(f"CSV broken near line {reader.line_num}: {exc}") from None
+        if any(cell.strip() for cell in cells):  # empty lines are not rows
+            yield reader.line_num, cells
+
+
+def sniff_delimiter(sample: str) -> str:
+    first_lines = "\n".join(sample.splitlines()[:20])
+    try:
+        return csv.Sniffer().sniff(first_lines, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        header = sample.splitlines()[0] if sample else ""
+        counts = {d: header.count(d) for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+def _open_xlsx(raw: IO[bytes], size: int) -> Source:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = load_workbook(raw, read_only=True, data_only=True)
+    except (InvalidFileException, KeyError, ValueError, OSError) as exc:
+        raise FileProblem(f"not a readable XLSX file: {exc}") from None
+    sheet = workbook.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    try:
+        header = [_cell_text(c) for c in next(rows)]
+    except StopIteration:
+        raise FileProblem("the spreadsheet is empty") from None
+    columns = Columns.from_header(header)
+    state = {"line": 1}
+
+    def numbered() -> Iterator[tuple[int, list[str]]]:
+        for values in rows:
+            state["line"] += 1
+            cells = [_cell_text(c) for c in values]
+            if any(cells):
+                yield state["line"], cells
+
+    # openpyxl reads the zip as it goes; progress is told in rows, not bytes.
+    return Source(columns, numbered(), size)
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # spreadsheets store phone numbers as floats
+    return str(value).strip()
+
+
+# Cleaning rows (runs in worker processes: plain data in, plain data out).
+
+
+@dataclass
+class CleanChunk:
+    rows: list[CleanRow]
+    problems: list[RowProblem]
+
+
+def clean_chunk(job: tuple[list[tuple[int, list[str]]], Columns, str | None]) -> CleanChunk:
+    numbered_rows, columns, region = job
+    chunk = CleanChunk([], [])
+    for line, cells in numbered_rows:
+        try:
+            chunk.rows.append(clean_row(line, cells, columns, region))
+        except RowError as exc:
+            chunk.problems.append(RowProblem(line, str(exc), cells))
+    return chunk
+
+
+class RowError(ValueError):
+    pass
+
+
+def clean_row(line: int, cells: list[str], columns: Columns, region: str | None) -> CleanRow:
+    def cell(i: int) -> str:
+        return NEUTRALISED.sub("", cells[i].strip()) if i < len(cells) else ""
+
+    raw_phone = cell(columns.index["phone"])
+    if not raw_phone:
+        raise RowError("missing phone number")
+    try:
+        phone = to_e164(raw_phone, region)
+    except InvalidPhoneNumber as exc:
+        raise RowError(f"invalid phone number {raw_phone[:40]!r}: {exc}") from None
+    values = {}
+    for name, i in columns.index.items():
+        if name != "phone" and (value := cell(i)):
+            if len(value) > FIELD_LIMITS[name]:
+                raise RowError(f"{name} is longer than {FIELD_LIMITS[name]} characters")
+            values[name] = value
+    if "email" in values:
+        try:
+            validate_email(values["email"])
+        except ValidationError:
+            raise RowError(f"invalid email {values['email'][:60]!r}") from None
+    if "timezone" in values and not _is_time_zone(values["timezone"]):
+        raise RowError(f"unknown time zone {values['timezone'][:40]!r}")
+    attributes: dict[str, str] = {}
+    for i, key in columns.attributes:
+        if value := cell(i):
+            if key == "attributes" and value.startswith("{"):
+                attributes.update(_attributes_json(value))  # a column from our own export
+            else:
+                attributes[key] = value
+    fields = tuple(values.get(name, "") for name in FIELDS)
+    encoded = json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else ""
+    return CleanRow(line, phone, fields, encoded)
+
+
+def _attributes_json(text: str) -> dict[str, str]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        raise RowError("the attributes column is not a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise RowError("the attributes column is not a JSON object")
+    return {normalise_header(k): "" if v is None else str(v) for k, v in parsed.items()}
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_time_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def chunked(
+    rows: Iterable[tuple[int, list[str]]], size: int
+) -> Iterator[list[tuple[int, list[str]]]]:
+    chunk: list[tuple[int, list[str]]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

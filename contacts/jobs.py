@@ -1,0 +1,201 @@
+"""Running an ImportJob: check (dry run with preview), import (resumable), roll back."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from contacts.importing import FileProblem, Source, open_source
+from contacts.models import Contact, ImportJob, ImportUndo
+from contacts.resources import ChunkOutcome, ContactResource, ErrorReport
+
+logger = logging.getLogger(__name__)
+S = ImportJob.Status
+PREVIEW_SAMPLES = 20
+PREVIEW_ERRORS = 200
+
+
+def check(job: ImportJob) -> ImportJob:
+    """Dry run: counts of what would happen, sample rows, the rows it would reject."""
+    if not job.move([S.UPLOADED], S.VALIDATING, started_at=timezone.now(), finished_at=None):
+        return job
+    try:
+        source = open_source(job.path)
+    except FileProblem as exc:
+        job.move([S.VALIDATING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
+        return job
+    samples: list[dict[str, str]] = []
+
+    def progress(outcome: ChunkOutcome) -> None:
+        samples.extend(outcome.samples[: PREVIEW_SAMPLES - len(samples)])
+        _record_progress(job, source, outcome, counted=False)
+
+    with _report_file(job, append=False) as stream:
+        report = ErrorReport(stream, source.columns.header)
+        counts = _resource(job, for_real=False).import_source(
+            source, dry_run=True, report=report, on_chunk=progress
+        )
+    preview = {
+        "counts": {**counts.__dict__, "skipped": counts.skipped},
+        "samples": samples,
+        "errors": [{"line": p.line, "error": p.error} for p in report.first[:PREVIEW_ERRORS]],
+        "columns": describe_columns(source),
+    }
+    job.move([S.VALIDATING], S.VALIDATED, preview=preview, finished_at=timezone.now())
+    return job
+
+
+def confirm(job: ImportJob) -> bool:
+    """The person looked at the preview and said go: queue the real import (once)."""
+    moved = job.move([S.VALIDATED], S.QUEUED, rows_done=0, bytes_done=0, started_at=None)
+    if moved:
+        from django_q.tasks import async_task
+
+        pk = job.pk
+        transaction.on_commit(lambda: async_task("contacts.tasks.run_import", pk))
+    return moved
+
+
+def resume(job: ImportJob) -> bool:
+    moved = job.move([S.FAILED], S.QUEUED, failure_reason="")
+    if moved:
+        from django_q.tasks import async_task
+
+        pk = job.pk
+        transaction.on_commit(lambda: async_task("contacts.tasks.run_import", pk))
+    return moved
+
+
+def run(
+    job: ImportJob,
+    workers: int = 1,
+    errors_out: IO[str] | None = None,
+    on_progress: Callable[[ChunkOutcome, Source], None] | None = None,
+) -> ImportJob:
+    """Import the file, from where an earlier run stopped; a failure is recorded, then raised."""
+    started = {"started_at": timezone.now()} if job.started_at is None else {}
+    if not job.move([S.QUEUED], S.RUNNING, finished_at=None, **started):
+        return job
+    try:
+        source = open_source(job.path)
+    except FileProblem as exc:
+        job.move([S.RUNNING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
+        raise
+    resuming = job.resume_line > 0
+
+    def progress(outcome: ChunkOutcome) -> None:
+        _record_progress(job, source, outcome, counted=True)
+        if on_progress:
+            on_progress(outcome, source)
+
+    try:
+        with _report_file(job, append=resuming, stream=errors_out) as stream:
+            report = ErrorReport(stream, source.columns.header, write_header=not resuming)
+            _resource(job, for_real=True).import_source(
+                source,
+                report=report,
+                after_line=job.resume_line,
+                workers=workers,
+                on_chunk=progress,
+            )
+    except BaseException as exc:
+        job.refresh_from_db()
+        reason = f"{type(exc).__name__}: {exc}".strip(": ")
+        job.move(
+            [S.RUNNING],
+            S.FAILED,
+            failure_reason=f"stopped after line {job.resume_line}: {reason}",
+            finished_at=timezone.now(),
+        )
+        raise
+    job.move([S.RUNNING], S.COMPLETED, finished_at=timezone.now(), bytes_done=job.bytes_total)
+    logger.info("import %s completed: %s", job.pk, job.summary_line())
+    return job
+
+
+def roll_back(job: ImportJob) -> bool:
+    """Undo an import: restore changed contacts, drop added memberships, delete created contacts."""
+    with transaction.atomic():
+        if not job.move([S.COMPLETED, S.FAILED], S.ROLLED_BACK, finished_at=timezone.now()):
+            return False
+        for entry in job.undo_entries.order_by("-pk"):
+            _undo(entry)
+        Contact.objects.filter(import_job=job).delete()
+    return True
+
+
+def _undo(entry: ImportUndo) -> None:
+    for contact_id, values in entry.previous_values:
+        Contact.objects.filter(pk=contact_id).update(**values)
+    for through, column, pairs in (
+        (Contact.groups.through, "group_id", entry.added_groups),
+        (Contact.tags.through, "tag_id", entry.added_tags),
+    ):
+        for contact_id, target_id in pairs:
+            through.objects.filter(contact_id=contact_id, **{column: target_id}).delete()
+
+
+def _record_progress(job: ImportJob, source: Source, outcome: ChunkOutcome, counted: bool) -> None:
+    """Runs inside the chunk's transaction: progress and data commit together."""
+    changes: dict[str, Any] = {
+        "rows_done": F("rows_done") + outcome.counts.rows,
+        "bytes_done": source.bytes_read() or F("bytes_done"),
+        "bytes_total": source.size,
+        "updated_at": timezone.now(),
+    }
+    if counted:
+        changes["resume_line"] = outcome.last_line
+        for name in ("imported", "updated", "unchanged", "duplicates", "invalid"):
+            changes[name] = F(name) + getattr(outcome.counts, name)
+        if any(outcome.undo.values()):
+            ImportUndo.objects.create(job=job, **outcome.undo)
+    else:
+        changes["invalid"] = F("invalid") + outcome.counts.invalid
+    ImportJob.objects.filter(pk=job.pk).update(**changes)
+
+
+def _resource(job: ImportJob, for_real: bool) -> ContactResource:
+    return ContactResource(
+        groups=job.groups.all(),
+        tags=job.tags.all(),
+        region=job.region,
+        job_id=job.pk if for_real else None,
+    )
+
+
+@contextlib.contextmanager
+def _report_file(job: ImportJob, append: bool, stream: IO[str] | None = None) -> Iterator[IO[str]]:
+    """The job's error report in MEDIA_ROOT, or the stream the caller gave (CLI --errors-out)."""
+    if stream is not None:
+        yield stream
+        return
+    name = job.error_report.name or f"imports/errors/import-{job.pk}.csv"
+    path = Path(settings.MEDIA_ROOT) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ImportJob.objects.filter(pk=job.pk).update(error_report=name)
+    with path.open("a" if append else "w", newline="", encoding="utf-8") as opened:
+        yield opened
+
+
+def describe_columns(source: Source) -> list[dict[str, str]]:
+    """How each column of the file will be read, for the preview."""
+    header = source.columns.header
+    used = {i: name for name, i in source.columns.index.items()}
+    described = []
+    for i, title in enumerate(header):
+        if i in used:
+            described.append({"column": title, "becomes": used[i].replace("_", " ")})
+        elif i in dict(source.columns.attributes):
+            key = dict(source.columns.attributes)[i]
+            described.append({"column": title, "becomes": f"attribute {{{{{key}}}}}"})
+        else:
+            described.append({"column": title, "becomes": "ignored (no name)"})
+    return described

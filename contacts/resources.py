@@ -1,0 +1,493 @@
+"""ContactResource: the one definition of contact files, shared by the admin and the CLI.
+
+It is a django-import-export resource (export, and `import_data` on a tablib
+Dataset) extended with a streaming import for files of millions of rows: rows
+are cleaned in parallel worker processes (contacts.importing), then written a
+chunk at a time with set-based SQL: one query to find which numbers exist, bulk
+inserts for the new ones (COPY on PostgreSQL), updates only where something
+changed, and group/tag memberships added without touching existing ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.utils import timezone
+from import_export import fields, resources, widgets
+from import_export.results import Result, RowResult
+
+from contacts.importing import (
+    FIELDS,
+    CleanChunk,
+    CleanRow,
+    Columns,
+    RowProblem,
+    Source,
+    chunked,
+    clean_chunk,
+)
+from contacts.models import Contact, Group, OptOut, Tag
+from contacts.phones import to_e164
+
+CHUNK_ROWS = 5000
+UPDATABLE = FIELDS
+# Cells a spreadsheet would run as a formula, unless they are plain numbers (+44 7911...).
+FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+PLAIN_NUMBER = re.compile(r"^[+-]?[\d\s().-]*\d$")
+
+
+def neutralise_formula(value: Any) -> Any:
+    """Prefix a quote so spreadsheets show, not run, cells like `=HYPERLINK(...)`."""
+    if isinstance(value, str) and FORMULA_START.match(value) and not PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+@dataclass
+class ImportCounts:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.imported + self.updated + self.unchanged + self.duplicates + self.invalid
+
+    @property
+    def skipped(self) -> int:
+        return self.unchanged + self.duplicates
+
+    def add(self, other: ImportCounts) -> None:
+        for name in ("imported", "updated", "unchanged", "duplicates", "invalid"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def summary_line(self) -> str:
+        return (
+            f"imported={self.imported} updated={self.updated} "
+            f"skipped={self.skipped} invalid={self.invalid}"
+        )
+
+
+@dataclass
+class ChunkOutcome:
+    """What one written chunk did, handed to the progress callback."""
+
+    counts: ImportCounts
+    last_line: int
+    samples: list[dict[str, str]] = field(default_factory=list)
+    undo: dict[str, list[Any]] = field(default_factory=dict)
+
+
+class ErrorReport:
+    """The rejected rows as CSV: line, reason, and the row as it was in the file."""
+
+    def __init__(
+        self, stream: IO[str] | None, header: list[str], write_header: bool = True
+    ) -> None:
+        self.writer = csv.writer(stream) if stream is not None else None
+        if self.writer and write_header:
+            self.writer.writerow(["line", "error", *header])
+        self.first: list[RowProblem] = []
+
+    def add(self, problem: RowProblem) -> None:
+        if len(self.first) < 200:
+            self.first.append(problem)
+        if self.writer:
+            self.writer.writerow(
+                [problem.line, problem.error, *map(neutralise_formula, problem.cells)]
+            )
+
+
+class ContactResource(resources.ModelResource):
+    groups = fields.Field(
+        attribute="groups",
+        column_name="groups",
+        widget=widgets.ManyToManyWidget(Group, "name", ", "),
+    )
+    tags = fields.Field(
+        attribute="tags", column_name="tags", widget=widgets.ManyToManyWidget(Tag, "name", ", ")
+    )
+    attributes = fields.Field(column_name="attributes")
+
+    class Meta:
+        model = Contact
+        import_id_fields = ("phone",)
+        fields = (
+            "phone",
+            "first_name",
+            "last_name",
+            "email",
+            "language",
+            "timezone",
+            "groups",
+            "tags",
+            "attributes",
+            "created_at",
+        )
+        export_order = (
+            "phone",
+            "first_name",
+            "last_name",
+            "email",
+            "language",
+            "timezone",
+            "groups",
+            "tags",
+            "attributes",
+            "created_at",
+        )
+
+    def __init__(
+        self,
+        groups: Iterable[Group] = (),
+        tags: Iterable[Tag] = (),
+        region: str | None = None,
+        job_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.group_ids = [g.pk for g in groups]
+        self.tag_ids = [t.pk for t in tags]
+        self.region = region
+        self.job_id = job_id
+
+    # Export.
+
+    def get_export_queryset(self, request: Any = None) -> Any:
+        return Contact.objects.prefetch_related("groups", "tags").order_by("pk")
+
+    def dehydrate_attributes(self, contact: Contact) -> str:
+        return json.dumps(contact.attributes, ensure_ascii=False) if contact.attributes else ""
+
+    def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
+        return neutralise_formula(super().export_field(field, instance, **kwargs))
+
+    # Import.
+
+    def import_source(
+        self,
+        source: Source,
+        *,
+        dry_run: bool = False,
+        report: ErrorReport | None = None,
+        after_line: int = 0,
+        workers: int = 1,
+        on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    ) -> ImportCounts:
+        """Import every row of `source`; rows up to `after_line` were done by an earlier run.
+
+        Each chunk is written in its own transaction, in which `on_chunk` also
+        runs, so progress recorded there is exactly what the database holds.
+        """
+        report = report or ErrorReport(None, source.columns.header)
+        total = ImportCounts()
+        first_line_of: dict[str, int] = {}
+        for cleaned in self._cleaned_chunks(source, workers):
+            pending = self._take_chunk(cleaned, first_line_of, report, after_line)
+            if pending is None:
+                continue
+            with transaction.atomic():
+                self._write(pending, dry_run)
+                if on_chunk:
+                    on_chunk(pending.outcome)
+            total.add(pending.outcome.counts)
+        return total
+
+    def _cleaned_chunks(self, source: Source, workers: int) -> Iterator[CleanChunk]:
+        jobs = ((rows, source.columns, self.region) for rows in chunked(source.rows, CHUNK_ROWS))
+        if workers <= 1 or multiprocessing.current_process().daemon:
+            # django-q2 workers are daemonic and may not fork: clean in-process there.
+            yield from map(clean_chunk, jobs)
+            return
+        # Fork: the workers only clean rows and never touch the database connection.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pending: deque[Any] = deque()
+            for job in jobs:
+                pending.append(pool.apply_async(clean_chunk, (job,)))
+                if len(pending) >= workers * 2:  # bounded: never the whole file in memory
+                    yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()
+
+    def _take_chunk(
+        self,
+        cleaned: CleanChunk,
+        first_line_of: dict[str, int],
+        report: ErrorReport,
+        after_line: int,
+    ) -> _PendingChunk | None:
+        """Drop duplicates within the file; rows before `after_line` only feed the dedupe."""
+        counts = ImportCounts()
+        fresh: list[CleanRow] = []
+        for row in cleaned.rows:
+            first = first_line_of.setdefault(row.phone, row.line)
+            if row.line <= after_line:
+                continue
+            if first != row.line:
+                counts.duplicates += 1
+                report.add(RowProblem(row.line, f"duplicate of line {first} ({row.phone})", []))
+            else:
+                fresh.append(row)
+        for problem in cleaned.problems:
+            if problem.line > after_line:
+                counts.invalid += 1
+                report.add(problem)
+        lines = [r.line for r in cleaned.rows] + [p.line for p in cleaned.problems]
+        if not lines or max(lines) <= after_line:
+            return None
+        return _PendingChunk(fresh, ChunkOutcome(counts, max(lines)))
+
+    def _write(self, pending: _PendingChunk, dry_run: bool) -> None:
+        writer = ChunkWriter(self.group_ids, self.tag_ids, self.job_id, dry_run)
+        writer.write(pending.rows, pending.outcome)
+
+    def import_data(  # type: ignore[override]
+        self, dataset: Any, dry_run: bool = False, raise_errors: bool = False, **kwargs: Any
+    ) -> Result:
+        """django-import-export's entry point, for a tablib Dataset already in memory."""
+        columns = Columns.from_header([str(h or "") for h in dataset.headers])
+        rows = ((i, [str(c or "") for c in row]) for i, row in enumerate(dataset, 2))
+        report = ErrorReport(None, columns.header)
+        source = Source(columns, rows, 0)
+        counts = self.import_source(source, dry_run=dry_run, report=report)
+        result = Result()
+        result.total_rows = counts.rows
+        totals = {
+            RowResult.IMPORT_TYPE_NEW: counts.imported,
+            RowResult.IMPORT_TYPE_UPDATE: counts.updated,
+            RowResult.IMPORT_TYPE_SKIP: counts.skipped,
+            RowResult.IMPORT_TYPE_INVALID: counts.invalid,
+        }
+        result.totals.update(totals)
+        for problem in report.first:
+            values = dict(zip(columns.header, problem.cells, strict=False))
+            error = ValidationError({"phone": [problem.error]})
+            result.append_invalid_row(problem.line, values, error)
+        return result
+
+
+@dataclass
+class _PendingChunk:
+    rows: list[CleanRow]
+    outcome: ChunkOutcome
+
+
+class ChunkWriter:
+    """Writes one chunk of clean, deduplicated rows with a handful of set-based queries."""
+
+    def __init__(
+        self, group_ids: list[int], tag_ids: list[int], job_id: int | None, dry_run: bool
+    ) -> None:
+        self.group_ids = group_ids
+        self.tag_ids = tag_ids
+        self.job_id = job_id
+        self.dry_run = dry_run
+        self.now = connection.ops.adapt_datetimefield_value(timezone.now())
+
+    def write(self, rows: list[CleanRow], outcome: ChunkOutcome) -> None:
+        existing = self._existing([r.phone for r in rows])
+        new_rows = [r for r in rows if r.phone not in existing]
+        changes, previous = self._changes(rows, existing)
+        counts = outcome.counts
+        counts.imported += len(new_rows)
+        counts.updated += len(changes)
+        counts.unchanged += len(rows) - len(new_rows) - len(changes)
+        outcome.samples = _samples(rows, existing, changes)
+        if self.dry_run:
+            return
+        new_ids = self._insert(new_rows)
+        self._update(changes)
+        added_groups = self._add_memberships(
+            Contact.groups.through, "group_id", self.group_ids, new_ids, existing
+        )
+        added_tags = self._add_memberships(
+            Contact.tags.through, "tag_id", self.tag_ids, new_ids, existing
+        )
+        outcome.undo = {
+            "previous_values": previous,
+            "added_groups": added_groups,
+            "added_tags": added_tags,
+        }
+
+    def _existing(self, phones: list[str]) -> dict[str, dict[str, Any]]:
+        columns = ("id", "phone", *UPDATABLE, "attributes")
+        found = select_by_phones(columns, phones)
+        return {
+            row[1]: {**dict(zip(columns, row, strict=True)), "attributes": _json(row[-1])}
+            for row in found
+        }
+
+    def _changes(
+        self, rows: list[CleanRow], existing: dict[str, dict[str, Any]]
+    ) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
+        """New values for contacts the file changes (empty cells never erase), and the old ones."""
+        changes, previous = [], []
+        for row in rows:
+            current = existing.get(row.phone)
+            if current is None:
+                continue
+            wanted = {
+                k: v for k, v in zip(FIELDS, row.fields, strict=True) if v and v != current[k]
+            }
+            if row.attributes_json:
+                merged = {**current["attributes"], **row.attributes()}
+                if merged != current["attributes"]:
+                    wanted["attributes"] = merged
+            if wanted:
+                changes.append((current["id"], wanted))
+                previous.append((current["id"], {k: current[k] for k in wanted}))
+        return changes, previous
+
+    def _insert(self, rows: list[CleanRow]) -> dict[str, int]:
+        if not rows:
+            return {}
+        columns = ("phone", *UPDATABLE, "attributes", "consent_source", "import_job_id")
+        columns += ("created_at", "updated_at")
+        source = f"import #{self.job_id}" if self.job_id else "import"
+        values = [
+            (
+                r.phone,
+                *r.fields,
+                r.attributes_json or "{}",
+                source,
+                self.job_id,
+                self.now,
+                self.now,
+            )
+            for r in rows
+        ]
+        bulk_insert(Contact._meta.db_table, columns, values)
+        found = select_by_phones(("id", "phone"), [r.phone for r in rows])
+        return {phone: pk for pk, phone in found}
+
+    def _update(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
+        for names in {tuple(sorted(c)) for _, c in changes}:
+            batch = [(pk, c) for pk, c in changes if tuple(sorted(c)) == names]
+            assignments = ", ".join(f"{connection.ops.quote_name(n)} = %s" for n in names)
+            table = Contact._meta.db_table  # names from model meta, values as parameters
+            sql = f"UPDATE {table} SET {assignments}, updated_at = %s WHERE id = %s"  # noqa: S608
+            params = [(*(_db_value(n, c[n]) for n in names), self.now, pk) for pk, c in batch]
+            with connection.cursor() as cursor:
+                cursor.executemany(_json_cast(sql, names), params)
+
+    def _add_memberships(
+        self,
+        through: Any,
+        column: str,
+        target_ids: list[int],
+        new_ids: dict[str, int],
+        existing: dict[str, dict[str, Any]],
+    ) -> list[list[int]]:
+        """Memberships for every row; returns those added to contacts that existed before."""
+        if not target_ids:
+            return []
+        old_ids = [c["id"] for c in existing.values()]
+        had = set(
+            through.objects.filter(
+                contact_id__in=old_ids, **{f"{column}__in": target_ids}
+            ).values_list("contact_id", column)
+        )
+        added_to_old = [
+            [cid, tid] for cid in old_ids for tid in target_ids if (cid, tid) not in had
+        ]
+        fresh = [(cid, tid) for cid in new_ids.values() for tid in target_ids]
+        bulk_insert(
+            through._meta.db_table, ("contact_id", column), fresh + [tuple(p) for p in added_to_old]
+        )
+        return added_to_old
+
+
+def _samples(
+    rows: list[CleanRow],
+    existing: dict[str, dict[str, Any]],
+    changes: list[tuple[int, dict[str, Any]]],
+) -> list[dict[str, str]]:
+    changed_ids = {pk for pk, _ in changes}
+    samples = []
+    for row in rows[:20]:
+        current = existing.get(row.phone)
+        action = (
+            "new"
+            if current is None
+            else ("update" if current["id"] in changed_ids else "unchanged")
+        )
+        samples.append(
+            {"line": str(row.line), "phone": row.phone, "action": action, **row.values()}
+        )
+    return samples
+
+
+def _db_value(name: str, value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if name == "attributes" else value
+
+
+def _json_cast(sql: str, names: Iterable[str]) -> str:
+    if connection.vendor == "postgresql" and "attributes" in names:
+        return sql.replace('"attributes" = %s', '"attributes" = %s::jsonb')
+    return sql
+
+
+def select_by_phones(columns: Iterable[str], phones: list[str]) -> list[tuple[Any, ...]]:
+    """Plain SQL: the ORM's per-value work on an IN of thousands of numbers is the slow part."""
+    table = Contact._meta.db_table
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT {names} FROM {table} WHERE phone = ANY(%s)", [phones])  # noqa: S608
+        else:
+            marks = ", ".join(["%s"] * len(phones))
+            cursor.execute(f"SELECT {names} FROM {table} WHERE phone IN ({marks})", phones)  # noqa: S608
+        return cursor.fetchall()
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """JSON columns come back decoded from PostgreSQL, as text from SQLite."""
+    if isinstance(value, str):
+        return json.loads(value) if value else {}
+    return value or {}
+
+
+def bulk_insert(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows fast: COPY on PostgreSQL, one prepared statement on SQLite."""
+    if not rows:
+        return
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            sql = f"INSERT INTO {table} ({quoted}) VALUES ({marks})"  # noqa: S608 - names from model meta
+            cursor.executemany(sql, rows)
+
+
+# Opt-outs: small lists, the plain import-export way.
+
+
+class OptOutResource(resources.ModelResource):
+    class Meta:
+        model = OptOut
+        import_id_fields = ("phone", "channel")
+        fields = ("phone", "channel", "source", "note", "created_at")
+        skip_unchanged = True
+        use_bulk = True
+
+    def before_import_row(self, row: Any, **kwargs: Any) -> None:
+        region = kwargs.get("region") or settings.HERALD_DEFAULT_REGION
+        row["phone"] = to_e164(str(row.get("phone") or ""), region)
+        row["channel"] = (row.get("channel") or "sms").strip().lower()
+        row["source"] = row.get("source") or OptOut.Source.IMPORT
