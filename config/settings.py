@@ -128,6 +128,8 @@ HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=500)
 HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
+# Uploaded contact files up to this size are checked in the request; larger ones by a worker.
+HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
 HERALD_HEARTBEAT_STALE_SECONDS = env.int("HERALD_HEARTBEAT_STALE_SECONDS", default=180)
 
 # django-q2: tasks are wake-ups; Message rows are the truth. `retry` must exceed

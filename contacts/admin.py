@@ -1,10 +1,32 @@
 from typing import Any
 
-from django.contrib import admin
+import phonenumbers
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, QuerySet
-from django.http import HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils.functional import cached_property
+from import_export.admin import ExportMixin, ImportExportMixin
+from import_export.formats.base_formats import CSV, XLSX
 
-from contacts.models import Channel, Contact, Group, OptOut, Tag
+from contacts import jobs
+from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
+from contacts.phones import InvalidPhoneNumber, to_e164
+from contacts.resources import ContactResource, OptOutResource
+
+ACTIVE_STATUSES = (
+    ImportJob.Status.UPLOADED,
+    ImportJob.Status.VALIDATING,
+    ImportJob.Status.QUEUED,
+    ImportJob.Status.RUNNING,
+)
 
 
 @admin.register(Group)
@@ -33,32 +55,250 @@ class TagAdmin(admin.ModelAdmin):
         return tag.contact_count
 
 
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP rows: a changelist over a million contacts needs no exact total."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        rows: Any = self.object_list
+        return len(rows.values_list("pk", flat=True)[: self.CAP + 1])
+
+
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
-    list_display = ("phone", "first_name", "last_name", "email", "opted_out_sms", "created_at")
+class ContactAdmin(ExportMixin, admin.ModelAdmin):
+    resource_classes = [ContactResource]
+    formats = [CSV, XLSX]
+    list_display = ("phone", "first_name", "last_name", "email", "opted_out", "created_at")
     list_filter = ("groups", "tags")
-    search_fields = ("=phone", "first_name", "last_name", "email")
+    search_fields = ("phone", "first_name", "last_name", "email")
+    search_help_text = "A phone number in any format, or the start of a name or an e-mail."
     filter_horizontal = ("groups", "tags")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "opt_outs")
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    change_list_template = "admin/contacts/contact/change_list.html"
     fieldsets = (
-        (None, {"fields": ("phone", "first_name", "last_name", "email")}),
+        (None, {"fields": ("phone", "first_name", "last_name", "email", "opt_outs")}),
         ("Segments", {"fields": ("groups", "tags")}),
         ("Details", {"fields": ("language", "timezone", "attributes")}),
         ("Consent", {"fields": ("consent_source", "consent_at", "created_at", "updated_at")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Contact]:
-        suppressed = OptOut.objects.filter(phone=OuterRef("phone"), channel=Channel.SMS)
-        return super().get_queryset(request).annotate(is_opted_out_sms=Exists(suppressed))
+        suppressed = OptOut.objects.filter(phone=OuterRef("phone"))
+        return super().get_queryset(request).annotate(is_opted_out=Exists(suppressed))
 
-    @admin.display(description="opted out (SMS)", boolean=True, ordering="is_opted_out_sms")
-    def opted_out_sms(self, contact: Any) -> bool:
-        return contact.is_opted_out_sms
+    @admin.display(description="opted out", boolean=True)
+    def opted_out(self, contact: Any) -> bool:
+        return contact.is_opted_out
+
+    @admin.display(description="opted out of")
+    def opt_outs(self, contact: Contact) -> str:
+        channels = OptOut.objects.filter(phone=contact.phone).values_list("channel", flat=True)
+        labels = [Channel(c).label for c in channels]
+        return ", ".join(labels) or "nothing: may be messaged"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Contact], search_term: str
+    ) -> tuple[QuerySet[Contact], bool]:
+        """Indexed lookups only: a number in any format, or the start of a name or e-mail."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if any(ch.isdigit() for ch in term) and "@" not in term:
+            try:
+                return queryset.filter(phone=to_e164(term, settings.HERALD_DEFAULT_REGION)), False
+            except InvalidPhoneNumber:
+                return queryset.filter(phone__startswith=term.replace(" ", "")), False
+        if "@" in term:
+            return queryset.filter(email=term.lower()) | queryset.filter(email=term), False
+        return (
+            queryset.filter(first_name__startswith=term.title())
+            | queryset.filter(last_name__startswith=term.title())
+        ), False
 
 
 @admin.register(OptOut)
-class OptOutAdmin(admin.ModelAdmin):
+class OptOutAdmin(ImportExportMixin, admin.ModelAdmin):
+    resource_classes = [OptOutResource]
+    formats = [CSV, XLSX]
     list_display = ("phone", "channel", "source", "note", "created_at")
     list_filter = ("channel", "source")
     search_fields = ("=phone",)
     readonly_fields = ("created_at",)
+    show_full_result_count = False
+
+
+# Contact imports.
+
+
+class ImportUploadForm(forms.ModelForm):
+    new_groups = forms.CharField(
+        required=False, help_text="Comma-separated names of groups to create and add to."
+    )
+    new_tags = forms.CharField(required=False, help_text="Comma-separated names of new tags.")
+
+    class Meta:
+        model = ImportJob
+        fields = ("file", "groups", "tags", "region")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].required = True
+        self.fields["file"].help_text = (
+            "CSV (any delimiter, UTF-8 or Windows encodings) or XLSX. A phone column is needed "
+            "(phone, mobile or number); first_name, last_name and email are recognised; every "
+            "other column becomes an attribute usable as {{column}} in messages."
+        )
+        self.fields["region"].initial = settings.HERALD_DEFAULT_REGION
+
+    def clean_region(self) -> str:
+        region = self.cleaned_data["region"].strip().upper()
+        if phonenumbers.country_code_for_region(region) == 0:
+            raise forms.ValidationError("Give a two-letter country code, e.g. GB or FR.")
+        return region
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload and upload.size == 0:
+            raise forms.ValidationError("The file is empty.")
+        return upload
+
+    @staticmethod
+    def names(text: str) -> list[str]:
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    form = ImportUploadForm
+    list_display = (
+        "original_name",
+        "status",
+        "origin",
+        "imported",
+        "updated",
+        "invalid",
+        "created_at",
+    )
+    list_filter = ("status", "origin")
+    filter_horizontal = ("groups", "tags")
+    change_form_template = "admin/contacts/importjob/change_form.html"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a job is driven by its buttons, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        busy = obj is not None and obj.status in ACTIVE_STATUSES
+        return super().has_delete_permission(request, obj) and not busy
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.created_by = request.user
+        obj.original_name = form.cleaned_data["file"].name
+        obj.bytes_total = form.cleaned_data["file"].size
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        job = form.instance
+        for name in form.names(form.cleaned_data["new_groups"]):
+            job.groups.add(Group.objects.get_or_create(name=name)[0])
+        for name in form.names(form.cleaned_data["new_tags"]):
+            job.tags.add(Tag.objects.get_or_create(name=name)[0])
+        if job.bytes_total <= settings.HERALD_IMPORT_INLINE_CHECK_BYTES:
+            jobs.check(job)
+        else:
+            from django_q.tasks import async_task
+
+            pk = job.pk
+            transaction.on_commit(lambda: async_task("contacts.tasks.check_import", pk))
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: Any = None
+    ) -> HttpResponse:
+        return redirect("admin:contacts_importjob_change", obj.pk)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        own = [
+            path(
+                "<int:pk>/progress/", view(self.progress_view), name="contacts_importjob_progress"
+            ),
+            path("<int:pk>/errors.csv", view(self.errors_view), name="contacts_importjob_errors"),
+            path(
+                "<int:pk>/<str:action>/", view(self.action_view), name="contacts_importjob_action"
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "job": job,
+            "title": f"Import of {job.original_name}",
+            "may_act": request.user.has_perm("contacts.add_importjob"),
+            "active": job.status in ACTIVE_STATUSES,
+            "group_names": ", ".join(job.groups.values_list("name", flat=True)) or "none",
+            "tag_names": ", ".join(job.tags.values_list("name", flat=True)) or "none",
+        }
+        return TemplateResponse(request, self.change_form_template, context)
+
+    def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        job = get_object_or_404(ImportJob, pk=pk)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        return JsonResponse(progress_of(job))
+
+    def errors_view(self, request: HttpRequest, pk: int) -> FileResponse:
+        job = get_object_or_404(ImportJob, pk=pk)
+        if not self.has_view_permission(request, job) or not job.error_report:
+            raise Http404
+        filename = f"rejected-rows-{job.pk}.csv"
+        return FileResponse(job.error_report.open("rb"), as_attachment=True, filename=filename)
+
+    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        job = get_object_or_404(ImportJob, pk=pk)
+        if request.method != "POST" or not request.user.has_perm("contacts.add_importjob"):
+            raise PermissionDenied
+        act = {"confirm": jobs.confirm, "resume": jobs.resume, "rollback": jobs.roll_back}.get(
+            action
+        )
+        if act is None:
+            raise Http404
+        if act(job):
+            self.message_user(request, f"{action.capitalize()}: done.", messages.SUCCESS)
+        else:
+            job.refresh_from_db()
+            self.message_user(
+                request,
+                f"Cannot {action} an import that is {job.get_status_display().lower()}.",
+                messages.ERROR,
+            )
+        return redirect("admin:contacts_importjob_change", job.pk)
+
+
+def progress_of(job: ImportJob) -> dict[str, Any]:
+    percent = round(100 * job.bytes_done / job.bytes_total, 1) if job.bytes_total else None
+    return {
+        "status": job.status,
+        "status_label": job.get_status_display(),
+        "rows_done": job.rows_done,
+        "rows_per_second": round(job.rows_per_second()),
+        "percent": percent,
+        "imported": job.imported,
+        "updated": job.updated,
+        "skipped": job.skipped,
+        "invalid": job.invalid,
+        "resume_line": job.resume_line,
+        "failure_reason": job.failure_reason,
+    }

@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import re
+import zipfile
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -218,7 +219,7 @@ def _open_xlsx(raw: IO[bytes], size: int) -> Source:
 
     try:
         workbook = load_workbook(raw, read_only=True, data_only=True)
-    except (InvalidFileException, KeyError, ValueError, OSError) as exc:
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise FileProblem(f"not a readable XLSX file: {exc}") from None
     sheet = workbook.worksheets[0]
     rows = sheet.iter_rows(values_only=True)

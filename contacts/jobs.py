@@ -28,34 +28,38 @@ def check(job: ImportJob) -> ImportJob:
     if not job.move([S.UPLOADED], S.VALIDATING, started_at=timezone.now(), finished_at=None):
         return job
     try:
-        source = open_source(job.path)
+        preview = _dry_run(job)
     except FileProblem as exc:
         job.move([S.VALIDATING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
         return job
+    job.move([S.VALIDATING], S.VALIDATED, preview=preview, finished_at=timezone.now())
+    return job
+
+
+def _dry_run(job: ImportJob) -> dict[str, Any]:
+    source = open_source(job.path)
     samples: list[dict[str, str]] = []
 
     def progress(outcome: ChunkOutcome) -> None:
         samples.extend(outcome.samples[: PREVIEW_SAMPLES - len(samples)])
         _record_progress(job, source, outcome, counted=False)
 
-    with _report_file(job, append=False) as stream:
+    with _report_file(job, append=False) as stream, contextlib.closing(source):
         report = ErrorReport(stream, source.columns.header)
         counts = _resource(job, for_real=False).import_source(
             source, dry_run=True, report=report, on_chunk=progress
         )
-    preview = {
+    return {
         "counts": {**counts.__dict__, "skipped": counts.skipped},
         "samples": samples,
         "errors": [{"line": p.line, "error": p.error} for p in report.first[:PREVIEW_ERRORS]],
         "columns": describe_columns(source),
     }
-    job.move([S.VALIDATING], S.VALIDATED, preview=preview, finished_at=timezone.now())
-    return job
 
 
 def confirm(job: ImportJob) -> bool:
     """The person looked at the preview and said go: queue the real import (once)."""
-    moved = job.move([S.VALIDATED], S.QUEUED, rows_done=0, bytes_done=0, started_at=None)
+    moved = job.move([S.VALIDATED], S.QUEUED, rows_done=0, bytes_done=0, invalid=0, started_at=None)
     if moved:
         from django_q.tasks import async_task
 
@@ -90,6 +94,7 @@ def run(
         job.move([S.RUNNING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
         raise
     resuming = job.resume_line > 0
+    closing = contextlib.closing(source)
 
     def progress(outcome: ChunkOutcome) -> None:
         _record_progress(job, source, outcome, counted=True)
@@ -97,7 +102,7 @@ def run(
             on_progress(outcome, source)
 
     try:
-        with _report_file(job, append=resuming, stream=errors_out) as stream:
+        with _report_file(job, append=resuming, stream=errors_out) as stream, closing:
             report = ErrorReport(stream, source.columns.header, write_header=not resuming)
             _resource(job, for_real=True).import_source(
                 source,

@@ -31,6 +31,7 @@ from contacts.importing import (
     CleanChunk,
     CleanRow,
     Columns,
+    FileProblem,
     RowProblem,
     Source,
     chunked,
@@ -194,7 +195,9 @@ class ContactResource(resources.ModelResource):
         report = report or ErrorReport(None, source.columns.header)
         total = ImportCounts()
         first_line_of: dict[str, int] = {}
+        any_rows = False
         for cleaned in self._cleaned_chunks(source, workers):
+            any_rows = True
             pending = self._take_chunk(cleaned, first_line_of, report, after_line)
             if pending is None:
                 continue
@@ -203,6 +206,8 @@ class ContactResource(resources.ModelResource):
                 if on_chunk:
                     on_chunk(pending.outcome)
             total.add(pending.outcome.counts)
+        if not any_rows and not after_line:
+            raise FileProblem("the file has a header but no data rows")
         return total
 
     def _cleaned_chunks(self, source: Source, workers: int) -> Iterator[CleanChunk]:
@@ -338,7 +343,7 @@ class ChunkWriter:
             current = existing.get(row.phone)
             if current is None:
                 continue
-            wanted = {
+            wanted: dict[str, Any] = {
                 k: v for k, v in zip(FIELDS, row.fields, strict=True) if v and v != current[k]
             }
             if row.attributes_json:
@@ -353,8 +358,8 @@ class ChunkWriter:
     def _insert(self, rows: list[CleanRow]) -> dict[str, int]:
         if not rows:
             return {}
-        columns = ("phone", *UPDATABLE, "attributes", "consent_source", "import_job_id")
-        columns += ("created_at", "updated_at")
+        columns: tuple[str, ...] = ("phone", *UPDATABLE, "attributes", "consent_source")
+        columns = (*columns, "import_job_id", "created_at", "updated_at")
         source = f"import #{self.job_id}" if self.job_id else "import"
         values = [
             (

@@ -48,10 +48,10 @@ def test_model_validation_normalises_the_number() -> None:
     assert contact.phone == "+447911123456"
 
 
-@pytest.mark.django_db
-def test_contact_gets_the_time_zone_of_a_single_zone_number() -> None:
-    contact = Contact.objects.create(phone="+33612345678")
-    assert contact.timezone == "Europe/Paris"
+def test_a_contact_is_in_the_zones_of_its_number_unless_it_has_its_own() -> None:
+    assert Contact(phone="+33612345678").time_zones == ["Europe/Paris"]
+    assert "Europe/London" in Contact(phone="+447911123456").time_zones
+    assert Contact(phone="+447911123456", timezone="Asia/Tokyo").time_zones == ["Asia/Tokyo"]
 
 
 @pytest.mark.django_db
