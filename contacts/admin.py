@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, re_path
 from django.utils.functional import cached_property
 from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
@@ -186,6 +186,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "origin")
     filter_horizontal = ("groups", "tags")
     change_form_template = "admin/contacts/importjob/change_form.html"
+    add_form_template = "admin/change_form.html"
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a job is driven by its buttons, never edited
@@ -227,8 +228,10 @@ class ImportJobAdmin(admin.ModelAdmin):
                 "<int:pk>/progress/", view(self.progress_view), name="contacts_importjob_progress"
             ),
             path("<int:pk>/errors.csv", view(self.errors_view), name="contacts_importjob_errors"),
-            path(
-                "<int:pk>/<str:action>/", view(self.action_view), name="contacts_importjob_action"
+            re_path(
+                r"^(?P<pk>\d+)/(?P<action>confirm|resume|rollback)/$",
+                view(self.action_view),
+                name="contacts_importjob_action",
             ),
         ]
         return own + super().get_urls()
@@ -266,7 +269,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         filename = f"rejected-rows-{job.pk}.csv"
         return FileResponse(job.error_report.open("rb"), as_attachment=True, filename=filename)
 
-    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    def action_view(self, request: HttpRequest, pk: str, action: str) -> HttpResponse:
         job = get_object_or_404(ImportJob, pk=pk)
         if request.method != "POST" or not request.user.has_perm("contacts.add_importjob"):
             raise PermissionDenied

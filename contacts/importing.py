@@ -33,6 +33,9 @@ COLUMN_ALIASES = {
     "language": ("language", "lang", "locale"),
     "timezone": ("timezone", "time_zone", "tz"),
 }  # fmt: skip
+# Columns of Herald's own export that are not contact data to import (groups and tags
+# are chosen on the import form or with --group/--tag).
+IGNORED_COLUMNS = frozenset({"id", "groups", "tags", "created_at", "updated_at"})
 FIELD_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "language": 10, "timezone": 64}
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
@@ -96,7 +99,9 @@ class Columns:
                 + f" (found: {', '.join(h for h in header if h) or 'no header'})"
             )
         taken = set(index.values())
-        attributes = [(i, k) for i, k in enumerate(keys) if k and i not in taken]
+        attributes = [
+            (i, k) for i, k in enumerate(keys) if k and i not in taken and k not in IGNORED_COLUMNS
+        ]
         return cls(header=header, index=index, attributes=attributes)
 
 

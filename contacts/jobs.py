@@ -202,5 +202,5 @@ def describe_columns(source: Source) -> list[dict[str, str]]:
             key = dict(source.columns.attributes)[i]
             described.append({"column": title, "becomes": f"attribute {{{{{key}}}}}"})
         else:
-            described.append({"column": title, "becomes": "ignored (no name)"})
+            described.append({"column": title, "becomes": "ignored"})
     return described

@@ -115,10 +115,12 @@ class ContactResource(resources.ModelResource):
     groups = fields.Field(
         attribute="groups",
         column_name="groups",
-        widget=widgets.ManyToManyWidget(Group, "name", ", "),
+        widget=widgets.ManyToManyWidget(Group, separator=", ", field="name"),
     )
     tags = fields.Field(
-        attribute="tags", column_name="tags", widget=widgets.ManyToManyWidget(Tag, "name", ", ")
+        attribute="tags",
+        column_name="tags",
+        widget=widgets.ManyToManyWidget(Tag, separator=", ", field="name"),
     )
     attributes = fields.Field(column_name="attributes")
 
@@ -236,19 +238,24 @@ class ContactResource(resources.ModelResource):
         """Drop duplicates within the file; rows before `after_line` only feed the dedupe."""
         counts = ImportCounts()
         fresh: list[CleanRow] = []
+        rejected: list[RowProblem] = []
         for row in cleaned.rows:
             first = first_line_of.setdefault(row.phone, row.line)
             if row.line <= after_line:
                 continue
             if first != row.line:
                 counts.duplicates += 1
-                report.add(RowProblem(row.line, f"duplicate of line {first} ({row.phone})", []))
+                rejected.append(
+                    RowProblem(row.line, f"duplicate of line {first} ({row.phone})", [])
+                )
             else:
                 fresh.append(row)
         for problem in cleaned.problems:
             if problem.line > after_line:
                 counts.invalid += 1
-                report.add(problem)
+                rejected.append(problem)
+        for problem in sorted(rejected, key=lambda p: p.line):
+            report.add(problem)
         lines = [r.line for r in cleaned.rows] + [p.line for p in cleaned.problems]
         if not lines or max(lines) <= after_line:
             return None

@@ -57,14 +57,18 @@ def test_reimporting_the_same_file_changes_nothing(write_file: Callable[..., Pat
 def test_an_updated_file_updates_without_duplicating_or_dropping_memberships(
     write_file: Callable[..., Path],
 ) -> None:
-    first = write_file("v1.csv", csv_text([[uk(1), "Ada", "Brown", "", "gold"], [uk(2), "Ben", "X", "", ""]]))
+    first = write_file(
+        "v1.csv", csv_text([[uk(1), "Ada", "Brown", "", "gold"], [uk(2), "Ben", "X", "", ""]])
+    )
     run(first, "--group", "Old")
     contact = Contact.objects.get(phone=uk(1))
     contact.attributes["city"] = "Leeds"
     contact.save()
     second = write_file(
         "v2.csv",
-        csv_text([[uk(1), "Adaline", "", "ada@example.com", "silver"], [uk(2), "Ben", "X", "", ""]]),
+        csv_text(
+            [[uk(1), "Adaline", "", "ada@example.com", "silver"], [uk(2), "Ben", "X", "", ""]]
+        ),
     )
     assert run(second, "--group", "New") == "imported=0 updated=1 skipped=1 invalid=0"
     contact.refresh_from_db()
@@ -131,7 +135,9 @@ def test_files_in_common_encodings_keep_their_accents(
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
 def test_delimiters_are_recognised(write_file: Callable[..., Path], delimiter: str) -> None:
-    text = csv_text([[uk(1), "Ada", "Brown", "", "gold"], [uk(2), "Ben", "Cole", "", ""]], delimiter=delimiter)
+    text = csv_text(
+        [[uk(1), "Ada", "Brown", "", "gold"], [uk(2), "Ben", "Cole", "", ""]], delimiter=delimiter
+    )
     assert run(write_file("d.csv", text)) == "imported=2 updated=0 skipped=0 invalid=0"
     assert Contact.objects.get(phone=uk(1)).last_name == "Brown"
 
@@ -165,7 +171,7 @@ def test_duplicates_in_the_file_are_imported_once_and_reported(
     ("content", "reason"),
     [
         (b"", "the file is empty"),
-        ("phone,first_name\r\n".encode(), "header but no data rows"),
+        (b"phone,first_name\r\n", "header but no data rows"),
         (b"name,email\r\nAda,ada@example.com\r\n", "no phone column"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "not a text CSV"),
         (b"PK\x03\x04not really a spreadsheet", "not a readable XLSX"),
@@ -193,7 +199,9 @@ def test_an_unknown_region_is_refused(write_file: Callable[..., Path]) -> None:
 
 def test_dry_run_counts_but_writes_nothing(write_file: Callable[..., Path]) -> None:
     Contact.objects.create(phone=uk(1), first_name="Old")
-    text = csv_text([[uk(1), "New", "", "", ""], [uk(2), "Ben", "", "", ""], ["bad", "", "", "", ""]])
+    text = csv_text(
+        [[uk(1), "New", "", "", ""], [uk(2), "Ben", "", "", ""], ["bad", "", "", "", ""]]
+    )
     assert run(write_file("c.csv", text), "--dry-run", "--group", "G") == (
         "imported=1 updated=1 skipped=0 invalid=1"
     )
@@ -226,7 +234,9 @@ def test_parallel_workers_import_exactly_what_one_process_does(
     rows = [[uk(i), f"N{i}", "", "", ""] for i in range(12_000)]
     rows += [["nonsense", "", "", "", ""], [uk(5), "dup", "", "", ""]]
     path = write_file("big.csv", csv_text(rows))
-    assert run(path, "--workers", "2", "--dry-run") == "imported=12000 updated=0 skipped=1 invalid=1"
+    assert (
+        run(path, "--workers", "2", "--dry-run") == "imported=12000 updated=0 skipped=1 invalid=1"
+    )
     assert run(path, "--workers", "2") == "imported=12000 updated=0 skipped=1 invalid=1"
     assert Contact.objects.count() == 12_000
     assert run(path, "--workers", "1") == "imported=0 updated=0 skipped=12001 invalid=1"
@@ -254,6 +264,8 @@ def test_bom_and_odd_header_spelling(write_file: Callable[..., Path]) -> None:
 
 def test_bad_emails_and_time_zones_are_row_errors(write_file: Callable[..., Path]) -> None:
     text = "phone,email,timezone\r\n"
-    text += f"{uk(1)},not-an-email,\r\n{uk(2)},,Mars/Olympus\r\n{uk(3)},ok@example.com,Europe/Paris\r\n"
+    text += (
+        f"{uk(1)},not-an-email,\r\n{uk(2)},,Mars/Olympus\r\n{uk(3)},ok@example.com,Europe/Paris\r\n"
+    )
     assert run(write_file("c.csv", text)) == "imported=1 updated=0 skipped=0 invalid=2"
     assert Contact.objects.get().timezone == "Europe/Paris"

@@ -1,0 +1,126 @@
+"""Exports that spreadsheets cannot be tricked by, opt-out lists, and the contact changelist."""
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from contacts.models import Contact, Group, OptOut, Tag
+from contacts.resources import ContactResource, neutralise_formula
+from tests.contacts.conftest import uk
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("value", "exported"),
+    [
+        ('=HYPERLINK("http://evil")', '\'=HYPERLINK("http://evil")'),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(1)", "'@SUM(1)"),
+        ("+44 7911 123456", "+44 7911 123456"),  # a phone number is not a formula
+        ("-12.5", "-12.5"),
+        ("plain", "plain"),
+    ],
+)
+def test_formula_cells_are_neutralised(value: str, exported: str) -> None:
+    assert neutralise_formula(value) == exported
+
+
+def test_export_keeps_numbers_and_defuses_formulas_and_reimports_cleanly() -> None:
+    contact = Contact.objects.create(
+        phone=uk(1), first_name="=1+1", attributes={"note": "@danger", "tier": "gold"}
+    )
+    contact.groups.add(Group.objects.create(name="News"))
+    contact.tags.add(Tag.objects.create(name="vip"))
+    dataset = ContactResource().export()
+    row = dict(zip(dataset.headers, dataset[0], strict=True))
+    assert row["phone"] == uk(1)
+    assert row["first_name"] == "'=1+1"
+    assert (row["groups"], row["tags"]) == ("News", "vip")
+    assert '"@danger"' in row["attributes"]
+
+    Contact.objects.all().delete()
+    result = ContactResource().import_data(dataset)
+    assert result.totals["new"] == 1
+    again = Contact.objects.get()
+    assert again.first_name == "=1+1"  # the quote we added is taken off again
+    assert again.attributes == {"note": "@danger", "tier": "gold"}
+
+
+def test_the_admin_exports_the_filtered_changelist(admin_client: Client) -> None:
+    news = Group.objects.create(name="News")
+    Contact.objects.create(phone=uk(1), first_name="In").groups.add(news)
+    Contact.objects.create(phone=uk(2), first_name="Out")
+    response = admin_client.post(
+        f"/admin/contacts/contact/export/?groups__id__exact={news.pk}",
+        {
+            "format": "0",
+            "resource": "0",
+            **{f"contactresource_{f}": "on" for f in ("phone", "first_name")},
+        },
+    )
+    assert response.status_code == 200, response.content[:500]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows == [["phone", "first_name"], [uk(1), "In"]]
+
+
+def test_opt_outs_import_from_a_csv_of_numbers(admin_client: Client) -> None:
+    upload = SimpleUploadedFile(
+        "stop.csv", b"phone,channel\r\n07400 000001,sms\r\n+447400000002,\r\n"
+    )
+    preview = admin_client.post(
+        "/admin/contacts/optout/import/",
+        {"import_file": upload, "format": "0", "resource": "0"},
+    )
+    assert preview.status_code == 200
+    confirm = preview.context["confirm_form"].initial
+    admin_client.post("/admin/contacts/optout/process_import/", confirm)
+    assert set(OptOut.objects.values_list("phone", "channel", "source")) == {
+        (uk(1), "sms", "import"),
+        (uk(2), "sms", "import"),
+    }
+
+
+def test_opted_out_contacts_are_marked_in_the_list_and_on_the_page(admin_client: Client) -> None:
+    contact = Contact.objects.create(phone=uk(1))
+    OptOut.objects.create(phone=uk(1), channel="whatsapp")
+    listing = admin_client.get("/admin/contacts/contact/").content.decode()
+    assert 'alt="True"' in listing
+    page = admin_client.get(f"/admin/contacts/contact/{contact.pk}/change/").content.decode()
+    assert "WhatsApp" in page
+
+
+@pytest.mark.parametrize("typed", ["07400 000001", "+44 7400 000001", "447400000001"])
+def test_changelist_search_finds_a_number_however_it_is_typed(
+    admin_client: Client, typed: str
+) -> None:
+    Contact.objects.create(phone=uk(1), first_name="Ada")
+    Contact.objects.create(phone=uk(2), first_name="Ben")
+    page = admin_client.get("/admin/contacts/contact/", {"q": typed}).content.decode()
+    assert uk(1) in page and uk(2) not in page
+
+
+def test_changelist_search_by_name_and_email(admin_client: Client) -> None:
+    Contact.objects.create(
+        phone=uk(1), first_name="Ada", last_name="Lovelace", email="ada@example.com"
+    )
+    Contact.objects.create(phone=uk(2), first_name="Ben", last_name="Adams")
+    assert uk(1) in admin_client.get("/admin/contacts/contact/", {"q": "ada"}).content.decode()
+    by_last = admin_client.get("/admin/contacts/contact/", {"q": "Adams"}).content.decode()
+    assert uk(2) in by_last and uk(1) not in by_last
+    by_mail = admin_client.get(
+        "/admin/contacts/contact/", {"q": "ada@example.com"}
+    ).content.decode()
+    assert uk(1) in by_mail and uk(2) not in by_mail
+
+
+def test_groups_and_tags_show_their_counts(admin_client: Client) -> None:
+    news = Group.objects.create(name="News")
+    for i in range(3):
+        Contact.objects.create(phone=uk(i)).groups.add(news)
+    page = admin_client.get("/admin/contacts/group/").content.decode()
+    assert '<td class="field-contact_count">3</td>' in page
