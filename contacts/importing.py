@@ -310,8 +310,15 @@ def clean_row(line: int, cells: list[str], columns: Columns, region: str | None)
             else:
                 attributes[key] = value
     fields = tuple(values.get(name, "") for name in FIELDS)
-    encoded = json.dumps(attributes, ensure_ascii=False, sort_keys=True) if attributes else ""
+    encoded = encode_attributes(attributes) if attributes else ""
     return CleanRow(line, phone, fields, encoded)
+
+
+def encode_attributes(attributes: dict[str, str]) -> str:
+    """JSON with keys in PostgreSQL jsonb's own order (shorter first, then bytewise), so an
+    unchanged contact can be recognised by comparing text, on either database."""
+    ordered = sorted(attributes.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()))
+    return json.dumps(dict(ordered), ensure_ascii=False)
 
 
 def _attributes_json(text: str) -> dict[str, str]:

@@ -1,0 +1,219 @@
+"""`make bench`: Herald's speed figures, measured on this machine, printed as a table.
+
+    python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres] [--only NAME]
+
+Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
+used when it answers at BENCH_POSTGRES_URL (default: the local server, database
+herald_bench, dropped and created for every run). Inputs are generated, never
+downloaded, and cached in .bench-data/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.datasets import write_contacts_csv  # noqa: E402
+
+DATA = ROOT / ".bench-data"
+PYTHON = sys.executable
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/herald_bench")
+
+
+@dataclass
+class Figure:
+    name: str
+    database: str
+    unit: str
+    target: str
+    higher_is_better: bool
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def verdict(self, limit: float) -> str:
+        ok = self.median >= limit if self.higher_is_better else self.median <= limit
+        return "meets" if ok else "MISSES"
+
+
+class Database:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.tmp = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.tmp / 'bench.sqlite3'}" if self.kind == "sqlite" else POSTGRES_URL
+
+    def fresh(self) -> None:
+        if self.kind == "sqlite":
+            for path in self.tmp.glob("bench.sqlite3*"):
+                path.unlink()
+        else:
+            import psycopg
+
+            name = POSTGRES_URL.rsplit("/", 1)[1]
+            admin_url = POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+        self.manage("migrate", "--noinput", "-v0")
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DATABASE_URL": self.url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env(), capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+    @staticmethod
+    def available(kind: str) -> bool:
+        if kind == "sqlite":
+            return True
+        try:
+            import psycopg
+
+            admin_url = POSTGRES_URL.rsplit("/", 1)[0] + "/postgres"
+            psycopg.connect(admin_url, connect_timeout=3).close()
+        except Exception:  # noqa: BLE001 - any failure means: no PostgreSQL to measure
+            return False
+        return True
+
+
+def timed_with_memory(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS of the whole process tree in MB (sampled), and stdout."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kb(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = process.communicate()
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+    return elapsed, peak[0] / 1024, out
+
+
+def tree_rss_kb(pid: int) -> int:
+    total = 0
+    for child in [pid, *descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for child in map(int, children):
+        found += [child, *descendants(child)]
+    return found
+
+
+def bench_import(db: Database, csv_path: Path, rows: int, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    cmd = [PYTHON, "manage.py", "import_contacts", str(csv_path), "--group", "Bench"]
+    seconds, peak_mb, out = timed_with_memory(cmd, db.env())
+    figures["import"].samples.append(rows / seconds)
+    figures["memory"].samples.append(peak_mb)
+    print(f"  [{db.kind}] new import: {rows / seconds:,.0f} rows/s, peak {peak_mb:,.0f} MB ({out.strip()})", file=sys.stderr)
+    seconds, _peak, out = timed_with_memory(cmd, db.env())
+    figures["reimport"].samples.append(rows / seconds)
+    print(f"  [{db.kind}] re-import: {rows / seconds:,.0f} rows/s ({out.strip()})", file=sys.stderr)
+    search = [PYTHON, "-m", "bench.changelist", "--repeat", "15"]
+    result = subprocess.run(search, cwd=ROOT, env=db.env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    for line in result.stdout.splitlines():
+        key, value = line.split("=")
+        figures[key].samples.append(float(value))
+    print(f"  [{db.kind}] changelist: {result.stdout.strip()}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--db", default="sqlite,postgres")
+    args = parser.parse_args()
+
+    DATA.mkdir(exist_ok=True)
+    csv_path = DATA / f"contacts-{args.rows}.csv"
+    if not csv_path.exists():
+        print(f"generating {csv_path.name} ...", file=sys.stderr)
+        write_contacts_csv(csv_path, args.rows)
+    rows_in_file = args.rows  # every data row, good or bad, is work the importer does
+
+    table: list[tuple[Figure, float]] = []
+    for kind in args.db.split(","):
+        if not Database.available(kind):
+            print(f"skipping {kind}: not reachable at {POSTGRES_URL}", file=sys.stderr)
+            continue
+        db = Database(kind)
+        figures = {
+            "import": Figure("contact import, new (CLI)", kind, "rows/s", ">= 20,000", True),
+            "reimport": Figure("contact import, same file again", kind, "rows/s", ">= 20,000", True),
+            "memory": Figure("import peak memory, all processes", kind, "MB", "<= 400", False),
+            "search_phone_ms": Figure("changelist, search by phone", kind, "ms", "<= 250", False),
+            "first_page_ms": Figure("changelist, first page", kind, "ms", "(no target)", False),
+            "group_filter_ms": Figure("changelist, filtered by group", kind, "ms", "(no target)", False),
+        }
+        for run in range(args.runs):
+            print(f"{kind}: run {run + 1} of {args.runs}", file=sys.stderr)
+            bench_import(db, csv_path, rows_in_file, figures)
+        limits = {"import": 20_000, "reimport": 20_000, "memory": 400, "search_phone_ms": 250}
+        table += [(f, limits.get(key, 0)) for key, f in figures.items()]
+
+    print_table(table, args)
+
+
+def print_table(table: list[tuple[Figure, float]], args: argparse.Namespace) -> None:
+    cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t")
+    print(f"\nHerald benchmarks: {args.rows:,} contact rows, median of {args.runs} runs, {os.cpu_count()} cores ({cpu})\n")
+    print("| figure | database | median | target | |")
+    print("| --- | --- | ---: | --- | --- |")
+    for figure, limit in table:
+        value = f"{figure.median:,.0f} {figure.unit}"
+        verdict = figure.verdict(limit) if limit else ""
+        print(f"| {figure.name} | {figure.database} | {value} | {figure.target} | {verdict} |")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"\n(largest single process seen: {usage.ru_maxrss / 1024:,.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
+
