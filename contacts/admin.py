@@ -55,6 +55,43 @@ class TagAdmin(admin.ModelAdmin):
         return tag.contact_count
 
 
+class MembershipFilter(admin.SimpleListFilter):
+    """Contacts in one group (or with one tag), without the DISTINCT Django's M2M filter adds.
+
+    Over a million contacts the query shape decides everything: a big group is best
+    found by walking contacts newest first and probing the membership index, a small
+    one by starting from its members.
+    """
+
+    BIG = 50_000
+    through: Any
+    column: str
+    model: Any
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(pk), name) for pk, name in self.model.objects.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
+        if not self.value():
+            return queryset
+        members = self.through.objects.filter(**{self.column: self.value()})
+        if len(members.values_list("pk", flat=True)[: self.BIG]) < self.BIG:
+            return queryset.filter(pk__in=members.values("contact_id"))
+        return queryset.filter(Exists(members.filter(contact_id=OuterRef("pk"))))
+
+
+class GroupFilter(MembershipFilter):
+    title = "group"
+    parameter_name = "group"
+    through, column, model = Contact.groups.through, "group_id", Group
+
+
+class TagFilter(MembershipFilter):
+    title = "tag"
+    parameter_name = "tag"
+    through, column, model = Contact.tags.through, "tag_id", Tag
+
+
 class CappedCountPaginator(Paginator):
     """Counts at most CAP rows: a changelist over a million contacts needs no exact total."""
 
@@ -71,7 +108,7 @@ class ContactAdmin(ExportMixin, admin.ModelAdmin):
     resource_classes = [ContactResource]
     formats = [CSV, XLSX]
     list_display = ("phone", "first_name", "last_name", "email", "opted_out", "created_at")
-    list_filter = ("groups", "tags")
+    list_filter = (GroupFilter, TagFilter)
     search_fields = ("phone", "first_name", "last_name", "email")
     search_help_text = "A phone number in any format, or the start of a name or an e-mail."
     filter_horizontal = ("groups", "tags")

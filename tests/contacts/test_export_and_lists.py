@@ -56,7 +56,7 @@ def test_the_admin_exports_the_filtered_changelist(admin_client: Client) -> None
     Contact.objects.create(phone=uk(1), first_name="In").groups.add(news)
     Contact.objects.create(phone=uk(2), first_name="Out")
     response = admin_client.post(
-        f"/admin/contacts/contact/export/?groups__id__exact={news.pk}",
+        f"/admin/contacts/contact/export/?group={news.pk}",
         {
             "format": "0",
             "resource": "0",
@@ -124,3 +124,23 @@ def test_groups_and_tags_show_their_counts(admin_client: Client) -> None:
         Contact.objects.create(phone=uk(i)).groups.add(news)
     page = admin_client.get("/admin/contacts/group/").content.decode()
     assert '<td class="field-contact_count">3</td>' in page
+
+
+@pytest.mark.parametrize(
+    "big", [50_000, 1], ids=["small group: from its members", "big group: walk contacts"]
+)
+def test_the_group_filter_lists_exactly_the_members(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, big: int
+) -> None:
+    from contacts.admin import MembershipFilter
+
+    monkeypatch.setattr(MembershipFilter, "BIG", big)
+    news, other = Group.objects.create(name="News"), Group.objects.create(name="Other")
+    for i in range(4):
+        contact = Contact.objects.create(phone=uk(i))
+        contact.groups.add(news if i % 2 else other)
+        if i == 3:
+            contact.groups.add(other)
+    page = admin_client.get("/admin/contacts/contact/", {"group": news.pk}).content.decode()
+    assert [uk(i) in page for i in range(4)] == [False, True, False, True]
+    assert page.count('name="_selected_action"') == 2  # uk(3) is in two groups, listed once
