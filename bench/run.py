@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -224,9 +225,12 @@ def main() -> None:
                 "changelist, filtered by group", kind, "ms", "(no target)", False
             ),
         }
-        for run in range(args.runs):
-            print(f"{kind}: run {run + 1} of {args.runs}", file=sys.stderr)
-            bench_import(db, csv_path, rows_in_file, figures)
+        try:
+            for run in range(args.runs):
+                print(f"{kind}: run {run + 1} of {args.runs}", file=sys.stderr)
+                bench_import(db, csv_path, rows_in_file, figures)
+        finally:
+            shutil.rmtree(db.tmp, ignore_errors=True)
         limits = {"import": 20_000, "reimport": 20_000, "memory": 400, "search_phone_ms": 250}
         table += [(f, limits.get(key, 0)) for key, f in figures.items()]
 

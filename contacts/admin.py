@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -150,11 +150,12 @@ class ContactAdmin(ExportMixin, admin.ModelAdmin):
             except InvalidPhoneNumber:
                 return queryset.filter(phone__startswith=term.replace(" ", "")), False
         if "@" in term:
-            return queryset.filter(email=term.lower()) | queryset.filter(email=term), False
-        return (
-            queryset.filter(first_name__startswith=term.title())
-            | queryset.filter(last_name__startswith=term.title())
-        ), False
+            return queryset.filter(email__in={term, term.lower()}), False
+        spellings = {term, term.title()}  # prefix matches use the name indexes
+        names = Q()
+        for spelling in spellings:
+            names |= Q(first_name__startswith=spelling) | Q(last_name__startswith=spelling)
+        return queryset.filter(names), False
 
 
 @admin.register(OptOut)

@@ -167,6 +167,14 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ("-id",)
+        # Pattern-ops indexes on PostgreSQL serve both `=` and prefix LIKE (the contact
+        # list's name and e-mail search); elsewhere they are plain indexes.
+        indexes = [
+            models.Index(
+                fields=[name], name=f"contact_{name}_prefix", opclasses=["varchar_pattern_ops"]
+            )
+            for name in ("first_name", "last_name", "email")
+        ]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
