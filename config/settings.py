@@ -130,6 +130,8 @@ HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # Uploaded contact files up to this size are checked in the request; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
+# An import with no progress for this long lost its worker and may be resumed.
+HERALD_IMPORT_STALL_SECONDS = env.int("HERALD_IMPORT_STALL_SECONDS", default=600)
 HERALD_HEARTBEAT_STALE_SECONDS = env.int("HERALD_HEARTBEAT_STALE_SECONDS", default=180)
 
 # django-q2: tasks are wake-ups; Message rows are the truth. `retry` must exceed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,7 +70,8 @@ def confirm(job: ImportJob) -> bool:
 
 
 def resume(job: ImportJob) -> bool:
-    moved = job.move([S.FAILED], S.QUEUED, failure_reason="")
+    """Queue a failed (or stalled) import to continue after its last committed line."""
+    moved = job.move([S.FAILED], S.QUEUED, failure_reason="") or _take_over(job, S.QUEUED)
     if moved:
         from django_q.tasks import async_task
 
@@ -86,7 +88,11 @@ def run(
 ) -> ImportJob:
     """Import the file, from where an earlier run stopped; a failure is recorded, then raised."""
     started = {"started_at": timezone.now()} if job.started_at is None else {}
-    if not job.move([S.QUEUED], S.RUNNING, finished_at=None, **started):
+    # A job whose worker died mid-way (no progress for a while) is taken over: this is
+    # how django-q2's retry of a lost task finishes the import.
+    if not (
+        job.move([S.QUEUED], S.RUNNING, finished_at=None, **started) or _take_over(job, S.RUNNING)
+    ):
         return job
     try:
         source = open_source(job.path)
@@ -124,6 +130,15 @@ def run(
     job.move([S.RUNNING], S.COMPLETED, finished_at=timezone.now(), bytes_done=job.bytes_total)
     logger.info("import %s completed: %s", job.pk, job.summary_line())
     return job
+
+
+def _take_over(job: ImportJob, to: str) -> bool:
+    cutoff = timezone.now() - timedelta(seconds=settings.HERALD_IMPORT_STALL_SECONDS)
+    moved = ImportJob.objects.filter(pk=job.pk, status=S.RUNNING, updated_at__lt=cutoff).update(
+        status=to, updated_at=timezone.now(), failure_reason=""
+    )
+    job.refresh_from_db()
+    return moved == 1
 
 
 def roll_back(job: ImportJob) -> bool:

@@ -303,6 +303,14 @@ class ImportJob(models.Model):
             f"skipped={self.skipped} invalid={self.invalid}"
         )
 
+    @property
+    def is_stalled(self) -> bool:
+        """Running, but its worker has written no progress for a long while: it died."""
+        quiet_for = (timezone.now() - self.updated_at).total_seconds()
+        return (
+            self.status == self.Status.RUNNING and quiet_for > settings.HERALD_IMPORT_STALL_SECONDS
+        )
+
     def rows_per_second(self) -> float:
         if not self.started_at or not self.rows_done:
             return 0.0

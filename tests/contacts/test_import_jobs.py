@@ -205,3 +205,32 @@ def test_approvers_cannot_start_imports(make_user: Callable[..., User]) -> None:
     client = Client()
     client.force_login(make_user("arno", "Approvers"))
     assert client.get("/admin/contacts/importjob/add/").status_code == 403
+
+
+def test_an_import_whose_worker_died_is_taken_over_by_the_retried_task(
+    write_file: Callable[..., Path],
+) -> None:
+    rows = [[uk(i), f"N{i}", "", "", ""] for i in range(6_000)]
+    job = cli_job(write_file("c.csv", csv_text(rows)))
+    jobs.run(job)  # imports everything; now pretend the worker died after the first chunk
+    Contact.objects.filter(phone__gt=uk(4_999)).delete()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=S.RUNNING, resume_line=5_001, imported=5_000, updated_at="2000-01-01T00:00:00Z"
+    )
+    job.refresh_from_db()
+    assert job.is_stalled
+
+    jobs.run(job)  # what django-q2 does when the lost task's retry comes round
+    job.refresh_from_db()
+    assert (job.status, job.imported) == (S.COMPLETED, 6_000)
+    assert Contact.objects.count() == 6_000
+
+
+def test_a_running_import_that_is_alive_is_not_taken_over(write_file: Callable[..., Path]) -> None:
+    job = cli_job(write_file("c.csv", csv_text([[uk(1), "", "", "", ""]])))
+    ImportJob.objects.filter(pk=job.pk).update(status=S.RUNNING)
+    job.refresh_from_db()
+    assert not job.is_stalled
+    assert not jobs.resume(job)
+    jobs.run(job)
+    assert ImportJob.objects.get().status == S.RUNNING and not Contact.objects.exists()
