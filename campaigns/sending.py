@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from campaigns.models import Campaign, TransitionNotAllowed
+from contacts.importing import chunked
 from contacts.models import Contact, OptOut
 from messaging.dispatch import send_claimed
 from messaging.models import Message
@@ -32,7 +31,8 @@ def materialise(campaign: Campaign) -> dict[str, int]:
     Opted-out recipients are kept as `skipped` so the counts add up.
     """
     stats = {"audience": 0, "queued": 0, "opted_out": 0}
-    for chunk in _chunks(campaign.audience().order_by("pk")):
+    audience = campaign.audience().order_by("pk").iterator(chunk_size=MATERIALISE_CHUNK)
+    for chunk in chunked(audience, MATERIALISE_CHUNK):
         opted_out = OptOut.objects.phones(campaign.channel, [c.phone for c in chunk])
         rows = [_message_for(campaign, contact, contact.phone in opted_out) for contact in chunk]
         Message.objects.bulk_create(rows, ignore_conflicts=True)
@@ -65,17 +65,6 @@ def _message_for(campaign: Campaign, contact: Contact, opted_out: bool) -> Messa
         status=Message.Status.SKIPPED if opted_out else Message.Status.PENDING,
         skip_reason=Message.SkipReason.OPTED_OUT if opted_out else "",
     )
-
-
-def _chunks(contacts: QuerySet[Contact]) -> Iterator[list[Contact]]:
-    chunk: list[Contact] = []
-    for contact in contacts.iterator(chunk_size=MATERIALISE_CHUNK):
-        chunk.append(contact)
-        if len(chunk) == MATERIALISE_CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def run_campaign(campaign: Campaign) -> None:

@@ -10,6 +10,7 @@ import codecs
 import csv
 import functools
 import io
+import itertools
 import json
 import re
 import zipfile
@@ -17,7 +18,7 @@ import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -42,6 +43,9 @@ SNIFF_BYTES = 64 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
 # Cells our own export neutralised against spreadsheet formulas: "'=SUM(...)".
 NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
+
+
+T = TypeVar("T")
 
 
 class FileProblem(Exception):
@@ -340,14 +344,8 @@ def _is_time_zone(name: str) -> bool:
     return True
 
 
-def chunked(
-    rows: Iterable[tuple[int, list[str]]], size: int
-) -> Iterator[list[tuple[int, list[str]]]]:
-    chunk: list[tuple[int, list[str]]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items (the last one shorter), read lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
         yield chunk

@@ -20,6 +20,18 @@ class Channel(models.TextChoices):
     WHATSAPP = "whatsapp", "WhatsApp"
 
 
+def normalise_phone(text: str, region: str | None = None) -> str:
+    """E.164 for a form or model value, or a ValidationError a person can act on."""
+    try:
+        return to_e164(text, region or settings.HERALD_DEFAULT_REGION)
+    except InvalidPhoneNumber as exc:
+        raise ValidationError(
+            "Enter a valid phone number, e.g. +44 7911 123456 (%(reason)s).",
+            code="invalid_phone",
+            params={"reason": exc},
+        ) from exc
+
+
 class PhoneNumberFormField(forms.CharField):
     """Accepts what people type (spaces, brackets, 00 prefix, national form)."""
 
@@ -30,16 +42,7 @@ class PhoneNumberFormField(forms.CharField):
 
     def to_python(self, value: Any) -> str:
         text = super().to_python(value) or ""
-        if not text:
-            return text
-        try:
-            return to_e164(text, self.region or settings.HERALD_DEFAULT_REGION)
-        except InvalidPhoneNumber as exc:
-            raise ValidationError(
-                "Enter a valid phone number, e.g. +44 7911 123456 (%(reason)s).",
-                code="invalid_phone",
-                params={"reason": exc},
-            ) from exc
+        return normalise_phone(text, self.region) if text else text
 
 
 class PhoneNumberField(models.CharField):
@@ -55,16 +58,7 @@ class PhoneNumberField(models.CharField):
         super().__init__(*args, **kwargs)
 
     def clean(self, value: Any, model_instance: Any) -> Any:
-        if value:
-            try:
-                value = to_e164(str(value), settings.HERALD_DEFAULT_REGION)
-            except InvalidPhoneNumber as exc:
-                raise ValidationError(
-                    "Enter a valid phone number, e.g. +44 7911 123456 (%(reason)s).",
-                    code="invalid_phone",
-                    params={"reason": exc},
-                ) from exc
-        return super().clean(value, model_instance)
+        return super().clean(normalise_phone(str(value)) if value else value, model_instance)
 
     def formfield(self, **kwargs: Any) -> Any:
         return super().formfield(**{"form_class": PhoneNumberFormField, **kwargs})

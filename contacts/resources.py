@@ -42,6 +42,7 @@ from contacts.models import Contact, Group, OptOut, Tag
 from contacts.phones import to_e164
 
 CHUNK_ROWS = 5000
+EXPORT_COLUMNS = (*("phone", *FIELDS), "groups", "tags", "attributes", "created_at")
 UPDATABLE = FIELDS
 # Cells a spreadsheet would run as a formula, unless they are plain numbers (+44 7911...).
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")
@@ -128,30 +129,8 @@ class ContactResource(resources.ModelResource):
     class Meta:
         model = Contact
         import_id_fields = ("phone",)
-        fields = (
-            "phone",
-            "first_name",
-            "last_name",
-            "email",
-            "language",
-            "timezone",
-            "groups",
-            "tags",
-            "attributes",
-            "created_at",
-        )
-        export_order = (
-            "phone",
-            "first_name",
-            "last_name",
-            "email",
-            "language",
-            "timezone",
-            "groups",
-            "tags",
-            "attributes",
-            "created_at",
-        )
+        fields = EXPORT_COLUMNS
+        export_order = EXPORT_COLUMNS
 
     def __init__(
         self,
