@@ -317,7 +317,8 @@ class ImportJobAdmin(admin.ModelAdmin):
         if act is None:
             raise Http404
         if act(job):
-            self.message_user(request, f"{action.capitalize()}: done.", messages.SUCCESS)
+            done = {"confirm": "Import queued.", "resume": "Import queued to resume."}
+            self.message_user(request, done.get(action, "Import rolled back."), messages.SUCCESS)
         else:
             job.refresh_from_db()
             self.message_user(

@@ -234,3 +234,21 @@ def test_a_running_import_that_is_alive_is_not_taken_over(write_file: Callable[.
     assert not jobs.resume(job)
     jobs.run(job)
     assert ImportJob.objects.get().status == S.RUNNING and not Contact.objects.exists()
+
+
+def test_roll_back_and_resume_buttons_in_the_admin(
+    marketer_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    upload(marketer_client, csv_text([[uk(1), "Ada", "", "", ""]]))
+    job = ImportJob.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        marketer_client.post(f"/admin/contacts/importjob/{job.pk}/confirm/")
+    page = marketer_client.get(f"/admin/contacts/importjob/{job.pk}/change/").content.decode()
+    assert 'name="rollback"' in page and 'name="resume"' not in page
+
+    done = marketer_client.post(f"/admin/contacts/importjob/{job.pk}/rollback/", follow=True)
+    assert "Import rolled back." in done.content.decode()
+    assert not Contact.objects.exists()
+    again = marketer_client.post(f"/admin/contacts/importjob/{job.pk}/resume/", follow=True)
+    assert "Cannot resume an import that is rolled back" in again.content.decode()
+    assert marketer_client.get(f"/admin/contacts/importjob/{job.pk}/rollback/").status_code == 403
