@@ -237,14 +237,12 @@ def _open_xlsx(raw: IO[bytes], size: int) -> Source:
     except StopIteration:
         raise FileProblem("the spreadsheet is empty") from None
     columns = Columns.from_header(header)
-    state = {"line": 1}
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
-        for values in rows:
-            state["line"] += 1
+        for line, values in enumerate(rows, start=2):
             cells = [_cell_text(c) for c in values]
             if any(cells):
-                yield state["line"], cells
+                yield line, cells
 
     # openpyxl reads the zip as it goes; progress is told in rows, not bytes.
     return Source(columns, numbered(), size)

@@ -207,15 +207,9 @@ def _report_file(job: ImportJob, append: bool, stream: IO[str] | None = None) ->
 
 def describe_columns(source: Source) -> list[dict[str, str]]:
     """How each column of the file will be read, for the preview."""
-    header = source.columns.header
-    used = {i: name for name, i in source.columns.index.items()}
-    described = []
-    for i, title in enumerate(header):
-        if i in used:
-            described.append({"column": title, "becomes": used[i].replace("_", " ")})
-        elif i in dict(source.columns.attributes):
-            key = dict(source.columns.attributes)[i]
-            described.append({"column": title, "becomes": f"attribute {{{{{key}}}}}"})
-        else:
-            described.append({"column": title, "becomes": "ignored"})
-    return described
+    becomes = {i: name.replace("_", " ") for name, i in source.columns.index.items()}
+    becomes.update({i: f"attribute {{{{{key}}}}}" for i, key in source.columns.attributes})
+    return [
+        {"column": title, "becomes": becomes.get(i, "ignored")}
+        for i, title in enumerate(source.columns.header)
+    ]

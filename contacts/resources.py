@@ -369,12 +369,14 @@ class ChunkWriter:
     def _update(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
         for names in {tuple(sorted(c)) for _, c in changes}:
             batch = [(pk, c) for pk, c in changes if tuple(sorted(c)) == names]
-            assignments = ", ".join(f"{connection.ops.quote_name(n)} = %s" for n in names)
+            assignments = ", ".join(
+                f"{connection.ops.quote_name(n)} = {_placeholder(n)}" for n in names
+            )
             table = Contact._meta.db_table  # names from model meta, values as parameters
             sql = f"UPDATE {table} SET {assignments}, updated_at = %s WHERE id = %s"  # noqa: S608
             params = [(*(_db_value(n, c[n]) for n in names), self.now, pk) for pk, c in batch]
             with connection.cursor() as cursor:
-                cursor.executemany(_json_cast(sql, names), params)
+                cursor.executemany(sql, params)
 
     def _add_memberships(
         self,
@@ -420,10 +422,9 @@ def _db_value(name: str, value: Any) -> Any:
     return encode_attributes(value) if name == "attributes" else value
 
 
-def _json_cast(sql: str, names: Iterable[str]) -> str:
-    if connection.vendor == "postgresql" and "attributes" in names:
-        return sql.replace('"attributes" = %s', '"attributes" = %s::jsonb')
-    return sql
+def _placeholder(name: str) -> str:
+    """JSON goes in as text; PostgreSQL needs to be told it is jsonb."""
+    return "%s::jsonb" if name == "attributes" and connection.vendor == "postgresql" else "%s"
 
 
 def select_by_phones(columns: Iterable[str], phones: list[str]) -> list[tuple[Any, ...]]:

@@ -144,3 +144,17 @@ def test_the_group_filter_lists_exactly_the_members(
     page = admin_client.get("/admin/contacts/contact/", {"group": news.pk}).content.decode()
     assert [uk(i) in page for i in range(4)] == [False, True, False, True]
     assert page.count('name="_selected_action"') == 2  # uk(3) is in two groups, listed once
+
+
+def test_an_opt_out_file_with_a_bad_number_is_refused_with_the_reason(admin_client: Client) -> None:
+    upload = SimpleUploadedFile(
+        "stop.csv", b"phone,channel\r\n07400 000001,sms\r\nnot a number,sms\r\n"
+    )
+    preview = admin_client.post(
+        "/admin/contacts/optout/import/",
+        {"import_file": upload, "format": "0", "resource": "0"},
+    )
+    assert preview.status_code == 200
+    assert "not a phone number" in preview.content.decode()
+    assert "confirm_form" not in preview.context or preview.context["confirm_form"] is None
+    assert not OptOut.objects.exists()
