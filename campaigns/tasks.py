@@ -5,7 +5,7 @@ from django_q.tasks import async_task
 
 from campaigns.models import Campaign
 from campaigns.sending import run_campaign as run
-from messaging.dispatch import mark_expired_leases_in_doubt, poll_statuses
+from messaging.dispatch import mark_expired_leases_in_doubt
 from messaging.models import Message, WorkerHeartbeat
 
 
@@ -16,12 +16,14 @@ def run_campaign(campaign_id: int) -> None:
 
 
 def tick() -> None:
-    """Every minute: heartbeat, start due campaigns, pick up retries, recover, poll reports."""
+    """Every minute: heartbeat, start due campaigns, pick up retries, recover.
+
+    Delivery reports are polled by their own schedule (messaging.tasks.poll_statuses).
+    """
     WorkerHeartbeat.objects.beat()
     mark_expired_leases_in_doubt()
     for campaign_id in campaigns_needing_a_run():
         async_task("campaigns.tasks.run_campaign", campaign_id)
-    poll_statuses()
 
 
 def campaigns_needing_a_run() -> list[int]:

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from messaging.models import Message, ProviderAccount, StatusEvent, WorkerHeartbeat
+from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
 
 
 class ProviderAccountForm(forms.ModelForm):
@@ -112,3 +112,12 @@ class StatusEventAdmin(ReadOnlyAdmin):
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ("name", "seen_at")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("webhook_id", "event", "provider_account", "outcome", "received_at")
+    list_filter = ("provider_account", "event")
+    list_select_related = ("provider_account",)
+    search_fields = ("=webhook_id",)
+    show_full_result_count = False

@@ -7,7 +7,6 @@ never picks rows itself, and knows nothing of why they are being sent.
 from __future__ import annotations
 
 import logging
-import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -21,13 +20,17 @@ from contacts.models import OptOut
 from contacts.phones import redact
 from messaging.backends import BACKEND_CLASSES, backend_class
 from messaging.backends.base import SendResult
-from messaging.exceptions import AccountError, InDoubtError, RecipientError, RetryableError
-from messaging.models import Message
+from messaging.exceptions import (
+    AccountError,
+    InDoubtError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
+from messaging.http import MESSAGE_RETRY
+from messaging.models import Message, ProviderAccount
 
 logger = logging.getLogger(__name__)
-
-BACKOFF_BASE_SECONDS = 30
-BACKOFF_CAP_SECONDS = 3600
 
 
 def send_claimed(messages: Sequence[Message]) -> AccountError | None:
@@ -92,6 +95,7 @@ def _record_accepted(results: list[SendResult]) -> None:
         message = result.message
         message.status = Message.Status.SENT
         message.provider_message_id = result.provider_message_id
+        message.provider_batch_id = result.provider_batch_id
         message.sent_at = now
         message.updated_at = now
         message.lease_expires_at = None
@@ -99,8 +103,8 @@ def _record_accepted(results: list[SendResult]) -> None:
         if result.cost is not None:
             message.cost = result.cost
         rows.append(message)
-    fields = ["status", "provider_message_id", "sent_at", "updated_at", "lease_expires_at"]
-    fields += ["error_code", "error_message", "cost"]
+    fields = ["status", "provider_message_id", "provider_batch_id", "sent_at", "updated_at"]
+    fields += ["lease_expires_at", "error_code", "error_message", "cost"]
     tokens = {m.claim_token for m in rows}
     # Only rows still held under our claim: a row whose lease ran out and was
     # taken over is not ours to write any more.
@@ -158,10 +162,8 @@ def _release(message: Message) -> None:
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never sooner than the provider asked."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    """The engine's wait before trying a message again (see messaging.http.RetryPolicy)."""
+    return MESSAGE_RETRY.delay(attempts, retry_after)
 
 
 def mark_expired_leases_in_doubt() -> int:
@@ -174,25 +176,55 @@ def mark_expired_leases_in_doubt() -> int:
     )
 
 
-def poll_statuses(batch_size: int = 500) -> int:
-    """Ask providers that support lookups about messages still awaiting a report."""
+#: Before a first lookup, give a delivery report this long to arrive (account option
+#: `status_poll_after` overrides it; the simulator reports at once).
+STATUS_POLL_AFTER = timedelta(seconds=60)
+#: Messages still without a report after this long are left as sent.
+STATUS_POLL_MAX_AGE = timedelta(days=3)
+#: Lookups per account per poll; the account's rate limit paces them.
+STATUS_POLL_LIMIT = 500
+STATUS_POLL_BATCH = 100
+
+
+def poll_statuses(limit: int = STATUS_POLL_LIMIT) -> int:
+    """Ask providers that support lookups about messages still `sent`; returns how many moved.
+
+    Per account, the messages looked up longest ago (or never) come first, so a
+    backlog is worked through over several polls rather than asked about again
+    and again. Each lookup request goes through the account's rate limiter.
+    """
     lookup_kinds = [k for k in BACKEND_CLASSES if backend_class(k).supports_status_lookup]
-    waiting = Message.objects.awaiting_report().filter(provider_account__backend__in=lookup_kinds)
-    waiting = waiting.select_related("provider_account").order_by("sent_at")
+    accounts = ProviderAccount.objects.filter(is_active=True, backend__in=lookup_kinds)
     moved = 0
-    for message_batch in _batches_by_account(waiting[: batch_size * 10], batch_size):
-        backend = message_batch[0].provider_account.get_backend()
-        for update in backend.lookup_statuses(message_batch):
-            moved += update.message.apply_status(update)
+    for account in accounts:
+        try:
+            moved += _poll_account(account, limit)
+        except ProviderError as exc:
+            logger.warning("status lookup for account %s stopped: %s", account.name, exc)
     return moved
 
 
-def _batches_by_account(messages: Iterable[Message], size: int) -> Iterable[list[Message]]:
-    by_account: dict[int, list[Message]] = defaultdict(list)
-    for message in messages:
-        bucket = by_account[message.provider_account_id]
-        bucket.append(message)
-        if len(bucket) == size:
-            yield bucket
-            by_account[message.provider_account_id] = []
-    yield from (bucket for bucket in by_account.values() if bucket)
+def _poll_account(account: ProviderAccount, limit: int) -> int:
+    now = timezone.now()
+    default_delay = 0 if account.backend == ProviderAccount.Backend.SIMULATOR else None
+    delay = account.options.get("status_poll_after", default_delay)
+    after = STATUS_POLL_AFTER if delay is None else timedelta(seconds=float(delay))
+    waiting = (
+        Message.objects.awaiting_report(older_than=after)
+        .filter(provider_account=account, sent_at__gte=now - STATUS_POLL_MAX_AGE)
+        .order_by(F("status_checked_at").asc(nulls_first=True), "sent_at")
+    )
+    messages = list(waiting[:limit])
+    if not messages:
+        return 0
+    backend = account.get_backend()
+    moved = 0
+    for start in range(0, len(messages), STATUS_POLL_BATCH):
+        batch = messages[start : start + STATUS_POLL_BATCH]
+        for message in batch:
+            message.provider_account = account
+        updates = backend.lookup_statuses(batch)
+        Message.objects.filter(pk__in=[m.pk for m in batch]).update(status_checked_at=now)
+        for update in updates:
+            moved += update.message.apply_status(update)
+    return moved

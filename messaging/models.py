@@ -27,6 +27,9 @@ class ProviderAccount(models.Model):
         SIMULATOR = "simulator", "Simulator (built in, sends nothing)"
         CONSOLE = "console", "Console (prints messages)"
         LOCMEM = "locmem", "In-memory (tests)"
+        BUZZBIP = "buzzbip", "Buzzbip (SMS, WhatsApp)"
+        BULKSMSRATES = "bulksmsrates", "BulkSMSRates (SMS, WhatsApp)"
+        BWATMESAJ = "bwatmesaj", "Bwatmesaj (SMS)"
 
     name = models.SlugField(
         max_length=50, unique=True, help_text="Used in webhook URLs and the CLI."
@@ -155,6 +158,15 @@ class Message(models.Model):
         max_length=64, unique=True, help_text="Our idempotency key, sent to the provider."
     )
     provider_message_id = models.CharField(max_length=100, blank=True, db_index=True)
+    provider_batch_id = models.CharField(
+        max_length=100, blank=True, help_text="The provider's id for the bulk request it went in."
+    )
+    template_id = models.CharField(
+        max_length=100, blank=True, help_text="WhatsApp: the provider's approved template id."
+    )
+    template_params = models.JSONField(
+        default=list, blank=True, help_text="WhatsApp: the template's ordered parameters."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -166,6 +178,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    status_checked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its status was last looked up at the provider."
+    )
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
@@ -234,6 +249,41 @@ class StatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookEvent(models.Model):
+    """A provider callback we have taken in, kept so a retried delivery is applied once."""
+
+    provider_account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE)
+    webhook_id = models.CharField(max_length=150)
+    event = models.CharField(max_length=50, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=200, blank=True)
+    raw = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ("-received_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("provider_account", "webhook_id"), name="webhookevent_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event or 'event'} {self.webhook_id}"
+
+
+class RateBucket(models.Model):
+    """Per-account send pacing shared by every worker process (see messaging.ratelimit)."""
+
+    provider_account = models.OneToOneField(
+        ProviderAccount, on_delete=models.CASCADE, related_name="rate_bucket"
+    )
+    #: GCRA "theoretical arrival time": unix seconds at which the next request is due.
+    next_at = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"rate bucket of {self.provider_account_id}"
 
 
 class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):

@@ -13,6 +13,9 @@ BACKEND_CLASSES = {
     "simulator": "messaging.backends.simulator.SimulatorBackend",
     "console": "messaging.backends.console.ConsoleBackend",
     "locmem": "messaging.backends.locmem.LocmemBackend",
+    "buzzbip": "messaging.backends.buzzbip.BuzzbipBackend",
+    "bulksmsrates": "messaging.backends.bulksmsrates.BulkSMSRatesBackend",
+    "bwatmesaj": "messaging.backends.bwatmesaj.BwatmesajBackend",
 }
 
 

@@ -27,6 +27,8 @@ class SendResult:
 
     message: Message
     provider_message_id: str = ""
+    #: For a bulk request that names no per-recipient ids: the request's own id.
+    provider_batch_id: str = ""
     cost: Decimal | None = None
     error: ProviderError | None = None
 
@@ -59,6 +61,17 @@ class BaseBackend:
     supports_status_lookup: ClassVar[bool] = False
     #: Whether the provider posts delivery reports to our webhook.
     supports_webhooks: ClassVar[bool] = False
+    #: Credential names `provider add --set` accepts (stored encrypted).
+    credential_keys: ClassVar[tuple[str, ...]] = ()
+    #: Non-secret settings `provider add --set` accepts (kept in ProviderAccount.options).
+    option_keys: ClassVar[tuple[str, ...]] = ()
+    #: The provider's production address, used when the account sets no base_url.
+    default_base_url: ClassVar[str] = ""
+
+    @classmethod
+    def validate_sender(cls, sender: str) -> str | None:
+        """Why `sender` cannot be used with this provider, or None when it can."""
+        return None
 
     def __init__(self, account: ProviderAccount) -> None:
         self.account = account
@@ -85,6 +98,13 @@ class BaseBackend:
             except ProviderError as exc:
                 results.extend(SendResult(m, error=exc) for m in batch)
         return results
+
+    def check(self) -> str:
+        """Authenticate (and read the balance where the provider has one); a short summary.
+
+        Raises a ProviderError with the provider's own words when the account cannot send.
+        """
+        return "ok (nothing to check)"
 
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
         """Ask the provider what became of sent messages; only news is returned."""

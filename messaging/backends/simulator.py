@@ -16,6 +16,7 @@ recomputing its fate. Account options (ProviderAccount.options):
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from django.utils import timezone
 
@@ -29,6 +30,19 @@ class SimulatorBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = 1000
     supports_status_lookup = True
+    option_keys: ClassVar[tuple[str, ...]] = (
+        "delivery_delay",
+        "failure_rate",
+        "reject_rate",
+        "busy_rate",
+        "account_error",
+        "seed",
+    )
+
+    def check(self) -> str:
+        if self.account.options.get("account_error"):
+            raise AccountError(str(self.account.options["account_error"]), code="ACCOUNT_REFUSED")
+        return "simulated gateway; nothing leaves this process"
 
     def build_payload(self, batch: Sequence[Message]) -> list[tuple[str, int]]:
         return [(m.client_ref, m.attempts) for m in batch]

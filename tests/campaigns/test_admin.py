@@ -10,6 +10,7 @@ from django.test import Client
 from campaigns import tasks
 from campaigns.models import Campaign
 from contacts.models import Contact, Group
+from messaging import tasks as messaging_tasks
 from messaging.models import Message, ProviderAccount
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -67,6 +68,7 @@ def test_marketer_creates_and_submits_approver_approves_and_it_is_sent(
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
     tasks.tick()
+    messaging_tasks.poll_statuses()
     page = as_marketer.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
     assert "Delivered: <strong>4</strong>" in page
     assert "Looks good" in page  # the history inline shows the approver's note

@@ -8,6 +8,7 @@ from django.utils import timezone
 from campaigns import tasks
 from campaigns.models import Campaign
 from contacts.models import Contact, Group, OptOut
+from messaging import tasks as messaging_tasks
 from messaging.models import Message
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -44,6 +45,7 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
 
     Message.objects.update(sent_at=timezone.now() - timedelta(hours=1))  # reports are due
     tasks.tick()
+    messaging_tasks.poll_statuses()
     counts = campaign.messages.all().status_counts()
     assert counts["sent"] == 0
     assert counts["delivered"] + counts["failed"] == 118 and counts["failed"] > 0

@@ -13,6 +13,7 @@ from campaigns import tasks
 from campaigns.models import Campaign
 from campaigns.sending import dispatch_batch, materialise
 from contacts.models import Contact, Group, OptOut, Tag
+from messaging import tasks as messaging_tasks
 from messaging.models import Message, ProviderAccount, StatusEvent
 from tests.conftest import phone
 
@@ -64,6 +65,8 @@ def test_demo_flow_sends_every_message_once_and_completes(
     ]
 
     tasks.tick()  # the worker's minute tick polls the simulator for delivery reports
+
+    messaging_tasks.poll_statuses()
     assert set(campaign.messages.values_list("status", flat=True)) == {M.DELIVERED}
     assert StatusEvent.objects.filter(message__campaign=campaign).count() == 5
     assert [t.action for t in campaign.transitions.all()] == [
@@ -149,6 +152,7 @@ def test_running_the_campaign_task_again_sends_nothing_twice(
 
     tasks.run_campaign(campaign.pk)  # a repeated wake-up after a crash mid-way
     tasks.tick()
+    messaging_tasks.poll_statuses()
 
     assert len(messaging.outbox) == 3
     assert campaign.messages.count() == 3
@@ -203,6 +207,7 @@ def test_busy_gateway_backs_off_and_a_later_tick_finishes_the_job(
     for _ in range(40):  # time passes: make the retries due, as the minute tick would find them
         Message.objects.filter(status=M.PENDING).update(next_attempt_at=timezone.now())
         tasks.tick()
+        messaging_tasks.poll_statuses()
 
     campaign.refresh_from_db()
     assert campaign.status == S.COMPLETED
@@ -228,6 +233,7 @@ def test_a_message_still_refused_after_the_last_attempt_fails_with_the_reason(
     for _ in range(5):
         Message.objects.filter(status=M.PENDING).update(next_attempt_at=timezone.now())
         tasks.tick()
+        messaging_tasks.poll_statuses()
 
     assert Campaign.objects.get(pk=campaign.pk).status == S.COMPLETED
     assert set(campaign.messages.values_list("status", "attempts", "error_code")) == {
@@ -267,11 +273,13 @@ def test_a_scheduled_campaign_waits_for_its_time(
     campaign.save()
     campaign = approve(campaign, marketer, approver)
     tasks.tick()
+    messaging_tasks.poll_statuses()
     assert Campaign.objects.get(pk=campaign.pk).status == S.SCHEDULED
     assert messaging.outbox == []
 
     Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now())
     tasks.tick()
+    messaging_tasks.poll_statuses()
     assert Campaign.objects.get(pk=campaign.pk).status == S.COMPLETED
     assert len(messaging.outbox) == 2
 

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from campaigns import tasks
+from messaging import tasks as messaging_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {
@@ -66,6 +67,8 @@ def test_healthz_reports_database_and_worker(client: Client) -> None:
     assert response.json()["status"] == "degraded"
 
     tasks.tick()  # what the worker runs every minute
+
+    messaging_tasks.poll_statuses()
     body = client.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["worker"]["alive"] == 1

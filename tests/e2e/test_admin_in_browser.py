@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from campaigns import tasks
 from campaigns.models import Campaign
 from contacts.models import Contact, Group
+from messaging import tasks as messaging_tasks
 from messaging.models import Message, ProviderAccount
 
 pytestmark = [
@@ -69,6 +70,8 @@ def test_campaign_goes_from_draft_to_delivered_through_the_admin(
     assert Message.objects.filter(campaign=campaign, status=Message.Status.SENT).count() == 5
 
     tasks.tick()  # the worker's minute tick collects delivery reports
+
+    messaging_tasks.poll_statuses()
     page.reload()
     assert "Delivered: 5" in page.inner_text(".field-progress")
     history = page.inner_text("#transitions-group")

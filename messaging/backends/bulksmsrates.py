@@ -1,0 +1,303 @@
+"""BulkSMSRates: API key + secret, single and 10,000-recipient bulk sends, coded errors.
+
+Contract (../shared/providers/bulksmsrates.txt):
+
+- `X-API-Key` and `X-API-Secret` on every request; `X-Sandbox: true` when the
+  account's `sandbox` option is on (nothing is really sent or charged).
+- `POST /v1/sms/send` {to, from, body, client_ref} for one message; our
+  client_ref makes a repeat of an accepted send come back as 409 CONFLICT
+  instead of a second message.
+- `POST /v1/sms/bulk` {recipients: [{to, variables}], from, body, client_ref},
+  up to 10,000 recipients a request: one request (one rate-limit token) per
+  chunk. Herald renders every message itself (defaults, segments and the cost
+  the marketer was shown), so identical bodies go as they are and personalised
+  ones as the per-recipient variable `text` of the body `{{text}}`. The answer
+  counts recipients and names the batch but not per-recipient ids: delivery
+  reports are matched by number (messaging.webhooks).
+- `POST /v1/whatsapp/send` with an approved template and its ordered parameters.
+- Errors are {"error": {"code", "message", "details"}}; each documented code
+  maps to the class that tells the engine what to do (ERRORS below).
+- `GET /v1/sms/{id}` for status; signed DLR webhooks (messaging.webhooks);
+  `GET /v1/billing/balance` for `provider check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+import requests
+from django.utils import timezone
+
+from contacts.models import Channel
+from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.exceptions import (
+    AccountError,
+    InDoubtError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
+from messaging.http import ProviderClient, json_or_none
+from messaging.models import Message
+
+MAX_BULK = 10_000
+PERSONALISED_BODY = "{{text}}"
+
+#: Every documented error code -> the class that says what the engine does about it.
+ERRORS: dict[str, type[ProviderError]] = {
+    "VALIDATION_ERROR": RecipientError,
+    "INVALID_PHONE_NUMBER": RecipientError,
+    "INVALID_SENDER_ID": AccountError,
+    "MESSAGE_TOO_LONG": RecipientError,
+    "UNAUTHORIZED": AccountError,
+    "ACCOUNT_LOCKED": AccountError,
+    "FORBIDDEN": AccountError,
+    "NOT_FOUND": AccountError,  # on a send: an unknown or unapproved template
+    "CONFLICT": InDoubtError,  # this client_ref was accepted before
+    "INSUFFICIENT_BALANCE": AccountError,
+    "OPT_OUT": RecipientError,
+    "BLACKLISTED": RecipientError,
+    "RATE_LIMITED": RetryableError,
+    "INTERNAL_ERROR": RetryableError,
+    "SERVICE_UNAVAILABLE": RetryableError,
+}
+
+FINAL_STATUSES = {
+    "delivered": (Message.Status.DELIVERED, ""),
+    "failed": (Message.Status.FAILED, "FAILED"),
+    "expired": (Message.Status.FAILED, "EXPIRED"),
+}
+
+
+class BulkSMSRatesBackend(BaseBackend):
+    channels = frozenset({Channel.SMS, Channel.WHATSAPP})
+    max_batch = MAX_BULK
+    supports_status_lookup = True
+    supports_webhooks = True
+    credential_keys = ("api_key", "api_secret", "webhook_secret")
+    option_keys: ClassVar[tuple[str, ...]] = (
+        "sandbox",
+        "bulk",
+        "whatsapp_language",
+        "connect_timeout",
+        "read_timeout",
+        "status_poll_after",
+    )
+    default_base_url = "https://app.bulksmsrates.com"
+
+    def __init__(self, account: Any) -> None:
+        super().__init__(account)
+        credentials = account.credentials
+        headers = {
+            "X-API-Key": str(credentials.get("api_key", "")),
+            "X-API-Secret": str(credentials.get("api_secret", "")),
+        }
+        if _truthy(account.options.get("sandbox")):
+            headers["X-Sandbox"] = "true"
+        self.client = ProviderClient(account, account.base_url or self.default_base_url, headers)
+
+    def send_messages(self, messages: Sequence[Message]) -> list[SendResult]:
+        if not self.client.headers["X-API-Key"] or not self.client.headers["X-API-Secret"]:
+            missing = AccountError("BulkSMSRates needs api_key and api_secret", code="NO_KEYS")
+            return [SendResult(m, error=missing) for m in messages]
+        return super().send_messages(messages)
+
+    def _batches(self, messages: Sequence[Message]) -> Iterator[Sequence[Message]]:
+        """WhatsApp one by one; SMS in bulk chunks per sender (or one by one if bulk is off)."""
+        bulk = _truthy(self.account.options.get("bulk", True))
+        by_sender: dict[str, list[Message]] = {}
+        for message in messages:
+            if message.channel == Channel.SMS and bulk:
+                by_sender.setdefault(message.sender, []).append(message)
+            else:
+                yield [message]
+        for group in by_sender.values():
+            if len(group) == 1:
+                yield group
+                continue
+            for start in range(0, len(group), MAX_BULK):
+                yield group[start : start + MAX_BULK]
+
+    def build_payload(self, batch: Sequence[Message]) -> tuple[str, dict[str, Any]]:
+        first = batch[0]
+        if first.channel == Channel.WHATSAPP:
+            return "/v1/whatsapp/send", self._whatsapp_payload(first)
+        if len(batch) == 1:
+            payload = {"to": first.phone, "from": first.sender, "body": first.body}
+            return "/v1/sms/send", {**payload, "client_ref": first.client_ref}
+        if all(m.body == first.body for m in batch):
+            body = first.body
+            recipients: list[dict[str, Any]] = [{"to": m.phone} for m in batch]
+        else:
+            body = PERSONALISED_BODY
+            recipients = [{"to": m.phone, "variables": {"text": m.body}} for m in batch]
+        # One client_ref for the request: the first message's, marked as a batch.
+        bulk: dict[str, Any] = {"recipients": recipients, "from": first.sender, "body": body}
+        return "/v1/sms/bulk", {**bulk, "client_ref": f"batch-{first.client_ref}"}
+
+    def _whatsapp_payload(self, message: Message) -> dict[str, Any]:
+        if not message.template_id:
+            raise AccountError("WhatsApp needs an approved template name", code="NO_TEMPLATE")
+        template: dict[str, Any] = {
+            "name": message.template_id,
+            "language": str(self.account.options.get("whatsapp_language", "en")),
+        }
+        if message.template_params:
+            parameters = [{"type": "text", "text": str(p)} for p in message.template_params]
+            template["components"] = [{"type": "body", "parameters": parameters}]
+        return {"to": message.phone, "type": "template", "template": template}
+
+    def post_to_provider(
+        self, payload: tuple[str, dict[str, Any]], batch: Sequence[Message]
+    ) -> tuple[str, requests.Response]:
+        path, body = payload
+        return path, self.client.request("POST", path, sends=True, json=body)
+
+    def parse_response(
+        self, response: tuple[str, requests.Response], batch: Sequence[Message]
+    ) -> list[SendResult]:
+        path, answer = response
+        body = json_or_none(answer)
+        if answer.status_code == 409 and len(batch) == 1:
+            existing = _conflict_id(body)
+            if existing:  # the provider already has this client_ref: that send was ours
+                return [SendResult(batch[0], provider_message_id=existing)]
+        if answer.status_code >= 300 or not isinstance(body, dict):
+            error = error_from(answer, body, sends=True)
+            if path == "/v1/sms/bulk" and isinstance(error, RecipientError):
+                # Something in the batch was refused as a whole: find out which, one by one.
+                return [result for m in batch for result in self.send_messages_singly(m)]
+            turned_away = answer.status_code in (429, 503)
+            if path == "/v1/sms/bulk" and isinstance(error, RetryableError) and not turned_away:
+                # A bulk request has no per-message idempotency: it may have gone.
+                error = InDoubtError(error.message, code=error.code, raw=error.raw)
+            raise error
+        if path == "/v1/sms/bulk":
+            data = _data(body)
+            batch_id = str(data.get("batch_id", "")) or "unknown"
+            return [SendResult(m, provider_batch_id=batch_id) for m in batch]
+        message_id = str(body.get("id") or body.get("messageId") or "")
+        return [SendResult(batch[0], provider_message_id=message_id, cost=_cost(body))]
+
+    def send_messages_singly(self, message: Message) -> list[SendResult]:
+        try:
+            path, payload = self.build_payload([message])
+            return self.parse_response(self.post_to_provider((path, payload), [message]), [message])
+        except ProviderError as exc:
+            return [SendResult(message, error=exc)]
+
+    def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
+        updates = []
+        for message in messages:
+            message_id = message.provider_message_id
+            if not message_id or message_id.startswith("sandbox-"):
+                continue
+            answer = self.client.request("GET", f"/v1/sms/{message_id}", sends=False)
+            body = json_or_none(answer)
+            if answer.status_code == 404:
+                continue
+            if answer.status_code != 200 or not isinstance(body, dict):
+                raise error_from(answer, body, sends=False)
+            data = _data(body) or body
+            state = str(data.get("status", "")).lower()
+            if state not in FINAL_STATUSES:
+                continue
+            status, code = FINAL_STATUSES[state]
+            updates.append(
+                StatusUpdate(
+                    message=message,
+                    status=status,
+                    event_id=f"lookup:{message_id}:{state}",
+                    occurred_at=timezone.now(),
+                    error_code=code,
+                    error_message=f"BulkSMSRates status {state}" if code else "",
+                    raw={k: v for k, v in data.items() if k not in ("to", "body")},
+                )
+            )
+        return updates
+
+    def check(self) -> str:
+        answer = self.client.request("GET", "/v1/billing/balance", sends=False)
+        body = json_or_none(answer)
+        if answer.status_code != 200 or not isinstance(body, dict):
+            raise error_from(answer, body, sends=False)
+        data = _data(body)
+        available = data.get("available", data.get("balance"))
+        currency = data.get("currency", "")
+        sandbox = " (sandbox)" if "X-Sandbox" in self.client.headers else ""
+        if isinstance(available, int):
+            return f"balance {available / 100:.2f} {currency} available{sandbox}"
+        return f"credentials accepted{sandbox}"
+
+
+def error_from(response: requests.Response, body: Any, *, sends: bool) -> ProviderError:
+    """The provider's error body as the error class that says what to do."""
+    http = response.status_code
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return _error_without_body(response, sends)
+    code = str(error.get("code") or f"HTTP_{http}")
+    message = str(error.get("message") or code)
+    kwargs: dict[str, Any] = {"code": code, "status_code": http, "raw": body}
+    if code == "ACCOUNT_LOCKED":
+        return AccountError(f"BulkSMSRates locked the account: {message}", **kwargs)
+    cls = ERRORS.get(code)
+    if cls is None:
+        cls = RetryableError if http >= 500 or http == 429 else RecipientError
+    if cls is RetryableError:
+        return RetryableError(message, retry_after=_retry_after(response), **kwargs)
+    if cls is RecipientError:
+        return RecipientError(message, opted_out=code == "OPT_OUT", **kwargs)
+    return cls(message, **kwargs)
+
+
+def _error_without_body(response: requests.Response, sends: bool) -> ProviderError:
+    """An answer that is not BulkSMSRates' own (a proxy page, an empty body): judge by status."""
+    http = response.status_code
+    text = f"HTTP {http} without a BulkSMSRates error body"
+    kwargs: dict[str, Any] = {"code": f"HTTP_{http}", "status_code": http}
+    if http in (429, 503):
+        return RetryableError(text, retry_after=_retry_after(response), **kwargs)
+    if http in (401, 403, 404, 405):
+        return AccountError(f"{text}: check the account's base URL and keys", **kwargs)
+    if not sends:
+        return RetryableError(text, **kwargs)
+    if http < 300 or http >= 500:
+        # It may have been accepted (or the answer was lost on the way): never resend blindly.
+        return InDoubtError(text, **kwargs)
+    return RecipientError(text, **kwargs)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _conflict_id(body: Any) -> str:
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    found = details.get("id") if isinstance(details, dict) else None
+    return str(found) if found else ""
+
+
+def _cost(body: dict[str, Any]) -> Decimal | None:
+    try:
+        return Decimal(str(body["cost"])) if "cost" in body else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _data(body: dict[str, Any]) -> dict[str, Any]:
+    data = body.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,219 @@
+"""Bwatmesaj: Bearer token, identical bodies batched as comma-separated recipients.
+
+Contract (../shared/providers/bwatmesaj.txt):
+
+- `Authorization: Bearer <api token>` and `Accept: application/json` on every
+  request (without the Accept header the API answers like a web page).
+- `POST /api/v3/sms/send` {recipient: "4479...,4479...", sender_id, type: "plain",
+  message}: one request carries every recipient of one identical body.
+- `sender_id` is a number (with its country code) or at most 11 letters and
+  digits; checked before anything is sent.
+- Answers are {"status": "success", "data": ...} or {"status": "error", "message"}.
+- `GET /api/v3/sms/{uid}` for a message's status; `GET /api/v3/sms` (the list)
+  for `provider check`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import requests
+from django.utils import timezone
+
+from contacts.models import Channel
+from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.exceptions import (
+    AccountError,
+    InDoubtError,
+    ProviderError,
+    RecipientError,
+    RetryableError,
+)
+from messaging.http import ProviderClient, json_or_none
+from messaging.models import Message
+
+DEFAULT_BATCH = 100
+ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
+NUMERIC_SENDER = re.compile(r"\+?[0-9]{3,15}")
+NAMED_NUMBER = re.compile(r"\+?([0-9]{6,15})")
+
+DELIVERED_STATES = {"delivered"}
+FAILED_STATES = {"failed", "undelivered", "rejected", "expired"}
+#: Words in an error message that make it about the account rather than one number.
+ACCOUNT_WORDS: tuple[str, ...] = (
+    "unauthenticated",
+    "unauthorized",
+    "sufficient unit",
+    "balance",
+    "credit",
+)
+ACCOUNT_WORDS += ("sender", "permission", "suspended", "token")
+
+
+class BwatmesajBackend(BaseBackend):
+    channels = frozenset({Channel.SMS})
+    max_batch = DEFAULT_BATCH
+    supports_status_lookup = True
+    credential_keys = ("api_token",)
+    option_keys = ("batch_size", "connect_timeout", "read_timeout", "status_poll_after")
+    default_base_url = "https://main.bwatmesaj.com"
+
+    def __init__(self, account: Any) -> None:
+        super().__init__(account)
+        headers = {
+            "Authorization": f"Bearer {account.credentials.get('api_token', '')}",
+            "Accept": "application/json",
+        }
+        self.client = ProviderClient(account, account.base_url or self.default_base_url, headers)
+        self.batch_size = max(1, int(account.options.get("batch_size", DEFAULT_BATCH)))
+
+    @classmethod
+    def validate_sender(cls, sender: str) -> str | None:
+        if ALPHANUMERIC_SENDER.fullmatch(sender) or NUMERIC_SENDER.fullmatch(sender):
+            return None
+        return (
+            f"Bwatmesaj sender ID {sender!r} must be a phone number with its country code "
+            "or at most 11 letters and digits (no spaces)"
+        )
+
+    def _batches(self, messages: Sequence[Message]) -> Iterator[Sequence[Message]]:
+        """One request per identical (sender, body), up to batch_size recipients each."""
+        groups: dict[tuple[str, str], list[Message]] = {}
+        for message in messages:
+            groups.setdefault((message.sender, message.body), []).append(message)
+        for group in groups.values():
+            for start in range(0, len(group), self.batch_size):
+                yield group[start : start + self.batch_size]
+
+    def build_payload(self, batch: Sequence[Message]) -> dict[str, str]:
+        first = batch[0]
+        if not self.account.credentials.get("api_token"):
+            raise AccountError("Bwatmesaj needs an api_token", code="NO_CREDENTIALS")
+        if first.channel != Channel.SMS:
+            raise AccountError("Bwatmesaj sends SMS only", code="CHANNEL_UNSUPPORTED")
+        problem = self.validate_sender(first.sender)
+        if problem:
+            raise AccountError(problem, code="INVALID_SENDER_ID")
+        return {
+            "recipient": ",".join(m.phone.lstrip("+") for m in batch),
+            "sender_id": first.sender,
+            "type": "plain",
+            "message": first.body,
+        }
+
+    def post_to_provider(self, payload: dict[str, str], batch: Sequence[Message]) -> Any:
+        return self.client.request("POST", "/api/v3/sms/send", sends=True, json=payload)
+
+    def parse_response(
+        self, response: requests.Response, batch: Sequence[Message]
+    ) -> list[SendResult]:
+        body = json_or_none(response)
+        ok = response.status_code == 200 and isinstance(body, dict)
+        if ok and body.get("status") == "success":
+            return self._accepted(body.get("data"), batch)
+        error = error_from(response, body, sends=True)
+        named = _named_number(error.message)
+        if isinstance(error, RecipientError) and named and len(batch) > 1:
+            # The whole request was refused for one number: fail that one, the rest go again.
+            again = RetryableError("sent again without a refused number", code="BATCH_REFUSED")
+            again.retry_after = 0
+            return [
+                SendResult(m, error=error if m.phone.lstrip("+") == named else again) for m in batch
+            ]
+        raise error
+
+    def _accepted(self, data: Any, batch: Sequence[Message]) -> list[SendResult]:
+        items = data if isinstance(data, list) else [data]
+        ids_by_number = {}
+        for item in items:
+            if isinstance(item, dict) and item.get("uid"):
+                ids_by_number[str(item.get("to", "")).lstrip("+")] = str(item["uid"])
+        if len(batch) == 1 and len(ids_by_number) == 1:
+            return [SendResult(batch[0], provider_message_id=next(iter(ids_by_number.values())))]
+        return [
+            SendResult(m, provider_message_id=ids_by_number.get(m.phone.lstrip("+"), ""))
+            for m in batch
+        ]
+
+    def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
+        updates = []
+        for message in messages:
+            if not message.provider_message_id:
+                continue
+            path = f"/api/v3/sms/{message.provider_message_id}"
+            response = self.client.request("GET", path, sends=False)
+            body = json_or_none(response)
+            if response.status_code == 404:
+                continue
+            if response.status_code != 200 or not isinstance(body, dict):
+                raise error_from(response, body, sends=False)
+            if body.get("status") != "success" or not isinstance(body.get("data"), dict):
+                raise error_from(response, body, sends=False)
+            data = body["data"]
+            state = str(data.get("status", "")).strip().lower()
+            if state in DELIVERED_STATES:
+                status, code = Message.Status.DELIVERED, ""
+            elif state in FAILED_STATES:
+                status, code = Message.Status.FAILED, state.upper()
+            else:
+                continue
+            updates.append(
+                StatusUpdate(
+                    message=message,
+                    status=status,
+                    event_id=f"lookup:{message.provider_message_id}:{state}",
+                    occurred_at=timezone.now(),
+                    error_code=code,
+                    error_message=f"Bwatmesaj status {data.get('status')}" if code else "",
+                    raw={k: v for k, v in data.items() if k not in ("to", "message")},
+                )
+            )
+        return updates
+
+    def check(self) -> str:
+        response = self.client.request("GET", "/api/v3/sms", sends=False)
+        body = json_or_none(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise error_from(response, body, sends=False)
+        if body.get("status") != "success":
+            raise error_from(response, body, sends=False)
+        return "api token accepted"
+
+
+def error_from(response: requests.Response, body: Any, *, sends: bool) -> ProviderError:
+    http = response.status_code
+    if 300 <= http < 400:
+        return AccountError(
+            f"Bwatmesaj answered HTTP {http} with a redirect to its login page: "
+            "the api token was not accepted as an API client",
+            code=f"HTTP_{http}",
+            status_code=http,
+        )
+    if not isinstance(body, dict):
+        text = f"HTTP {http} with a body that is not Bwatmesaj JSON"
+        if http in (429, 503) or not sends:
+            return RetryableError(text, code=f"HTTP_{http}", status_code=http)
+        if http in (401, 403, 404):
+            return AccountError(text, code=f"HTTP_{http}", status_code=http)
+        return InDoubtError(text, code=f"HTTP_{http}", status_code=http)
+    message = str(body.get("message") or "error")
+    kwargs: dict[str, Any] = {"code": f"HTTP_{http}", "status_code": http, "raw": body}
+    lowered = message.lower()
+    if http == 429:
+        retry = response.headers.get("Retry-After", "")
+        seconds = float(retry) if retry.isdigit() else None
+        return RetryableError(message, retry_after=seconds, **kwargs)
+    if http >= 500:
+        return RetryableError(message, **kwargs)
+    if http in (401, 403) or any(word in lowered for word in ACCOUNT_WORDS):
+        return AccountError(f"Bwatmesaj refused the account: {message}", **kwargs)
+    if http == 404:
+        return AccountError(f"Bwatmesaj has no such route (check base URL): {message}", **kwargs)
+    return RecipientError(message, **kwargs)
+
+
+def _named_number(text: str) -> str:
+    match = NAMED_NUMBER.search(text)
+    return match.group(1) if match else ""

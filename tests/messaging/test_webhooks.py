@@ -1,0 +1,377 @@
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from contacts.models import Channel, OptOut
+from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent
+from tests.conftest import phone
+
+pytestmark = pytest.mark.django_db
+M = Message.Status
+SECRET = "whsec_test"
+
+Post = Callable[..., Any]
+
+
+def signed(body: bytes, secret: str, ts: int) -> str:
+    digest = hmac.new(secret.encode(), str(ts).encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def make_account(name: str, **credentials: str) -> ProviderAccount:
+    account = ProviderAccount(name=name, backend="bulksmsrates")
+    account.set_credentials({"api_key": "k", "api_secret": "s", **credentials})
+    account.save()
+    return account
+
+
+@pytest.fixture
+def account() -> ProviderAccount:
+    return make_account("brates", webhook_secret=SECRET)
+
+
+@pytest.fixture
+def post(client: Client, account: ProviderAccount) -> Post:
+    """POST a signed webhook; keyword arguments override the body, headers or signing."""
+
+    def send(
+        payload: Any,
+        *,
+        account_name: str = account.name,
+        secret: str = SECRET,
+        ts: int | None = None,
+        webhook_id: str = "wh_evt_1",
+        body: bytes | None = None,
+        content_type: str = "application/json",
+        **headers: str,
+    ) -> Any:
+        raw = json.dumps(payload).encode() if body is None else body
+        ts = int(time.time()) if ts is None else ts
+        signing: dict[str, Any] = {
+            "HTTP_X_WEBHOOK_SIGNATURE": signed(raw, secret, ts),
+            "HTTP_X_WEBHOOK_TIMESTAMP": str(ts),
+            "HTTP_X_WEBHOOK_ID": webhook_id,
+        }
+        url = reverse("messaging:bulksmsrates-webhook", args=[account_name])
+        return client.post(url, raw, content_type=content_type, **{**signing, **headers})
+
+    return send
+
+
+def make_message(account: ProviderAccount, i: int = 0, **fields: Any) -> Message:
+    values: dict[str, Any] = {"status": M.SENT, "sent_at": timezone.now(), **fields}
+    return Message.objects.create(
+        provider_account=account,
+        phone=phone(i),
+        body="hello",
+        client_ref=Message.new_client_ref(),
+        **values,
+    )
+
+
+def dlr(event: str, message_id: str = "msg-1", i: int = 0, **data: Any) -> dict[str, Any]:
+    return {
+        "id": f"evt-{event}-{message_id}",
+        "event": event,
+        "created_at": "2026-02-18T12:00:03Z",
+        "data": {"message_id": message_id, "destination": phone(i), **data},
+    }
+
+
+def test_a_delivery_report_marks_the_sent_message_delivered(
+    post: Post, account: ProviderAccount
+) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    payload = dlr(
+        "message.delivered", carrier_status="DELIVRD", delivered_at="2026-02-18T12:00:05Z"
+    )
+    response = post(payload)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    message.refresh_from_db()
+    assert message.status == M.DELIVERED
+    assert message.delivered_at == datetime(2026, 2, 18, 12, 0, 5, tzinfo=UTC)
+    assert message.error_code == ""
+    (event,) = StatusEvent.objects.filter(message=message)
+    assert (event.status, event.event_id, event.raw) == (M.DELIVERED, payload["id"], payload)
+    assert WebhookEvent.objects.get().event == "message.delivered"
+
+
+def test_a_failure_report_keeps_the_carrier_status(post: Post, account: ProviderAccount) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    assert post(dlr("message.failed", carrier_status="UNDELIV")).status_code == 200
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (M.FAILED, "UNDELIV")
+    assert message.error_message == "carrier status UNDELIV"
+
+
+def test_a_failure_report_without_carrier_status_says_failed(
+    post: Post, account: ProviderAccount
+) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    post(dlr("message.failed"))
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (M.FAILED, "FAILED")
+
+
+def test_an_expired_message_is_failed_as_expired(post: Post, account: ProviderAccount) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    post(dlr("message.expired", carrier_status="EXPIRED"))
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (M.FAILED, "EXPIRED")
+
+
+def test_a_report_can_find_the_message_by_client_ref(post: Post, account: ProviderAccount) -> None:
+    message = make_message(account, provider_message_id="other")
+    post(dlr("message.delivered", "unknown-id", client_ref=message.client_ref))
+    message.refresh_from_db()
+    assert message.status == M.DELIVERED
+
+
+def test_a_bulk_recipient_is_found_by_number_and_keeps_the_provider_id(
+    post: Post, account: ProviderAccount
+) -> None:
+    make_message(account, 1, provider_batch_id="batch-1")
+    older = make_message(account, provider_batch_id="batch-0")
+    message = make_message(account, provider_batch_id="batch-1")
+    response = post(dlr("message.sent", "per-recipient-1"), webhook_id="wh_1")
+    assert response.status_code == 200
+    message.refresh_from_db()
+    assert (message.status, message.provider_message_id) == (M.SENT, "per-recipient-1")
+    post(dlr("message.delivered", "per-recipient-1"), webhook_id="wh_2")
+    message.refresh_from_db()
+    older.refresh_from_db()
+    assert message.status == M.DELIVERED
+    assert (older.status, older.provider_message_id) == (M.SENT, "")
+    assert StatusEvent.objects.filter(message=message).count() == 2
+
+
+def test_a_stop_reply_suppresses_the_number(post: Post, account: ProviderAccount) -> None:
+    payload = {"id": "evt-stop", "event": "opt_out", "data": {"destination": phone(3)}}
+    assert post(payload).json()["status"] == "ok"
+    entry = OptOut.objects.get()
+    assert (entry.phone, entry.channel, entry.source) == (phone(3), Channel.SMS, "provider")
+    assert entry.note == "STOP reply reported by brates"
+
+
+def test_a_stop_reply_for_an_unusable_number_is_ignored(post: Post) -> None:
+    response = post({"id": "evt-stop", "event": "opt_out", "data": {"phone": "12"}})
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "ignored: unusable number"
+    assert not OptOut.objects.exists()
+
+
+def test_a_forged_signature_is_refused(post: Post, account: ProviderAccount) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    response = post(dlr("message.delivered"), HTTP_X_WEBHOOK_SIGNATURE="sha256=" + "0" * 64)
+    assert response.status_code == 401
+    message.refresh_from_db()
+    assert message.status == M.SENT
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signature_with_another_secret_is_refused(post: Post) -> None:
+    assert post(dlr("message.delivered"), secret="whsec_other").status_code == 401
+
+
+def test_a_signature_that_is_not_ascii_is_refused_not_crashed(post: Post) -> None:
+    assert post(dlr("message.delivered"), HTTP_X_WEBHOOK_SIGNATURE="sha256=é").status_code == 401
+
+
+@pytest.mark.parametrize("offset", [-400, 400])
+def test_a_timestamp_more_than_five_minutes_away_is_stale(post: Post, offset: int) -> None:
+    response = post(dlr("message.delivered"), ts=int(time.time()) + offset)
+    assert response.status_code == 401
+    assert response.json()["error"] == "stale timestamp"
+
+
+def test_a_replayed_webhook_is_applied_once(post: Post, account: ProviderAccount) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    first = post(dlr("message.delivered"), webhook_id="wh_same")
+    # The provider retries with the same X-Webhook-Id; the body is the same event.
+    again = post(dlr("message.delivered"), webhook_id="wh_same")
+    assert first.json()["status"] == "ok"
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+    assert StatusEvent.objects.filter(message=message).count() == 1
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_the_same_webhook_id_at_another_account_is_not_a_duplicate(
+    post: Post, account: ProviderAccount
+) -> None:
+    other = make_account("brates-eu", webhook_secret=SECRET)
+    post(dlr("message.delivered"), webhook_id="wh_same")
+    response = post(dlr("message.delivered"), webhook_id="wh_same", account_name=other.name)
+    assert response.json()["status"] == "ok"
+    assert WebhookEvent.objects.count() == 2
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe"])
+def test_a_body_that_is_not_a_json_object_is_refused(post: Post, body: bytes) -> None:
+    assert post(None, body=body).status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
+def test_json_the_database_cannot_store_is_refused(post: Post) -> None:
+    assert post({"event": "opt_out", "data": {"phone": "\x00"}}).status_code == 400
+    assert post(None, body=b"[" * 100 + b"]" * 100).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"]
+)
+def test_a_body_that_is_not_declared_json_is_refused(post: Post, content_type: str) -> None:
+    assert post(dlr("message.delivered"), content_type=content_type).status_code == 400
+
+
+def test_json_with_a_charset_is_accepted(post: Post) -> None:
+    response = post(dlr("message.delivered"), content_type="application/json; charset=utf-8")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header", ["HTTP_X_WEBHOOK_SIGNATURE", "HTTP_X_WEBHOOK_TIMESTAMP", "HTTP_X_WEBHOOK_ID"]
+)
+def test_each_signing_header_is_required(
+    client: Client, account: ProviderAccount, header: str
+) -> None:
+    body = json.dumps(dlr("message.delivered")).encode()
+    ts = int(time.time())
+    headers: dict[str, Any] = {
+        "HTTP_X_WEBHOOK_SIGNATURE": signed(body, SECRET, ts),
+        "HTTP_X_WEBHOOK_TIMESTAMP": str(ts),
+        "HTTP_X_WEBHOOK_ID": "wh_1",
+    }
+    del headers[header]
+    url = reverse("messaging:bulksmsrates-webhook", args=[account.name])
+    assert client.post(url, body, content_type="application/json", **headers).status_code == 400
+
+
+@pytest.mark.parametrize("ts", ["soon", "1708257603.5", " 1708257603", "-1"])
+def test_a_timestamp_that_is_not_unix_seconds_is_refused(post: Post, ts: str) -> None:
+    assert post(dlr("message.delivered"), HTTP_X_WEBHOOK_TIMESTAMP=ts).status_code == 400
+
+
+def test_an_unknown_account_is_not_found(post: Post) -> None:
+    assert post(dlr("message.delivered"), account_name="nobody").status_code == 404
+
+
+def test_an_account_of_another_backend_is_not_found(post: Post, locmem: ProviderAccount) -> None:
+    assert post(dlr("message.delivered"), account_name=locmem.name).status_code == 404
+
+
+def test_get_is_not_allowed(client: Client, account: ProviderAccount) -> None:
+    url = reverse("messaging:bulksmsrates-webhook", args=[account.name])
+    assert client.get(url).status_code == 405
+
+
+def test_an_account_without_webhook_secret_refuses_everything(
+    post: Post, caplog: pytest.LogCaptureFixture
+) -> None:
+    bare = make_account("bare")
+    response = post(dlr("message.delivered"), account_name=bare.name, secret="")
+    assert response.status_code == 401
+    assert "bare" in caplog.text and "no webhook_secret" in caplog.text
+
+
+def test_a_body_over_256_kb_is_too_large(post: Post) -> None:
+    payload = dlr("message.delivered", padding="x" * 256 * 1024)
+    assert post(payload).status_code == 413
+
+
+def test_a_report_for_an_unknown_message_changes_nothing(
+    post: Post, account: ProviderAccount
+) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    response = post(dlr("message.delivered", "msg-elsewhere", i=9))
+    assert response.json() == {"status": "ok", "outcome": "ignored: unknown message"}
+    message.refresh_from_db()
+    assert message.status == M.SENT
+    assert not StatusEvent.objects.exists()
+    assert WebhookEvent.objects.get().outcome == "ignored: unknown message"
+
+
+def test_an_unknown_event_type_is_ignored(post: Post) -> None:
+    response = post({"id": "e", "event": "balance.low", "data": {"balance": 3}})
+    assert response.json()["outcome"] == "ignored: unknown event type"
+
+
+DELIVERED_MSG_1 = {"event": "message.delivered", "data": {"message_id": "msg-1"}}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"event": "message.delivered", "data": [1, 2]},
+        {"event": "message.delivered", "data": None},
+        {"event": "message.delivered"},
+        {"event": ["message.delivered"], "data": {}},
+        {"id": 7, "event": "message.delivered", "data": {"message_id": 12345}},
+        {"event": "message.delivered", "data": {"message_id": None, "destination": 447911200000}},
+        {**DELIVERED_MSG_1, "created_at": "yesterday"},
+        {**DELIVERED_MSG_1, "created_at": "0001-01-01T00:00:00+05:00"},
+        {**DELIVERED_MSG_1, "created_at": "2026-02-30T00:00:00Z"},
+        {**DELIVERED_MSG_1, "data": {"message_id": "msg-1", "delivered_at": 17}},
+        {"event": "message.failed", "data": {"message_id": "msg-1", "carrier_status": ["X"]}},
+        {"event": "message.failed", "data": {"message_id": "msg-1", "carrier_status": "X" * 99}},
+        {"event": "opt_out", "data": {"destination": {"number": "+447911200000"}}},
+        {"id": "x" * 500, "event": "x" * 500, "data": {"message_id": "x" * 500, "client_ref": 3}},
+    ],
+)
+def test_garbage_from_the_provider_is_answered_200_never_500(
+    post: Post, account: ProviderAccount, payload: dict[str, Any]
+) -> None:
+    make_message(account, provider_message_id="msg-1")
+    response = post(payload)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_a_report_with_an_unreadable_time_is_dated_now(
+    post: Post, account: ProviderAccount
+) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    before = timezone.now()
+    data = {"message_id": "msg-1", "delivered_at": "soon"}
+    post({"id": "e1", "event": "message.delivered", "created_at": "yesterday", "data": data})
+    message.refresh_from_db()
+    assert message.status == M.DELIVERED
+    assert message.delivered_at is not None and message.delivered_at >= before
+
+
+def test_a_report_for_a_delivered_message_does_not_change_it(
+    post: Post, account: ProviderAccount
+) -> None:
+    delivered_at = datetime(2026, 1, 1, tzinfo=UTC)
+    message = make_message(
+        account, provider_message_id="msg-1", status=M.DELIVERED, delivered_at=delivered_at
+    )
+    post(dlr("message.failed", carrier_status="UNDELIV"), webhook_id="wh_1")
+    post(dlr("message.delivered"), webhook_id="wh_2")
+    message.refresh_from_db()
+    assert (message.status, message.delivered_at, message.error_code) == (
+        M.DELIVERED,
+        delivered_at,
+        "",
+    )
+
+
+def test_a_message_of_another_account_is_never_touched(
+    post: Post, account: ProviderAccount
+) -> None:
+    other = make_account("brates-eu", webhook_secret=SECRET)
+    theirs = make_message(other, provider_message_id="msg-1", provider_batch_id="b")
+    response = post(dlr("message.delivered"))
+    assert response.json()["outcome"] == "ignored: unknown message"
+    theirs.refresh_from_db()
+    assert theirs.status == M.SENT
+    assert not StatusEvent.objects.exists()
