@@ -15,6 +15,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, TransitionNotAllowed
 from contacts.importing import chunked
 from contacts.models import Contact, OptOut
+from messaging.backends import backend_class
 from messaging.dispatch import send_claimed
 from messaging.models import Message
 from messaging.rendering import render, segments_of
@@ -22,6 +23,8 @@ from messaging.rendering import render, segments_of
 logger = logging.getLogger(__name__)
 
 MATERIALISE_CHUNK = 2000
+#: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
+MAX_CLAIM = 10_000
 
 
 def materialise(campaign: Campaign) -> dict[str, int]:
@@ -83,12 +86,18 @@ def run_campaign(campaign: Campaign) -> None:
     campaign.complete_if_done()
 
 
+def claim_size(campaign: Campaign) -> int:
+    """Rows per round: the configured batch, or a full request for a bulk provider."""
+    preferred = backend_class(campaign.provider_account.backend).claim_size
+    return min(preferred, MAX_CLAIM) if preferred else settings.HERALD_DISPATCH_BATCH_SIZE
+
+
 def dispatch_batch(campaign: Campaign) -> bool:
     """Claim and send one batch; False when there is nothing to do (or we must stop)."""
     # Re-read each batch so a pause or cancel takes effect within one batch.
     if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
         return False
-    batch = campaign.messages.all().claim(settings.HERALD_DISPATCH_BATCH_SIZE)
+    batch = campaign.messages.all().claim(claim_size(campaign))
     if not batch:
         return False
     account_error = send_claimed(batch)

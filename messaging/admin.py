@@ -5,7 +5,15 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from messaging.backends import backend_class
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
+
+
+class SecretTextarea(forms.Textarea):
+    """Never writes a value back into the page, not even one just typed in."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
 
 
 class ProviderAccountForm(forms.ModelForm):
@@ -13,9 +21,11 @@ class ProviderAccountForm(forms.ModelForm):
 
     new_credentials = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
-        help_text='JSON object, e.g. {"api_key": "...", "api_secret": "..."}. '
-        "Stored encrypted and never displayed; leave empty to keep the current ones.",
+        widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text='JSON object, e.g. {"api_key": "...", "api_secret": "..."} (BulkSMSRates; '
+        'also webhook_secret), {"username": ..., "password": ...} (Buzzbip), '
+        '{"api_token": "..."} (Bwatmesaj). Given keys replace the stored ones, null removes one. Stored '
+        "encrypted and never displayed; leave empty to keep the current ones.",
         label="Credentials",
     )
     base_url = forms.URLField(
@@ -48,9 +58,31 @@ class ProviderAccountForm(forms.ModelForm):
             raise forms.ValidationError("Give a JSON object of names to values.")
         return values
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        kind = cleaned.get("backend")
+        if not kind:
+            return cleaned
+        backend = backend_class(kind)
+        values = cleaned.get("new_credentials")
+        unknown = sorted(set(values or {}) - set(backend.credential_keys))
+        if unknown:
+            allowed = ", ".join(backend.credential_keys) or "none"
+            self.add_error(
+                "new_credentials",
+                f"Unknown credential {', '.join(unknown)} for {kind}; it takes: {allowed}.",
+            )
+        problem = backend.validate_sender(cleaned.get("sender") or "")
+        if cleaned.get("sender") and problem:
+            self.add_error("sender", problem)
+        return cleaned
+
     def save(self, commit: bool = True) -> ProviderAccount:
-        if self.cleaned_data.get("new_credentials") is not None:
-            self.instance.set_credentials(self.cleaned_data["new_credentials"])
+        new = self.cleaned_data.get("new_credentials")
+        if new is not None:
+            # Given keys replace stored ones, null removes one, the rest are kept.
+            merged = {**(self.instance.credentials if self.instance.has_credentials else {}), **new}
+            self.instance.set_credentials({k: v for k, v in merged.items() if v is not None})
         return super().save(commit)
 
 

@@ -183,7 +183,6 @@ STATUS_POLL_AFTER = timedelta(seconds=60)
 STATUS_POLL_MAX_AGE = timedelta(days=3)
 #: Lookups per account per poll; the account's rate limit paces them.
 STATUS_POLL_LIMIT = 500
-STATUS_POLL_BATCH = 100
 
 
 def poll_statuses(limit: int = STATUS_POLL_LIMIT) -> int:
@@ -219,8 +218,8 @@ def _poll_account(account: ProviderAccount, limit: int) -> int:
         return 0
     backend = account.get_backend()
     moved = 0
-    for start in range(0, len(messages), STATUS_POLL_BATCH):
-        batch = messages[start : start + STATUS_POLL_BATCH]
+    for start in range(0, len(messages), backend.lookup_batch):
+        batch = messages[start : start + backend.lookup_batch]
         for message in batch:
             message.provider_account = account
         updates = backend.lookup_statuses(batch)

@@ -1,5 +1,5 @@
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import messaging
 from campaigns.models import Campaign
 from contacts.models import Contact, Group
 from messaging.models import ProviderAccount
+from tests.fakegateway import FakeGateway
 
 # Valid UK mobiles (libphonenumber rejects Ofcom's 07700 900xxx drama range).
 FIRST_NUMBER = 447911200000
@@ -59,6 +60,47 @@ def simulator(db: Any) -> ProviderAccount:
 @pytest.fixture
 def locmem(db: Any) -> ProviderAccount:
     return ProviderAccount.objects.create(name="mem", backend=ProviderAccount.Backend.LOCMEM)
+
+
+#: Credentials the fake gateway accepts, per backend.
+GATEWAY_CREDENTIALS = {
+    "buzzbip": {"username": "herald", "password": "secret"},
+    "bulksmsrates": {
+        "api_key": "bsms_test_key",
+        "api_secret": "sk_test_secret",
+        "webhook_secret": "whsec_test",
+    },
+    "bwatmesaj": {"api_token": "13|testtoken"},
+}
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    """The three providers' fake, on a loopback port of its own."""
+    with FakeGateway() as fake:
+        yield fake
+
+
+@pytest.fixture
+def make_account(db: Any, gateway: FakeGateway) -> Callable[..., ProviderAccount]:
+    """A provider account of a real backend, pointed at the fake gateway."""
+
+    def make(
+        backend: str, *, name: str = "", rate_limit: float = 1000, **options: Any
+    ) -> ProviderAccount:
+        account = ProviderAccount(
+            name=name or backend,
+            backend=backend,
+            base_url=gateway.url,
+            sender="Herald",
+            rate_limit=rate_limit,
+            options={"read_timeout": 2, **options},
+        )
+        account.set_credentials(GATEWAY_CREDENTIALS[backend])
+        account.save()
+        return account
+
+    return make
 
 
 @pytest.fixture

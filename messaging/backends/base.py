@@ -57,8 +57,13 @@ class BaseBackend:
     channels: ClassVar[frozenset[str]] = frozenset({Channel.SMS})
     #: Most recipients one provider request may carry.
     max_batch: ClassVar[int] = 1
+    #: Rows the engine should claim per round when it is not the configured batch size
+    #: (a bulk provider wants a full request's worth).
+    claim_size: ClassVar[int | None] = None
     #: Whether lookup_statuses can ask the provider about sent messages.
     supports_status_lookup: ClassVar[bool] = False
+    #: Messages per lookup_statuses call (a history reader wants them all at once).
+    lookup_batch: ClassVar[int] = 100
     #: Whether the provider posts delivery reports to our webhook.
     supports_webhooks: ClassVar[bool] = False
     #: Credential names `provider add --set` accepts (stored encrypted).

@@ -74,6 +74,7 @@ FINAL_STATUSES = {
 class BulkSMSRatesBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = MAX_BULK
+    claim_size = MAX_BULK
     supports_status_lookup = True
     supports_webhooks = True
     credential_keys = ("api_key", "api_secret", "webhook_secret")

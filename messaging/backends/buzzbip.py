@@ -60,6 +60,7 @@ class BuzzbipBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = 1
     supports_status_lookup = True
+    lookup_batch = 1000
     credential_keys = ("username", "password")
     option_keys = ("connect_timeout", "read_timeout", "history_pages", "status_poll_after")
     default_base_url = "https://app.buzzbip.com"

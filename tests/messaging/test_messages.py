@@ -142,12 +142,12 @@ def test_admin_never_shows_stored_credentials_back(admin_client: Client) -> None
 
 
 def test_admin_keeps_credentials_when_the_field_is_left_empty(admin_client: Client) -> None:
-    account = ProviderAccount(name="bulk", backend="simulator")
+    account = ProviderAccount(name="bulk", backend="bulksmsrates")
     account.set_credentials({"api_secret": "sk_live_xyz"})
     account.save()
     form = {
         "name": "bulk",
-        "backend": "simulator",
+        "backend": "bulksmsrates",
         "rate_limit": "5",
         "price_per_segment": "0.01",
         "currency": "GBP",
@@ -158,11 +158,40 @@ def test_admin_keeps_credentials_when_the_field_is_left_empty(admin_client: Clie
     url = f"/admin/messaging/provideraccount/{account.pk}/change/"
     assert admin_client.post(url, form).status_code == 302
     assert ProviderAccount.objects.get().credentials == {"api_secret": "sk_live_xyz"}
-    form["new_credentials"] = '{"api_secret": "rotated"}'
+    form["new_credentials"] = '{"api_secret": "rotated", "api_key": "bsms_live_k"}'
+    assert admin_client.post(url, form).status_code == 302
+    assert ProviderAccount.objects.get().credentials == {
+        "api_secret": "rotated",
+        "api_key": "bsms_live_k",
+    }
+    form["new_credentials"] = '{"api_key": null}'
     assert admin_client.post(url, form).status_code == 302
     assert ProviderAccount.objects.get().credentials == {"api_secret": "rotated"}
     form["new_credentials"] = "not json"
     assert "Not valid JSON" in admin_client.post(url, form).content.decode()
+    form["new_credentials"] = '{"apisecret": "typo"}'
+    page = admin_client.post(url, form).content.decode()
+    assert "Unknown credential apisecret for bulksmsrates" in page
+    assert "typo" not in page
+
+
+def test_admin_refuses_a_sender_the_provider_cannot_use(admin_client: Client) -> None:
+    form = {
+        "name": "bwat",
+        "backend": "bwatmesaj",
+        "sender": "Herald Shop",
+        "rate_limit": "5",
+        "price_per_segment": "0.01",
+        "currency": "GBP",
+        "options": "{}",
+        "is_active": "on",
+        "new_credentials": '{"api_token": "13|x"}',
+    }
+    page = admin_client.post("/admin/messaging/provideraccount/add/", form).content.decode()
+    assert "at most 11 letters and digits" in page
+    assert not ProviderAccount.objects.exists()
+    form["sender"] = "HeraldShop"
+    assert admin_client.post("/admin/messaging/provideraccount/add/", form).status_code == 302
 
 
 def test_heartbeat_summary_reports_never_ok_and_stale() -> None:
