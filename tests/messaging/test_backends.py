@@ -144,7 +144,7 @@ def test_buzzbip_wrong_password_is_an_account_error(
     make_account: MakeAccount, gateway: FakeGateway
 ) -> None:
     gateway.buzzbip_users["herald"] = "changed"
-    rows, error = send(make_account("buzzbip"))
+    _, error = send(make_account("buzzbip"))
     assert isinstance(error, AccountError) and "Invalid credentials" in str(error)
     assert gateway.count("buzzbip", "/api/sms/") == 0
 
