@@ -626,3 +626,30 @@ def test_a_status_lookup_raw_payload_is_kept_without_the_number(
     poll_statuses()
     event = rows[0].events.get()
     assert event.raw["status"] == "Delivered" and phone(0).lstrip("+") not in json.dumps(event.raw)
+
+
+# Delivery reports: the fake posts signed DLRs to our running server
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_signed_dlrs_from_the_gateway_reach_bulk_sent_messages(
+    make_account: MakeAccount, gateway: FakeGateway, live_server: Any
+) -> None:
+    account = make_account("bulksmsrates")
+    rows, _ = send(account, 3, body="Hi {i}")
+    (batch_id,) = {m.provider_batch_id for m in rows}
+    delivered, failed, opted_out = gateway.batches[batch_id]
+    url = f"{live_server.url}/webhooks/bulksmsrates/{account.name}/"
+    answers = [
+        gateway.post_dlr(url, delivered, "message.delivered", secret="whsec_test"),
+        gateway.post_dlr(url, failed, "message.failed", secret="whsec_test"),
+        gateway.post_dlr(url, opted_out, "opt_out", secret="whsec_test"),
+        gateway.post_dlr(url, delivered, "message.delivered", secret="wrong"),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 401]
+    by_phone = {m.phone: m for m in Message.objects.all()}
+    assert by_phone[gateway.messages[delivered].to].status == M.DELIVERED
+    assert by_phone[gateway.messages[delivered].to].provider_message_id == delivered
+    assert by_phone[gateway.messages[failed].to].status == M.FAILED
+    assert by_phone[gateway.messages[failed].to].error_code == "UNDELIV"
+    assert OptOut.objects.filter(phone=gateway.messages[opted_out].to).exists()

@@ -7,9 +7,9 @@ from django.core.management import CommandError, call_command
 
 import messaging
 from contacts.models import OptOut
-from messaging.backends.locmem import LocmemBackend
 from messaging.models import Message, ProviderAccount
 from tests.conftest import phone
+from tests.fakegateway import FakeGateway
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +20,6 @@ def run(*args: str) -> str:
     out = io.StringIO()
     call_command("provider", *args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
-
-
-@pytest.fixture
-def keyed_locmem(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in backends take no secrets; give locmem some so the credential path runs."""
-    monkeypatch.setattr(LocmemBackend, "credential_keys", ("api_key", "api_secret"))
 
 
 # add
@@ -77,7 +71,6 @@ def test_option_values_are_parsed_as_json_when_they_parse() -> None:
     assert type(options["delivery_delay"]) is int
 
 
-@pytest.mark.usefixtures("keyed_locmem")
 def test_credentials_from_the_environment_are_stored_encrypted_and_named_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -86,24 +79,24 @@ def test_credentials_from_the_environment_are_stored_encrypted_and_named_only(
         "add",
         "mem",
         "--backend",
-        "locmem",
+        "bulksmsrates",
         "--set",
         "api_key=key-1",
         "--set",
         "api_secret=env:MEM_API_SECRET",
     )
-    assert output.strip() == "created mem (locmem); credentials set: api_key, api_secret"
+    assert output.strip() == "created mem (bulksmsrates); credentials set: api_key, api_secret"
     account = ProviderAccount.objects.get()
     assert account.credentials == {"api_key": "key-1", "api_secret": SECRET}
     assert account.options == {}
     assert SECRET not in account.encrypted_credentials
 
 
-@pytest.mark.usefixtures("keyed_locmem")
 def test_setting_one_credential_keeps_the_others() -> None:
-    run("add", "mem", "--backend", "locmem", "--set", "api_key=key-1", "--set", "api_secret=old")
-    output = run("add", "mem", "--backend", "locmem", "--set", "api_secret=new")
-    assert output.strip() == "updated mem (locmem); credentials set: api_secret"
+    bulk = ("add", "mem", "--backend", "bulksmsrates")
+    run(*bulk, "--set", "api_key=key-1", "--set", "api_secret=old")
+    output = run(*bulk, "--set", "api_secret=new")
+    assert output.strip() == "updated mem (bulksmsrates); credentials set: api_secret"
     assert ProviderAccount.objects.get().credentials == {"api_key": "key-1", "api_secret": "new"}
 
 
@@ -114,13 +107,12 @@ def test_a_missing_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPa
     assert not ProviderAccount.objects.exists()
 
 
-@pytest.mark.usefixtures("keyed_locmem")
 def test_an_unknown_key_is_refused_naming_the_allowed_ones() -> None:
     with pytest.raises(CommandError) as raised:
-        run("add", "mem", "--backend", "locmem", "--set", "api_secrett=" + SECRET)
+        run("add", "mem", "--backend", "bulksmsrates", "--set", "api_secrett=" + SECRET)
     message = str(raised.value)
     assert "api_secrett" in message
-    assert "credential keys: api_key, api_secret" in message
+    assert "credential keys: api_key, api_secret, webhook_secret" in message
     assert SECRET not in message
     assert not ProviderAccount.objects.exists()
 
@@ -158,14 +150,10 @@ def test_bad_values_are_refused_and_nothing_is_saved(args: tuple[str, ...], reas
     assert not ProviderAccount.objects.exists()
 
 
-def test_a_sender_the_backend_refuses_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse_long(cls: type[LocmemBackend], sender: str) -> str | None:
-        return "at most 11 characters" if len(sender) > 11 else None
-
-    monkeypatch.setattr(LocmemBackend, "validate_sender", classmethod(refuse_long))
-    with pytest.raises(CommandError, match="at most 11 characters"):
-        run("add", "mem", "--backend", "locmem", "--sender", "HeraldMarketing")
-    assert run("add", "mem", "--backend", "locmem", "--sender", "Herald").startswith("created")
+def test_a_sender_the_backend_refuses_is_an_error() -> None:
+    with pytest.raises(CommandError, match="at most 11 letters and digits"):
+        run("add", "bw", "--backend", "bwatmesaj", "--sender", "HeraldMarketing")
+    assert run("add", "bw", "--backend", "bwatmesaj", "--sender", "Herald").startswith("created")
 
 
 def test_a_base_url_can_be_set_and_cleared_back_to_the_provider_default() -> None:
@@ -312,3 +300,69 @@ def test_send_test_on_whatsapp_needs_a_template(locmem: ProviderAccount) -> None
 def test_send_test_through_an_unknown_account_is_an_error() -> None:
     with pytest.raises(CommandError, match="no provider account named 'ghost'"):
         run("send-test", "ghost", "--to", phone(6), "--body", "hi")
+
+
+# Against the fake gateway, over HTTP
+
+
+@pytest.fixture
+def bulk_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BULK_KEY", "bsms_test_key")
+    monkeypatch.setenv("BULK_SECRET", "sk_test_secret")
+
+
+@pytest.mark.usefixtures("bulk_env")
+def test_add_check_and_send_test_through_bulksmsrates(gateway: FakeGateway) -> None:
+    run(
+        "add", "bulk", "--backend", "bulksmsrates", "--base-url", gateway.url,
+        "--sender", "Herald", "--rate-limit", "50",
+        "--set", "api_key=env:BULK_KEY", "--set", "api_secret=env:BULK_SECRET",
+    )  # fmt: skip
+    assert run("check", "bulk").strip() == "bulk: OK - balance 10000.00 GBP available"
+    output = run("send-test", "bulk", "--to", phone(3), "--body", "Hello from Herald")
+    (sent,) = gateway.messages.values()
+    assert f"provider message id: {sent.id}" in output and "status: sent" in output
+    assert (sent.to, sent.body, sent.sender) == (phone(3), "Hello from Herald", "Herald")
+    assert "sk_test_secret" not in run("list")
+
+
+@pytest.mark.usefixtures("bulk_env")
+def test_check_prints_the_providers_refusal(gateway: FakeGateway) -> None:
+    base = ("add", "bulk", "--backend", "bulksmsrates", "--base-url", gateway.url)
+    run(*base, "--set", "api_key=env:BULK_KEY", "--set", "api_secret=wrong")
+    with pytest.raises(CommandError, match="bulk: UNAUTHORIZED: Missing, invalid, or expired"):
+        run("check", "bulk")
+
+
+def test_check_buzzbip_without_api_access_says_what_to_do(gateway: FakeGateway) -> None:
+    gateway.buzzbip_no_api_access.add("herald")
+    base = ("add", "bb", "--backend", "buzzbip", "--base-url", gateway.url)
+    run(*base, "--set", "username=herald", "--set", "password=secret")
+    with pytest.raises(CommandError, match="User.hasApiAccess"):
+        run("check", "bb")
+    gateway.buzzbip_no_api_access.clear()
+    assert run("check", "bb").strip() == "bb: OK - logged in as herald; API access enabled"
+
+
+def test_send_test_whatsapp_through_buzzbip(gateway: FakeGateway) -> None:
+    base = ("add", "bb", "--backend", "buzzbip", "--base-url", gateway.url)
+    run(*base, "--set", "username=herald", "--set", "password=secret")
+    output = run(
+        "send-test", "bb", "--to", phone(4), "--body", "-", "--channel", "whatsapp",
+        "--template", "welcome_1", "--param", "Ada",
+    )  # fmt: skip
+    (sent,) = gateway.messages.values()
+    assert "status: sent" in output and f"provider message id: {sent.id}" in output
+    assert (sent.to, sent.template, sent.parameters) == (phone(4), "welcome_1", ["Ada"])
+
+
+def test_check_and_send_test_through_bwatmesaj(gateway: FakeGateway) -> None:
+    base = ("add", "bw", "--backend", "bwatmesaj", "--base-url", gateway.url, "--sender", "Herald")
+    run(*base, "--set", "api_token=13|testtoken")
+    assert run("check", "bw").strip() == "bw: OK - api token accepted"
+    output = run("send-test", "bw", "--to", phone(5), "--body", "Hi")
+    (sent,) = gateway.messages.values()
+    assert f"provider message id: {sent.id}" in output
+    gateway.bwat_tokens.clear()
+    with pytest.raises(CommandError, match="Unauthenticated"):
+        run("check", "bw")
