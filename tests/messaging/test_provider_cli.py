@@ -338,7 +338,7 @@ def test_check_buzzbip_without_api_access_says_what_to_do(gateway: FakeGateway) 
     gateway.buzzbip_no_api_access.add("herald")
     base = ("add", "bb", "--backend", "buzzbip", "--base-url", gateway.url)
     run(*base, "--set", "username=herald", "--set", "password=secret")
-    with pytest.raises(CommandError, match="User.hasApiAccess"):
+    with pytest.raises(CommandError, match=r"User\.hasApiAccess"):
         run("check", "bb")
     gateway.buzzbip_no_api_access.clear()
     assert run("check", "bb").strip() == "bb: OK - logged in as herald; API access enabled"
