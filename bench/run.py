@@ -1,6 +1,11 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
-    python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres] [--only NAME]
+    python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres] [--only contacts|providers]
+
+contacts:  the CLI import of --rows contacts, again, and the contact list's searches.
+providers: the BulkSMSRates send paths against the fake gateway (tests/fakegateway.py)
+           run in a process of its own on loopback: bulk handover, single sends at a
+           configured 100 req/s, and the per-message cost of our HTTP layer.
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -188,6 +193,95 @@ def bench_import(db: Database, csv_path: Path, rows: int, figures: dict[str, Fig
     print(f"  [{db.kind}] changelist: {result.stdout.strip()}", file=sys.stderr)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_providers(db: Database, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    port = free_port()
+    fake = subprocess.Popen(
+        [PYTHON, "tests/fakegateway.py", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        cmd = [PYTHON, "bench/providers.py", "--gateway", f"http://127.0.0.1:{port}"]
+        result = subprocess.run(cmd, cwd=ROOT, env=db.env(), capture_output=True, text=True)
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    values = dict(line.split("=") for line in result.stdout.split())
+    for key, value in values.items():
+        figures[key].samples.append(float(value))
+    overhead = float(values["layer_ms"]) - float(values["raw_ms"])
+    figures["overhead_ms"].samples.append(overhead)
+    print(f"  [{db.kind}] providers: {' '.join(result.stdout.split())}", file=sys.stderr)
+
+
+def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
+    """(key, figure, limit) for the provider benchmark; None: no target."""
+    return [
+        (
+            "bulk_backend",
+            Figure(
+                "BulkSMSRates bulk, handed over by one process (backend)",
+                kind,
+                "recipients/s",
+                ">= 20,000",
+                True,
+            ),
+            20_000,
+        ),
+        (
+            "bulk_engine",
+            Figure(
+                "BulkSMSRates bulk, engine: claim, send, record",
+                kind,
+                "recipients/s",
+                "(no target)",
+                True,
+            ),
+            None,
+        ),
+        (
+            "single_rate",
+            Figure("BulkSMSRates single sends, account at 100 req/s", kind, "req/s", ">= 95", True),
+            95,
+        ),
+        ("single_429", Figure("429 answers during those single sends", kind, "", "0", False), 0),
+        (
+            "raw_ms",
+            Figure("one single send, plain requests.Session", kind, "ms", "(baseline)", False),
+            None,
+        ),
+        (
+            "layer_ms",
+            Figure(
+                "one single send, our backend + HTTP layer + rate limiter",
+                kind,
+                "ms",
+                "(no target)",
+                False,
+            ),
+            None,
+        ),
+        (
+            "overhead_ms",
+            Figure("our per-message overhead (difference)", kind, "ms", "(measured)", False),
+            None,
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -195,8 +289,30 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--only", choices=("contacts", "providers"))
     args = parser.parse_args()
 
+    table: list[tuple[Figure, float | None]] = []
+    if args.only != "providers":
+        table += bench_contacts(args)
+    if args.only != "contacts":
+        for kind in args.db.split(","):
+            if not Database.available(kind):
+                continue
+            db = Database(kind)
+            rows = provider_figures(kind)
+            figures = {key: figure for key, figure, _ in rows}
+            try:
+                for run in range(args.runs):
+                    print(f"{kind}: providers run {run + 1} of {args.runs}", file=sys.stderr)
+                    bench_providers(db, figures)
+            finally:
+                shutil.rmtree(db.tmp, ignore_errors=True)
+            table += [(figure, limit) for _, figure, limit in rows]
+    print_table(table, args)
+
+
+def bench_contacts(args: argparse.Namespace) -> list[tuple[Figure, float | None]]:
     DATA.mkdir(exist_ok=True)
     csv_path = DATA / f"contacts-{args.rows}.csv"
     if not csv_path.exists():
@@ -204,7 +320,7 @@ def main() -> None:
         write_contacts_csv(csv_path, args.rows)
     rows_in_file = args.rows  # every data row, good or bad, is work the importer does
 
-    table: list[tuple[Figure, float]] = []
+    table: list[tuple[Figure, float | None]] = []
     for kind in args.db.split(","):
         if not Database.available(kind):
             print(f"skipping {kind}: not reachable at {POSTGRES_URL}", file=sys.stderr)
@@ -232,20 +348,20 @@ def main() -> None:
         finally:
             shutil.rmtree(db.tmp, ignore_errors=True)
         limits = {"import": 20_000, "reimport": 20_000, "memory": 400, "search_phone_ms": 250}
-        table += [(f, limits.get(key, 0)) for key, f in figures.items()]
+        table += [(f, limits.get(key)) for key, f in figures.items()]
+    return table
 
-    print_table(table, args)
 
-
-def print_table(table: list[tuple[Figure, float]], args: argparse.Namespace) -> None:
+def print_table(table: list[tuple[Figure, float | None]], args: argparse.Namespace) -> None:
     cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t")
     print(f"\nHerald benchmarks: {args.rows:,} contact rows, median of {args.runs} runs,")
     print(f"{os.cpu_count()} cores ({cpu})\n")
     print("| figure | database | median | target | |")
     print("| --- | --- | ---: | --- | --- |")
     for figure, limit in table:
-        value = f"{figure.median:,.0f} {figure.unit}"
-        verdict = figure.verdict(limit) if limit else ""
+        digits = 2 if figure.unit == "ms" and figure.median < 100 else 0
+        value = f"{figure.median:,.{digits}f} {figure.unit}".strip()
+        verdict = figure.verdict(limit) if limit is not None else ""
         print(f"| {figure.name} | {figure.database} | {value} | {figure.target} | {verdict} |")
 
 

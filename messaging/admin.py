@@ -2,10 +2,11 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from messaging.backends import backend_class
+from messaging.exceptions import ProviderError
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
 
 
@@ -24,8 +25,8 @@ class ProviderAccountForm(forms.ModelForm):
         widget=SecretTextarea(attrs={"rows": 3, "autocomplete": "off"}),
         help_text='JSON object, e.g. {"api_key": "...", "api_secret": "..."} (BulkSMSRates; '
         'also webhook_secret), {"username": ..., "password": ...} (Buzzbip), '
-        '{"api_token": "..."} (Bwatmesaj). Given keys replace the stored ones, null removes one. Stored '
-        "encrypted and never displayed; leave empty to keep the current ones.",
+        '{"api_token": "..."} (Bwatmesaj). Given keys replace the stored ones, null '
+        "removes one. Stored encrypted and never displayed; leave empty to keep them all.",
         label="Credentials",
     )
     base_url = forms.URLField(
@@ -92,6 +93,18 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     list_display = ("name", "backend", "sender", "rate_limit", "has_credentials", "is_active")
     list_filter = ("backend", "is_active")
     search_fields = ("name",)
+
+    actions = ("check_connection",)
+
+    @admin.action(description="Check the connection (log in, read the balance)")
+    def check_connection(self, request: HttpRequest, queryset: Any) -> None:
+        for account in queryset:
+            try:
+                summary = account.get_backend().check()
+            except ProviderError as exc:
+                self.message_user(request, f"{account.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{account.name}: OK - {summary}", messages.SUCCESS)
 
     @admin.display(boolean=True, description="credentials set")
     def has_credentials(self, account: ProviderAccount) -> bool:

@@ -101,7 +101,14 @@ class MessageQuerySet(models.QuerySet["Message"]):
                 updated_at=now,
             )
         claimed = Message.objects.filter(claim_token=token, status=Message.Status.SENDING)
-        return list(claimed.select_related("provider_account").order_by("pk"))
+        rows = list(claimed.only(*Message.SEND_FIELDS).order_by("pk"))
+        # One account object per account, not one per row (a claim may hold 10,000 rows).
+        account_ids = {row.provider_account_id for row in rows}
+        accounts = ProviderAccount.objects.in_bulk(account_ids)
+        for row in rows:
+            row.provider_account = accounts[row.provider_account_id]
+            row.claim_token, row.status = token, Message.Status.SENDING
+        return rows
 
     def lease_expired(self) -> MessageQuerySet:
         return self.filter(status=Message.Status.SENDING, lease_expires_at__lt=timezone.now())
@@ -134,6 +141,20 @@ class Message(models.Model):
         OPTED_OUT = "opted_out", "Opted out"
         INVALID_NUMBER = "invalid_number", "Invalid number"
         DUPLICATE = "duplicate", "Duplicate number"
+
+    #: What sending reads of a claimed row (the rest is loaded only if asked for).
+    SEND_FIELDS = (
+        "id",
+        "provider_account",
+        "channel",
+        "phone",
+        "sender",
+        "body",
+        "client_ref",
+        "attempts",
+        "template_id",
+        "template_params",
+    )
 
     FINAL_STATUSES = (Status.DELIVERED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
     UNFINISHED_STATUSES = (Status.PENDING, Status.SENDING, Status.IN_DOUBT)

@@ -38,6 +38,9 @@ What happened is in `requests` (every request, with the status sent, 0 when none
 `messages` (provider message id -> FakeMessage), `batches` and `rate_limited`.
 
 Run `python tests/fakegateway.py --port 8765` to try `manage.py provider ...` against it.
+Another process can read its counters at GET /_fake/stats, set the BulkSMSRates rate with
+POST /_fake/config {"bulk_rate": n} and forget what it recorded (and refill the balances)
+with POST /_fake/reset.
 """
 
 from __future__ import annotations
@@ -624,12 +627,40 @@ class FakeGateway:
             BWATMESAJ: self._serve_bwat,
         }.get(provider)
         if serve is None:
+            if call.path.startswith("/_fake/"):
+                return self._control(call)
             return Reply(404, {"error": "not found"})
         try:
             return serve(call)
         except Exception:  # a bug in the fake must not kill the connection silently
             log.exception("fake gateway failed on %s %s", call.method, call.path)
             return _error_for(provider, 500)
+
+    def _control(self, call: _Call) -> Reply:
+        """For a fake run in another process (the benchmarks): read counters, set limits."""
+        if call.path == "/_fake/stats" and call.method == "GET":
+            stats = {
+                "requests": len(self.requests),
+                "messages": len(self.messages),
+                "rate_limited": self.rate_limited,
+            }
+            return Reply(200, stats)
+        if call.path == "/_fake/config" and call.method == "POST" and isinstance(call.data, dict):
+            if "bulk_rate" in call.data:
+                self.bulk_rate = float(call.data["bulk_rate"])
+                self._bulk_buckets.clear()
+            return Reply(200, {"bulk_rate": self.bulk_rate})
+        if call.path == "/_fake/reset" and call.method == "POST":
+            self.requests.clear()
+            self.messages.clear()
+            self.batches.clear()
+            self._bulk_refs.clear()
+            self._bwat_history.clear()
+            self._buzzbip_history.clear()
+            self.rate_limited = 0
+            self.bulk_balance = self.bwat_balance = 1_000_000
+            return Reply(200, {"reset": True})
+        return Reply(404, {"error": "not found"})
 
     def _route(self, provider: str, call: _Call) -> Route | list[str]:
         """The route method for `call`, or the methods the path allows ([] if none)."""
@@ -1411,8 +1442,10 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the fake SMS gateways until Ctrl-C.")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--bulk-rate", type=float, default=100.0, help="BulkSMSRates req/s")
     args = parser.parse_args(argv)
     with FakeGateway(port=args.port) as gateway:
+        gateway.bulk_rate = args.bulk_rate
         print(f"Fake SMS gateways listening on {gateway.url} (Ctrl-C stops).")
         print("Built-in test credentials (fake values, not real secrets):")
         for username, password in gateway.buzzbip_users.items():

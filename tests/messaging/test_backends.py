@@ -653,3 +653,19 @@ def test_signed_dlrs_from_the_gateway_reach_bulk_sent_messages(
     assert by_phone[gateway.messages[failed].to].status == M.FAILED
     assert by_phone[gateway.messages[failed].to].error_code == "UNDELIV"
     assert OptOut.objects.filter(phone=gateway.messages[opted_out].to).exists()
+
+
+def test_staff_check_an_account_from_the_admin(
+    make_account: MakeAccount, gateway: FakeGateway, admin_client: Any
+) -> None:
+    good = make_account("bulksmsrates")
+    bad = make_account("buzzbip")
+    gateway.buzzbip_no_api_access.add("herald")
+    page = admin_client.post(
+        "/admin/messaging/provideraccount/",
+        {"action": "check_connection", "_selected_action": [good.pk, bad.pk]},
+        follow=True,
+    ).content.decode()
+    assert "bulksmsrates: OK - balance 10000.00 GBP available" in page
+    assert "buzzbip: " in page and "hasApiAccess" in page
+    assert "sk_test_secret" not in page

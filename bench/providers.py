@@ -1,0 +1,166 @@
+"""Provider send paths against the fake gateway running in its own process.
+
+    DATABASE_URL=... python bench/providers.py --gateway URL [--bulk N] [--single N] [--raw N]
+
+Prints key=value lines for bench/run.py:
+
+- bulk_backend:   BulkSMSRates bulk recipients/s handed over by the backend alone
+                  (in-memory messages, 10,000 a request, personalised bodies)
+- bulk_engine:    the same through the engine: claim rows -> send -> record, in this DB
+- single_rate:    single sends/s with the account and the key both at 100 req/s
+- single_429:     429 answers the gateway gave during that run
+- raw_ms:         one single send with plain requests.Session (no Herald code), ms
+- layer_ms:       one single send through our backend + HTTP layer + rate limiter, ms
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import requests  # noqa: E402
+
+from messaging.dispatch import send_claimed  # noqa: E402
+from messaging.models import Message, ProviderAccount  # noqa: E402
+
+KEY, SECRET = "bsms_test_key", "sk_test_secret"
+
+
+def account(gateway: str, name: str, rate: float, **options: object) -> ProviderAccount:
+    row, _ = ProviderAccount.objects.update_or_create(
+        name=name,
+        defaults={
+            "backend": "bulksmsrates",
+            "base_url": gateway,
+            "sender": "Herald",
+            "rate_limit": rate,
+            "options": options,
+        },
+    )
+    row.set_credentials({"api_key": KEY, "api_secret": SECRET})
+    row.save()
+    return row
+
+
+def messages(owner: ProviderAccount, count: int, tag: str) -> list[Message]:
+    return [
+        Message(
+            provider_account=owner,
+            phone=f"+447{400000000 + i}",
+            sender="Herald",
+            body=f"Hi Name{i}, our spring sale starts today: 20% off with code SPRING{i % 97}",
+            client_ref=f"{tag}-{i}",
+        )
+        for i in range(count)
+    ]
+
+
+def control(gateway: str, path: str, **body: object) -> dict[str, float]:
+    answer = requests.post(f"{gateway}/_fake/{path}", json=body, timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def stats(gateway: str) -> dict[str, float]:
+    return requests.get(f"{gateway}/_fake/stats", timeout=10).json()
+
+
+def bench_bulk_backend(gateway: str, count: int) -> float:
+    owner = account(gateway, "bench-bulk", rate=100)
+    batch = messages(owner, count, "bulk")
+    backend = owner.get_backend()
+    started = time.perf_counter()
+    results = backend.send_messages(batch)
+    elapsed = time.perf_counter() - started
+    assert all(r.accepted for r in results), "bulk send refused"
+    return count / elapsed
+
+
+def bench_bulk_engine(gateway: str, count: int) -> float:
+    owner = account(gateway, "bench-engine", rate=100)
+    rows = messages(owner, count, "engine")
+    Message.objects.bulk_create(rows, batch_size=5000)
+    started = time.perf_counter()
+    while batch := Message.objects.filter(provider_account=owner).claim(10_000):
+        assert send_claimed(batch) is None
+    elapsed = time.perf_counter() - started
+    sent = Message.objects.filter(provider_account=owner, status=Message.Status.SENT).count()
+    assert sent == count, f"only {sent} of {count} sent"
+    return count / elapsed
+
+
+def bench_single(gateway: str, count: int) -> tuple[float, float]:
+    control(gateway, "config", bulk_rate=100)
+    time.sleep(1.1)  # let the key's bucket fill up again
+    before = stats(gateway)["rate_limited"]
+    owner = account(gateway, "bench-single", rate=100, bulk=False)
+    batch = messages(owner, count, "single")
+    backend = owner.get_backend()
+    started = time.perf_counter()
+    results = backend.send_messages(batch)
+    elapsed = time.perf_counter() - started
+    assert all(r.accepted for r in results), "single send refused"
+    return count / elapsed, stats(gateway)["rate_limited"] - before
+
+
+def bench_overhead(gateway: str, count: int) -> tuple[float, float]:
+    """Milliseconds per single send: plain requests vs our whole HTTP path."""
+    control(gateway, "config", bulk_rate=1_000_000)
+    headers = {"X-API-Key": KEY, "X-API-Secret": SECRET}
+    session = requests.Session()
+    raw = []
+    for i in range(count):
+        body = {"to": f"+447{410000000 + i}", "from": "Herald", "body": "Hi", "client_ref": f"r{i}"}
+        started = time.perf_counter()
+        answer = session.post(f"{gateway}/v1/sms/send", json=body, headers=headers, timeout=10)
+        answer.json()
+        raw.append(time.perf_counter() - started)
+    owner = account(gateway, "bench-layer", rate=1_000_000, bulk=False)
+    backend = owner.get_backend()
+    ours = []
+    for message in messages(owner, count, "layer"):
+        message.body = "Hi"
+        started = time.perf_counter()
+        (result,) = backend.send_messages([message])
+        ours.append(time.perf_counter() - started)
+        assert result.accepted
+    return statistics.median(raw) * 1000, statistics.median(ours) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gateway", required=True)
+    parser.add_argument("--bulk", type=int, default=100_000)
+    parser.add_argument("--single", type=int, default=600)
+    parser.add_argument("--raw", type=int, default=1000)
+    args = parser.parse_args()
+
+    control(args.gateway, "config", bulk_rate=100)
+    print(f"bulk_backend={bench_bulk_backend(args.gateway, args.bulk):.0f}")
+    control(args.gateway, "reset")
+    print(f"bulk_engine={bench_bulk_engine(args.gateway, args.bulk):.0f}")
+    control(args.gateway, "reset")
+    rate, limited = bench_single(args.gateway, args.single)
+    print(f"single_rate={rate:.1f}")
+    print(f"single_429={limited:.0f}")
+    control(args.gateway, "reset")
+    raw_ms, layer_ms = bench_overhead(args.gateway, args.raw)
+    print(f"raw_ms={raw_ms:.3f}")
+    print(f"layer_ms={layer_ms:.3f}")
+    control(args.gateway, "reset")
+
+
+if __name__ == "__main__":
+    main()
