@@ -666,6 +666,6 @@ def test_staff_check_an_account_from_the_admin(
         {"action": "check_connection", "_selected_action": [good.pk, bad.pk]},
         follow=True,
     ).content.decode()
-    assert "bulksmsrates: OK - balance 10000.00 GBP available" in page
-    assert "buzzbip: " in page and "hasApiAccess" in page
+    assert "Bulksmsrates: OK - balance 10000.00 GBP available" in page
+    assert "Buzzbip: " in page and "hasApiAccess" in page
     assert "sk_test_secret" not in page
