@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gateway", required=True)
     parser.add_argument("--bulk", type=int, default=100_000)
-    parser.add_argument("--single", type=int, default=600)
+    parser.add_argument("--single", type=int, default=1500)
     parser.add_argument("--raw", type=int, default=1000)
     args = parser.parse_args()
 

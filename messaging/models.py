@@ -100,7 +100,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
                 attempts=F("attempts") + 1,
                 updated_at=now,
             )
-        claimed = Message.objects.filter(claim_token=token, status=Message.Status.SENDING)
+        claimed = Message.objects.filter(pk__in=ids, claim_token=token)
         rows = list(claimed.only(*Message.SEND_FIELDS).order_by("pk"))
         # One account object per account, not one per row (a claim may hold 10,000 rows).
         account_ids = {row.provider_account_id for row in rows}
@@ -165,6 +165,7 @@ class Message(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="messages",
+        db_index=False,  # covered by message_campaign_status, which starts with it
     )
     contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL)
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
@@ -176,9 +177,9 @@ class Message(models.Model):
     segments = models.PositiveSmallIntegerField(default=1)
     cost = models.DecimalField(max_digits=12, decimal_places=5, null=True, blank=True)
     client_ref = models.CharField(
-        max_length=64, unique=True, help_text="Our idempotency key, sent to the provider."
+        max_length=64, help_text="Our idempotency key, sent to the provider."
     )
-    provider_message_id = models.CharField(max_length=100, blank=True, db_index=True)
+    provider_message_id = models.CharField(max_length=100, blank=True)
     provider_batch_id = models.CharField(
         max_length=100, blank=True, help_text="The provider's id for the bulk request it went in."
     )
@@ -192,7 +193,7 @@ class Message(models.Model):
     skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    claim_token = models.UUIDField(null=True, blank=True, db_index=True)
+    claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
@@ -208,16 +209,20 @@ class Message(models.Model):
 
     class Meta:
         ordering = ("pk",)
+        # Every index is paid for twice per message (claimed, then recorded), so only
+        # what lookups need: exact matches only, no LIKE indexes.
         constraints = [
             models.UniqueConstraint(
                 fields=("campaign", "phone"),
                 condition=models.Q(campaign__isnull=False),
                 name="message_once_per_campaign_phone",
-            )
+            ),
+            models.UniqueConstraint(fields=("client_ref",), name="message_client_ref_unique"),
         ]
         indexes = [
             models.Index(fields=("status", "next_attempt_at"), name="message_due"),
             models.Index(fields=("campaign", "status"), name="message_campaign_status"),
+            models.Index(fields=("provider_message_id",), name="message_provider_id"),
         ]
 
     def __str__(self) -> str:

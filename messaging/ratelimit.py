@@ -2,11 +2,11 @@
 
 A token bucket kept in the database as GCRA (the generic cell rate algorithm):
 each account has one row holding the time at which its next request is due.
-Taking a token is one short locked update that reserves the next free slot,
+Taking a token is one UPDATE ... RETURNING that reserves the next free slot,
 `max(due, now)`, and moves `due` on by 1/rate; the caller then sleeps until its
-slot. Reservations are serialised by the row lock (SELECT ... FOR UPDATE on
-PostgreSQL, the IMMEDIATE write lock on SQLite), so N processes together make
-at most `rate` requests a second, and each waits its turn rather than racing.
+slot. Each reservation is atomic (the row lock on PostgreSQL, the write lock on
+SQLite), so N processes together make at most `rate` requests a second, and
+each waits its turn rather than racing.
 
 A provider that says "slow down" (429 + Retry-After, or X-RateLimit-Remaining: 0)
 pushes the due time forward with `hold`, which every process then honours.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from messaging.models import ProviderAccount, RateBucket
 
@@ -28,13 +28,11 @@ def acquire(account: ProviderAccount, tokens: float = 1.0) -> float:
     """Wait for this account's next request slot; returns the seconds waited."""
     if account.rate_limit <= 0:
         return 0.0
-    with transaction.atomic():
-        bucket = _locked_bucket(account)
-        now = time.time()
-        slot = max(bucket.next_at, now)
-        bucket.next_at = slot + tokens / account.rate_limit
-        bucket.save(update_fields=["next_at"])
-    wait = slot - now
+    interval = tokens / account.rate_limit
+    now = time.time()
+    # One statement, so one round trip: reserve max(due, now) and move `due` on.
+    due = _update(account, "next_at = {greatest}(next_at, %s) + %s", [now, interval])
+    wait = due - interval - now
     if wait > 0:
         time.sleep(wait)
     return max(wait, 0.0)
@@ -43,21 +41,26 @@ def acquire(account: ProviderAccount, tokens: float = 1.0) -> float:
 def hold(account: ProviderAccount, seconds: float) -> None:
     """Make every process wait `seconds` (capped) before this account's next request."""
     until = time.time() + min(max(seconds, 0.0), MAX_HOLD_SECONDS)
-    with transaction.atomic():
-        bucket = _locked_bucket(account)
-        if until > bucket.next_at:
-            bucket.next_at = until
-            bucket.save(update_fields=["next_at"])
+    _update(account, "next_at = {greatest}(next_at, %s)", [until])
 
 
-def _locked_bucket(account: ProviderAccount) -> RateBucket:
-    """The account's bucket row, locked until the surrounding transaction ends."""
-    rows = RateBucket.objects.select_for_update()
-    bucket = rows.filter(provider_account_id=account.pk).first()
-    if bucket is None:
+def _update(account: ProviderAccount, assignment: str, params: list[float]) -> float:
+    """Apply `assignment` to the account's bucket row (made on first use); the new next_at."""
+    table = connection.ops.quote_name(RateBucket._meta.db_table)
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    sql = (
+        f"UPDATE {table} SET {assignment.format(greatest=greatest)} "  # noqa: S608
+        "WHERE provider_account_id = %s RETURNING next_at"
+    )
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, account.pk])
+            row = cursor.fetchone()
+        if row is not None:
+            return float(row[0])
         try:
             with transaction.atomic():
-                bucket = RateBucket.objects.create(provider_account_id=account.pk)
-        except IntegrityError:  # another process created it between our look and our insert
-            bucket = rows.get(provider_account_id=account.pk)
-    return bucket
+                RateBucket.objects.create(provider_account_id=account.pk)
+        except IntegrityError:
+            pass  # another process made it between our look and our insert
+    raise RuntimeError(f"no rate bucket for account {account.pk}")
