@@ -1,5 +1,6 @@
 """An administrator sets up a gateway account in the admin, in Chromium, and checks it."""
 
+import json
 from typing import Any
 
 import pytest
@@ -34,13 +35,13 @@ def test_admin_adds_an_account_its_secrets_never_come_back_and_the_check_says_ok
     page.fill("#id_sender", "Herald")
     page.fill("#id_rate_limit", "50")
     # A typo in a credential name is refused, and what was typed is not shown back.
-    page.fill("#id_new_credentials", '{"api_key": "bsms_test_key", "apisecret": "%s"}' % SECRET)
+    page.fill("#id_new_credentials", json.dumps({"api_key": "bsms_test_key", "apisecret": SECRET}))
     page.click("input[name=_continue]")
     assert "Unknown credential apisecret" in page.inner_text(".errorlist")
     assert SECRET not in page.content()
     assert not ProviderAccount.objects.exists()
 
-    page.fill("#id_new_credentials", '{"api_key": "bsms_test_key", "api_secret": "%s"}' % SECRET)
+    page.fill("#id_new_credentials", json.dumps({"api_key": "bsms_test_key", "api_secret": SECRET}))
     page.click("input[name=_continue]")
     page.wait_for_selector("ul.messagelist")
     assert SECRET not in page.content() and "bsms_test_key" not in page.content()

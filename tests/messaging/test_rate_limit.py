@@ -61,7 +61,7 @@ def test_two_processes_together_stay_within_the_account_rate(
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
     started = time.time()
     workers = [
-        subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        subprocess.Popen(
             [sys.executable, "-m", "tests.messaging.rate_limit_worker", account.name, "30", tag],
             cwd=ROOT,
             env=env,
