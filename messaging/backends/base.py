@@ -8,11 +8,13 @@ the three steps and declares what it can do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.utils import timezone
 
 from contacts.models import Channel
 from messaging.exceptions import AccountError, ProviderError
@@ -48,6 +50,41 @@ class StatusUpdate:
     error_code: str = ""
     error_message: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+def looked_up(
+    message: Message,
+    state: str,
+    raw: dict[str, Any],
+    *,
+    provider: str,
+    delivered: Collection[str],
+    failed: Collection[str],
+    private: Collection[str] = (),
+) -> StatusUpdate | None:
+    """A provider's status for a message as a StatusUpdate, or None while it is not final.
+
+    `state` is compared in lower case; `private` keys (numbers, bodies) are left out of
+    the raw payload kept on the status event.
+    """
+    from messaging.models import Message
+
+    state = state.strip().lower()
+    if state in delivered:
+        status, code = Message.Status.DELIVERED, ""
+    elif state in failed:
+        status, code = Message.Status.FAILED, state.upper()
+    else:
+        return None
+    return StatusUpdate(
+        message=message,
+        status=status,
+        event_id=f"lookup:{message.provider_message_id}:{state}",
+        occurred_at=timezone.now(),
+        error_code=code,
+        error_message=f"{provider} reports {state}" if code else "",
+        raw={key: value for key, value in raw.items() if key not in private},
+    )
 
 
 class BaseBackend:

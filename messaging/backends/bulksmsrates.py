@@ -28,10 +28,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
-from django.utils import timezone
 
 from contacts.models import Channel
-from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.backends.base import BaseBackend, SendResult, StatusUpdate, looked_up
 from messaging.exceptions import (
     AccountError,
     InDoubtError,
@@ -62,12 +61,6 @@ ERRORS: dict[str, type[ProviderError]] = {
     "RATE_LIMITED": RetryableError,
     "INTERNAL_ERROR": RetryableError,
     "SERVICE_UNAVAILABLE": RetryableError,
-}
-
-FINAL_STATUSES = {
-    "delivered": (Message.Status.DELIVERED, ""),
-    "failed": (Message.Status.FAILED, "FAILED"),
-    "expired": (Message.Status.FAILED, "EXPIRED"),
 }
 
 
@@ -202,21 +195,17 @@ class BulkSMSRatesBackend(BaseBackend):
             if answer.status_code != 200 or not isinstance(body, dict):
                 raise error_from(answer, body, sends=False)
             data = _data(body) or body
-            state = str(data.get("status", "")).lower()
-            if state not in FINAL_STATUSES:
-                continue
-            status, code = FINAL_STATUSES[state]
-            updates.append(
-                StatusUpdate(
-                    message=message,
-                    status=status,
-                    event_id=f"lookup:{message_id}:{state}",
-                    occurred_at=timezone.now(),
-                    error_code=code,
-                    error_message=f"BulkSMSRates status {state}" if code else "",
-                    raw={k: v for k, v in data.items() if k not in ("to", "body")},
-                )
+            update = looked_up(
+                message,
+                str(data.get("status", "")),
+                data,
+                provider="BulkSMSRates",
+                delivered={"delivered"},
+                failed={"failed", "expired"},
+                private=("to", "body"),
             )
+            if update is not None:
+                updates.append(update)
         return updates
 
     def check(self) -> str:

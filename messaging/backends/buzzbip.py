@@ -26,10 +26,9 @@ from typing import Any
 
 import phonenumbers
 import requests
-from django.utils import timezone
 
 from contacts.models import Channel
-from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.backends.base import BaseBackend, SendResult, StatusUpdate, looked_up
 from messaging.exceptions import (
     AccountError,
     InDoubtError,
@@ -131,7 +130,18 @@ class BuzzbipBackend(BaseBackend):
             entries = _history_entries(body.get("data"))
             for entry in entries:
                 message = wanted.pop(str(entry.get("id", "")), None)
-                if message is not None and (update := self._update_from(message, entry)):
+                if message is None:
+                    continue
+                update = looked_up(
+                    message,
+                    str(entry.get("state", "")),
+                    entry,
+                    provider="Buzzbip",
+                    delivered=DELIVERED_STATES,
+                    failed=FAILED_STATES,
+                    private=("message", "number", "phone_number"),
+                )
+                if update is not None:
                     updates.append(update)
             if not wanted or len(entries) < HISTORY_PAGE_SIZE:
                 break
@@ -140,24 +150,6 @@ class BuzzbipBackend(BaseBackend):
             if oldest is not None and last is not None and last < oldest - _HOUR:
                 break
         return updates
-
-    def _update_from(self, message: Message, entry: dict[str, Any]) -> StatusUpdate | None:
-        state = str(entry.get("state", "")).strip().lower()
-        if state in DELIVERED_STATES:
-            status = Message.Status.DELIVERED
-        elif state in FAILED_STATES:
-            status = Message.Status.FAILED
-        else:
-            return None
-        return StatusUpdate(
-            message=message,
-            status=status,
-            event_id=f"history:{message.provider_message_id}:{state}",
-            occurred_at=timezone.now(),
-            error_code=state.upper() if status == Message.Status.FAILED else "",
-            error_message=f"Buzzbip state {state}" if status == Message.Status.FAILED else "",
-            raw={k: v for k, v in entry.items() if k not in ("message", "number", "phone_number")},
-        )
 
     def check(self) -> str:
         self._token(force=True)

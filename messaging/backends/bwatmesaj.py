@@ -20,10 +20,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
-from django.utils import timezone
 
 from contacts.models import Channel
-from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
+from messaging.backends.base import BaseBackend, SendResult, StatusUpdate, looked_up
 from messaging.exceptions import (
     AccountError,
     InDoubtError,
@@ -152,24 +151,17 @@ class BwatmesajBackend(BaseBackend):
             if body.get("status") != "success" or not isinstance(body.get("data"), dict):
                 raise error_from(response, body, sends=False)
             data = body["data"]
-            state = str(data.get("status", "")).strip().lower()
-            if state in DELIVERED_STATES:
-                status, code = Message.Status.DELIVERED, ""
-            elif state in FAILED_STATES:
-                status, code = Message.Status.FAILED, state.upper()
-            else:
-                continue
-            updates.append(
-                StatusUpdate(
-                    message=message,
-                    status=status,
-                    event_id=f"lookup:{message.provider_message_id}:{state}",
-                    occurred_at=timezone.now(),
-                    error_code=code,
-                    error_message=f"Bwatmesaj status {data.get('status')}" if code else "",
-                    raw={k: v for k, v in data.items() if k not in ("to", "message")},
-                )
+            update = looked_up(
+                message,
+                str(data.get("status", "")),
+                data,
+                provider="Bwatmesaj",
+                delivered=DELIVERED_STATES,
+                failed=FAILED_STATES,
+                private=("to", "message"),
             )
+            if update is not None:
+                updates.append(update)
         return updates
 
     def check(self) -> str:
