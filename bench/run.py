@@ -354,7 +354,8 @@ def bench_contacts(args: argparse.Namespace) -> list[tuple[Figure, float | None]
 
 def print_table(table: list[tuple[Figure, float | None]], args: argparse.Namespace) -> None:
     cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t")
-    print(f"\nHerald benchmarks: {args.rows:,} contact rows, median of {args.runs} runs,")
+    rows = "" if args.only == "providers" else f"{args.rows:,} contact rows, "
+    print(f"\nHerald benchmarks: {rows}median of {args.runs} runs,")
     print(f"{os.cpu_count()} cores ({cpu})\n")
     print("| figure | database | median | target | |")
     print("| --- | --- | ---: | --- | --- |")
