@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
 from contacts.models import Channel, Contact, Group, Tag
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import placeholders
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a time zone name, e.g. Europe/London.")
 
 
 class TransitionNotAllowed(Exception):
@@ -79,6 +86,28 @@ class Campaign(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="campaigns")
     exclude_groups = models.ManyToManyField(Group, blank=True, related_name="excluded_from")
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Empty: send on approval.")
+    time_zone = models.CharField(
+        max_length=64,
+        default="Europe/London",
+        validators=[validate_time_zone],
+        help_text="For the schedule, and for recipients whose own time zone is unknown.",
+    )
+    window_start = models.TimeField(
+        null=True, blank=True, help_text="Quiet hours: send only from this time..."
+    )
+    window_end = models.TimeField(
+        null=True,
+        blank=True,
+        help_text="...until this time, in each recipient's own time zone (empty: any time).",
+    )
+    brake_failure_rate = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause by itself when more than this share of the last sends failed (0: never).",
+    )
+    brake_window = models.PositiveIntegerField(
+        default=200, help_text="How many of the latest sends the failure share is taken over."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     content_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_by = models.ForeignKey(
@@ -95,6 +124,25 @@ class Campaign(models.Model):
     rejection_reason = models.TextField(blank=True)
     pause_reason = models.CharField(max_length=500, blank=True)
     audience_stats = models.JSONField(default=dict, blank=True, editable=False)
+    estimate = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="Audience, segments and cost at submit."
+    )
+    test_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    test_sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    test_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    final_counts = models.JSONField(default=dict, blank=True, editable=False)
+    final_cost = models.DecimalField(
+        max_digits=14, decimal_places=5, null=True, blank=True, editable=False
+    )
     materialised_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -137,6 +185,8 @@ class Campaign(models.Model):
             "tags": sorted(self.tags.values_list("pk", flat=True)),
             "exclude_groups": sorted(self.exclude_groups.values_list("pk", flat=True)),
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+            "time_zone": self.time_zone,
+            "window": [str(self.window_start), str(self.window_end)],
         }
         return hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()
 
