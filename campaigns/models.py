@@ -238,7 +238,9 @@ class Campaign(models.Model):
             note=note,
             approved_by=by,
             approved_at=timezone.now(),
-            extra_filter={"submitted_by": self.submitted_by_id},
+            # Only what the approver was shown: a copy from before an edit and resubmit
+            # (another hash, or another submitter) approves nothing.
+            extra_filter={"submitted_by": self.submitted_by_id, "content_hash": self.content_hash},
         )
         self._wake_engine()
 

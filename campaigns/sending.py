@@ -15,7 +15,6 @@ from django.utils import timezone
 from campaigns.models import Campaign, TransitionNotAllowed
 from contacts.importing import chunked
 from contacts.models import Contact, OptOut
-from messaging.backends import backend_class
 from messaging.dispatch import send_claimed
 from messaging.models import Message
 from messaging.rendering import render, segments_of
@@ -88,7 +87,7 @@ def run_campaign(campaign: Campaign) -> None:
 
 def claim_size(campaign: Campaign) -> int:
     """Rows per round: the configured batch, or a full request for a bulk provider."""
-    preferred = backend_class(campaign.provider_account.backend).claim_size
+    preferred = campaign.provider_account.get_backend().claim_size
     return min(preferred, MAX_CLAIM) if preferred else settings.HERALD_DISPATCH_BATCH_SIZE
 
 

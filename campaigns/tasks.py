@@ -5,7 +5,7 @@ from django_q.tasks import async_task
 
 from campaigns.models import Campaign
 from campaigns.sending import run_campaign as run
-from messaging.dispatch import mark_expired_leases_in_doubt
+from messaging.dispatch import mark_expired_leases_in_doubt, reconcile_in_doubt
 from messaging.models import Message, WorkerHeartbeat
 
 
@@ -22,6 +22,7 @@ def tick() -> None:
     """
     WorkerHeartbeat.objects.beat()
     mark_expired_leases_in_doubt()
+    reconcile_in_doubt()
     for campaign_id in campaigns_needing_a_run():
         async_task("campaigns.tasks.run_campaign", campaign_id)
 

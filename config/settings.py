@@ -127,6 +127,9 @@ LOGIN_URL = "admin:login"
 HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=500)
 HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
+# A message in doubt is looked up at its provider only after this long, so a request
+# the provider is still working on is not mistaken for one it never received.
+HERALD_RECONCILE_AFTER_SECONDS = env.int("HERALD_RECONCILE_AFTER_SECONDS", default=60)
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # Uploaded contact files up to this size are checked in the request; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
@@ -140,8 +143,10 @@ Q_CLUSTER = {
     "name": "herald",
     "orm": "default",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": 600,
-    "retry": 720,
+    # A task running longer is stopped; one whose worker died is handed out again after
+    # `retry` seconds (which must exceed `timeout`).
+    "timeout": env.int("Q_TIMEOUT", default=600),
+    "retry": env.int("Q_RETRY", default=720),
     "max_attempts": 3,
     "catch_up": False,
     "ack_failures": True,

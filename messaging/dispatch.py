@@ -154,7 +154,7 @@ def _record_failure(result: SendResult) -> None:
         )
         logger.info("message %s: retry in %.0fs (%s)", message.client_ref, delay, error)
     elif isinstance(error, InDoubtError):
-        held.update(status=Message.Status.IN_DOUBT, **common)
+        held.update(status=Message.Status.IN_DOUBT, request_ref=error.request_ref, **common)
         logger.warning("message %s: in doubt (%s)", message.client_ref, error)
     else:
         held.update(status=Message.Status.FAILED, **common)
@@ -193,6 +193,61 @@ def mark_expired_leases_in_doubt() -> int:
         error_message="worker stopped while sending; not resent until reconciled",
         updated_at=timezone.now(),
     )
+
+
+def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
+    """Settle messages in doubt by asking their provider; never resend what it has.
+
+    For each account whose backend can look sends up, the messages in doubt for
+    longer than HERALD_RECONCILE_AFTER_SECONDS are looked up: those the provider
+    has become `sent` with its id; those it has no record of go back to `pending`
+    to be sent again. Where the provider cannot tell, they stay in doubt, shown
+    to staff. Returns {"sent": n, "resend": n}.
+    """
+    settled = {"sent": 0, "resend": 0}
+    grace = timedelta(seconds=settings.HERALD_RECONCILE_AFTER_SECONDS)
+    kinds = [k for k in BACKEND_CLASSES if backend_class(k).supports_reconcile]
+    accounts = ProviderAccount.objects.filter(is_active=True, backend__in=kinds)
+    for account in accounts:
+        doubtful = Message.objects.filter(
+            provider_account=account,
+            status=Message.Status.IN_DOUBT,
+            updated_at__lte=timezone.now() - grace,
+        ).order_by("updated_at")
+        rows = list(doubtful[:limit])
+        if not rows:
+            continue
+        try:
+            found = account.get_backend().find_sent(rows)
+        except ProviderError as exc:
+            logger.warning("account %s: sends in doubt not looked up: %s", account.name, exc)
+            continue
+        now = timezone.now()
+        for row in rows:
+            still = Message.objects.filter(pk=row.pk, status=Message.Status.IN_DOUBT)
+            if row.pk in found:
+                settled["sent"] += still.update(
+                    status=Message.Status.SENT,
+                    provider_message_id=found[row.pk],
+                    sent_at=row.sent_at or now,
+                    lease_expires_at=None,
+                    error_code="",
+                    error_message="",
+                    updated_at=now,
+                )
+            else:
+                settled["resend"] += still.update(
+                    status=Message.Status.PENDING,
+                    next_attempt_at=now,
+                    claim_token=None,
+                    lease_expires_at=None,
+                    error_code="NOT_AT_PROVIDER",
+                    error_message="in doubt, and the provider has no record of it: sent again",
+                    updated_at=now,
+                )
+    if settled["sent"] or settled["resend"]:
+        logger.info("in-doubt messages settled: %s", settled)
+    return settled
 
 
 #: Before a first lookup, give a delivery report this long to arrive (account option

@@ -53,3 +53,8 @@ class AccountError(ProviderError):
 
 class InDoubtError(ProviderError):
     """The request may have reached the provider (e.g. a read timeout after sending)."""
+
+    def __init__(self, message: str, *, request_ref: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        #: Our reference for the request, if the provider keeps it (to look the send up).
+        self.request_ref = request_ref

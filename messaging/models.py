@@ -186,6 +186,11 @@ class Message(models.Model):
     provider_batch_id = models.CharField(
         max_length=100, blank=True, help_text="The provider's id for the bulk request it went in."
     )
+    request_ref = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="In doubt: our reference of the request it went in, to find it at the provider.",
+    )
     template_id = models.CharField(
         max_length=100, blank=True, help_text="WhatsApp: the provider's approved template id."
     )

@@ -4,9 +4,9 @@ Substitution is plain string replacement, never a template language, so nothing
 a contact's data contains can run.
 """
 
-import math
+import codecs
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import gsm0338  # noqa: F401 - registers the "gsm03.38" codec
 
@@ -14,6 +14,57 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|([^}]*))?\}\}"
 
 GSM7 = "gsm7"
 UCS2 = "ucs2"
+
+# Units in a message sent alone, and per part once concatenated: the user data header
+# that numbers the parts takes 7 septets (GSM-7) or 3 UTF-16 units (UCS-2) of each part.
+_SINGLE_UNITS = {GSM7: 160, UCS2: 70}
+_PART_UNITS = {GSM7: 153, UCS2: 67}
+
+_ESCAPE = 0x1B
+
+
+def _gsm7_septets() -> dict[int, bytes]:
+    """Code point -> its GSM-7 septets, read from the gsm0338 basic and extension tables."""
+    septets: dict[int, bytes] = {}
+    for code in range(128):
+        if code == _ESCAPE:
+            # A bare escape would make the handset read the next character from the
+            # extension table, so it is not a character a message can carry.
+            continue
+        # Basic table last, so it wins should a character ever appear in both.
+        for encoded in (bytes((_ESCAPE, code)), bytes((code,))):
+            try:
+                septets[ord(encoded.decode("gsm03.38"))] = encoded
+            except UnicodeDecodeError:
+                continue
+    return septets
+
+
+# The codec's own encode() is a Python loop (about 0.5 µs a character); charmap_encode over
+# the same table does the work in C, which matters when every recipient's text is measured.
+_GSM7_SEPTETS = _gsm7_septets()
+_GSM7_CHARACTERS = frozenset(map(chr, _GSM7_SEPTETS))
+
+
+def _septets(text: str) -> int:
+    """GSM-7 septets in `text`, escapes included; UnicodeEncodeError if it is not GSM-7."""
+    return len(codecs.charmap_encode(text, "strict", _GSM7_SEPTETS)[0])
+
+
+def _utf16_units(text: str) -> int:
+    """UTF-16 code units in `text`: two for characters outside the Basic Multilingual Plane."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+_UNITS_OF: dict[str, Callable[[str], int]] = {GSM7: _septets, UCS2: _utf16_units}
+
+
+def _measure(text: str) -> tuple[str, int]:
+    """(encoding, units): septets for GSM-7, UTF-16 code units for UCS-2."""
+    try:
+        return GSM7, _septets(text)
+    except UnicodeEncodeError:
+        return UCS2, _utf16_units(text)
 
 
 def placeholders(body: str) -> list[str]:
@@ -35,19 +86,46 @@ def render(body: str, fields: Mapping[str, str]) -> str:
 
 
 def encoding_of(text: str) -> str:
-    try:
-        text.encode("gsm03.38")
-    except UnicodeEncodeError:
-        return UCS2
-    return GSM7
+    """GSM7 if every character is in the GSM 03.38 basic or extension table, else UCS2."""
+    return _measure(text)[0]
+
+
+def ucs2_characters(text: str) -> list[str]:
+    """The distinct characters that force UCS-2, in order of first appearance."""
+    return list(dict.fromkeys(char for char in text if char not in _GSM7_CHARACTERS))
+
+
+def split_parts(text: str) -> list[str]:
+    """The parts a handset sends `text` as; one part (possibly empty) if it fits alone.
+
+    Parts are packed greedily and never cut an escape + extension septet pair or a
+    UTF-16 surrogate pair, so a part may hold 152 septets or 66 units.
+    """
+    encoding, units = _measure(text)
+    if units <= _SINGLE_UNITS[encoding]:
+        return [text]
+    return _pack(text, _PART_UNITS[encoding], _UNITS_OF[encoding])
+
+
+def _pack(text: str, per_part: int, units_of: Callable[[str], int]) -> list[str]:
+    """Cut `text` into the longest successive slices of at most `per_part` units each."""
+    parts: list[str] = []
+    start = 0
+    while start < len(text):
+        # A character costs 1 or 2 units, so a part holds at most `per_part` characters, and
+        # dropping k characters saves at most 2k units: shrinking by half the excess (rounded
+        # up) never passes the longest slice that fits, and the loop ends on exactly that one.
+        end = min(start + per_part, len(text))
+        while (excess := units_of(text[start:end]) - per_part) > 0:
+            end -= (excess + 1) // 2
+        parts.append(text[start:end])
+        start = end
+    return parts
 
 
 def segments_of(text: str) -> tuple[str, int]:
     """(encoding, segment count): 160/153 septets for GSM-7, 70/67 UTF-16 units for UCS-2."""
-    encoding = encoding_of(text)
-    if encoding == GSM7:
-        # Extension characters (€, {, ...) encode as an escape plus a septet.
-        units, single, multi = len(text.encode("gsm03.38")), 160, 153
-    else:
-        units, single, multi = len(text.encode("utf-16-le")) // 2, 70, 67
-    return encoding, 1 if units <= single else math.ceil(units / multi)
+    encoding, units = _measure(text)
+    if units <= _SINGLE_UNITS[encoding]:
+        return encoding, 1
+    return encoding, len(_pack(text, _PART_UNITS[encoding], _UNITS_OF[encoding]))

@@ -18,6 +18,7 @@ BulkSMSRates (`/v1/...`, errors {"error": {code, message, details}, "meta": {req
     (429 RATE_LIMITED + Retry-After; X-RateLimit-* headers on every authenticated answer);
     `X-Sandbox: true` answers {"id": "sandbox-msg-...", "status": "delivered", "sandbox": true}.
     POST /v1/sms/send, POST /v1/sms/bulk (<= 10,000 recipients), GET /v1/sms/{id},
+    GET /v1/reports/messages (filters destination, status; cursor pagination),
     GET /v1/billing/balance, POST /v1/whatsapp/send. Signed DLR webhooks come from
     `dlr_request()` / `post_dlr()`.
 
@@ -392,6 +393,7 @@ class FakeGateway:
                 (re.compile(r"/v1/sms/bulk"), {"POST": self._bulk_bulk}),
                 (re.compile(r"/v1/sms/(?P<id>[^/]+)"), {"GET": self._bulk_message}),
                 (re.compile(r"/v1/billing/balance"), {"GET": self._bulk_balance}),
+                (re.compile(r"/v1/reports/messages"), {"GET": self._bulk_report}),
                 (re.compile(r"/v1/whatsapp/send"), {"POST": self._bulk_whatsapp}),
             ],
             BWATMESAJ: [
@@ -1150,6 +1152,43 @@ class FakeGateway:
                 }
             },
         )
+
+    def _bulk_report(self, call: _Call) -> Reply:
+        """The message log, filtered by `destination` (exact) and `status`, newest first."""
+        destination = call.query.get("destination")
+        status = call.query.get("status")
+        page_size = min(max(_int_param(call.query.get("page_size"), 50), 1), 500)
+        found = [
+            m
+            for m in self.messages.values()
+            if m.provider == BULKSMSRATES
+            and m.account == call.user
+            and (destination is None or m.to == destination)
+            and (status is None or m.status == status)
+        ]
+        found.sort(key=lambda m: m.created_at, reverse=True)
+        start = _int_param(call.query.get("cursor"), 0)
+        page = found[start : start + page_size]
+        more = start + page_size < len(found)
+        items = [
+            {
+                "message_id": m.id,
+                "destination": m.to,
+                "status": m.status,
+                "client_ref": m.client_ref,
+                "batch_id": m.batch_id,
+                "segments": m.segments,
+                "created_at": _iso_z(m.created_at),
+            }
+            for m in page
+        ]
+        pagination = {
+            "total": len(found),
+            "page_size": page_size,
+            "has_more": more,
+            "cursor": str(start + page_size) if more else None,
+        }
+        return Reply(200, {"data": items, "pagination": pagination})
 
     def _bulk_balance(self, call: _Call) -> Reply:
         return Reply(

@@ -1,5 +1,9 @@
 """Test settings: the real settings, minus the HTTPS redirect the test client cannot follow."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from config.settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False
@@ -15,4 +19,7 @@ WHITENOISE_AUTOREFRESH = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory, so the tests' helper processes (two workers sharing one
     # account's rate limit) open the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405
+    # One per test run, so runs side by side never share (and corrupt) it.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"herald-test-{os.getpid()}.sqlite3")
+    }

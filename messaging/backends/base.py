@@ -96,11 +96,13 @@ class BaseBackend:
     max_batch: ClassVar[int] = 1
     #: Rows the engine should claim per round when it is not the configured batch size
     #: (a bulk provider wants a full request's worth).
-    claim_size: ClassVar[int | None] = None
+    claim_size: int | None = None
     #: Whether lookup_statuses can ask the provider about sent messages.
     supports_status_lookup: ClassVar[bool] = False
     #: Messages per lookup_statuses call (a history reader wants them all at once).
     lookup_batch: ClassVar[int] = 100
+    #: Whether find_sent can tell which messages in doubt the provider really has.
+    supports_reconcile: ClassVar[bool] = False
     #: Whether the provider posts delivery reports to our webhook.
     supports_webhooks: ClassVar[bool] = False
     #: Credential names `provider add --set` accepts (stored encrypted).
@@ -147,6 +149,14 @@ class BaseBackend:
         Raises a ProviderError with the provider's own words when the account cannot send.
         """
         return "ok (nothing to check)"
+
+    def find_sent(self, messages: Sequence[Message]) -> dict[int, str]:
+        """For messages in doubt: {pk: provider message id} of those the provider has.
+
+        A message left out is one the provider has no record of, so it may be sent
+        again. Raise a ProviderError when that cannot be told (nothing is resent then).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot look up sends in doubt")
 
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
         """Ask the provider what became of sent messages; only news is returned."""

@@ -24,10 +24,12 @@ Contract (../shared/providers/bulksmsrates.txt):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
+from django.utils.dateparse import parse_datetime
 
 from contacts.models import Channel
 from messaging.backends.base import BaseBackend, SendResult, StatusUpdate, looked_up
@@ -42,6 +44,7 @@ from messaging.http import ProviderClient, json_or_none
 from messaging.models import Message
 
 MAX_BULK = 10_000
+MAX_LOG_PAGES = 5
 PERSONALISED_BODY = "{{text}}"
 
 #: Every documented error code -> the class that says what the engine does about it.
@@ -67,13 +70,14 @@ ERRORS: dict[str, type[ProviderError]] = {
 class BulkSMSRatesBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = MAX_BULK
-    claim_size = MAX_BULK
     supports_status_lookup = True
     supports_webhooks = True
+    supports_reconcile = True
     credential_keys = ("api_key", "api_secret", "webhook_secret")
     option_keys: ClassVar[tuple[str, ...]] = (
         "sandbox",
         "bulk",
+        "bulk_size",
         "whatsapp_language",
         "connect_timeout",
         "read_timeout",
@@ -91,6 +95,7 @@ class BulkSMSRatesBackend(BaseBackend):
         if _truthy(account.options.get("sandbox")):
             headers["X-Sandbox"] = "true"
         self.client = ProviderClient(account, account.base_url or self.default_base_url, headers)
+        self.claim_size = self.bulk_size() if _truthy(account.options.get("bulk", True)) else None
 
     def send_messages(self, messages: Sequence[Message]) -> list[SendResult]:
         if not self.client.headers["X-API-Key"] or not self.client.headers["X-API-Secret"]:
@@ -111,8 +116,13 @@ class BulkSMSRatesBackend(BaseBackend):
             if len(group) == 1:
                 yield group
                 continue
-            for start in range(0, len(group), MAX_BULK):
-                yield group[start : start + MAX_BULK]
+            size = self.bulk_size()
+            for start in range(0, len(group), size):
+                yield group[start : start + size]
+
+    def bulk_size(self) -> int:
+        """Recipients per bulk request: the account's `bulk_size`, at most 10,000."""
+        return max(1, min(int(self.account.options.get("bulk_size", MAX_BULK)), MAX_BULK))
 
     def build_payload(self, batch: Sequence[Message]) -> tuple[str, dict[str, Any]]:
         first = batch[0]
@@ -127,9 +137,8 @@ class BulkSMSRatesBackend(BaseBackend):
         else:
             body = PERSONALISED_BODY
             recipients = [{"to": m.phone, "variables": {"text": m.body}} for m in batch]
-        # One client_ref for the request: the first message's, marked as a batch.
         bulk: dict[str, Any] = {"recipients": recipients, "from": first.sender, "body": body}
-        return "/v1/sms/bulk", {**bulk, "client_ref": f"batch-{first.client_ref}"}
+        return "/v1/sms/bulk", {**bulk, "client_ref": bulk_ref(batch)}
 
     def _whatsapp_payload(self, message: Message) -> dict[str, Any]:
         if not message.template_id:
@@ -147,7 +156,12 @@ class BulkSMSRatesBackend(BaseBackend):
         self, payload: tuple[str, dict[str, Any]], batch: Sequence[Message]
     ) -> tuple[str, requests.Response]:
         path, body = payload
-        return path, self.client.request("POST", path, sends=True, json=body)
+        try:
+            return path, self.client.request("POST", path, sends=True, json=body)
+        except InDoubtError as exc:
+            # The provider keeps our client_ref: it is how find_sent looks this send up.
+            exc.request_ref = str(body.get("client_ref", ""))
+            raise
 
     def parse_response(
         self, response: tuple[str, requests.Response], batch: Sequence[Message]
@@ -208,6 +222,38 @@ class BulkSMSRatesBackend(BaseBackend):
                 updates.append(update)
         return updates
 
+    def find_sent(self, messages: Sequence[Message]) -> dict[int, str]:
+        """Look each number up in the message log for the client_ref of its request."""
+        found = {}
+        for message in messages:
+            refs = {message.client_ref, message.request_ref} - {""}
+            claim = claim_prefix(message)
+            for item in self._log_for(message.phone, since=message.created_at):
+                ref = str(item.get("client_ref") or "")
+                if ref in refs or (claim and ref.startswith(claim)):
+                    found[message.pk] = str(item.get("message_id") or item.get("id") or "")
+                    break
+        return found
+
+    def _log_for(self, phone: str, since: datetime) -> Iterator[dict[str, Any]]:
+        """The account's messages to `phone`, newest first, back to `since`."""
+        params: dict[str, Any] = {"destination": phone, "page_size": 500}
+        for _ in range(MAX_LOG_PAGES):
+            answer = self.client.request("GET", "/v1/reports/messages", sends=False, params=params)
+            body = json_or_none(answer)
+            if answer.status_code != 200 or not isinstance(body, dict):
+                raise error_from(answer, body, sends=False)
+            items = [i for i in body.get("data") or [] if isinstance(i, dict)]
+            yield from items
+            pagination = body.get("pagination")
+            if not isinstance(pagination, dict):
+                return
+            oldest = parse_datetime(str(items[-1].get("created_at", ""))) if items else None
+            if not pagination.get("has_more") or (oldest is not None and oldest < since):
+                return
+            params["cursor"] = pagination.get("cursor")
+        raise RetryableError(f"more than {MAX_LOG_PAGES} pages of messages to one number")
+
     def check(self) -> str:
         answer = self.client.request("GET", "/v1/billing/balance", sends=False)
         body = json_or_none(answer)
@@ -220,6 +266,23 @@ class BulkSMSRatesBackend(BaseBackend):
         if isinstance(available, int):
             return f"balance {available / 100:.2f} {currency} available{sandbox}"
         return f"credentials accepted{sandbox}"
+
+
+def bulk_ref(batch: Sequence[Message]) -> str:
+    """The client_ref of a bulk request, findable from any of its messages alone.
+
+    It starts with the claim token the rows carry in the database from before the
+    request left, so even after the worker died mid-request, find_sent can tell
+    whether the provider got it.
+    """
+    first = batch[0]
+    if first.claim_token is None:
+        return f"batch-{first.client_ref}"
+    return f"{claim_prefix(first)}{first.pk}"
+
+
+def claim_prefix(message: Message) -> str:
+    return f"claim-{message.claim_token.hex}-" if message.claim_token else ""
 
 
 def error_from(response: requests.Response, body: Any, *, sends: bool) -> ProviderError:

@@ -60,6 +60,7 @@ class BuzzbipBackend(BaseBackend):
     max_batch = 1
     supports_status_lookup = True
     lookup_batch = 1000
+    supports_reconcile = True
     credential_keys = ("username", "password")
     option_keys = ("connect_timeout", "read_timeout", "history_pages", "status_poll_after")
     default_base_url = "https://app.buzzbip.com"
@@ -150,6 +151,33 @@ class BuzzbipBackend(BaseBackend):
             if oldest is not None and last is not None and last < oldest - _HOUR:
                 break
         return updates
+
+    def find_sent(self, messages: Sequence[Message]) -> dict[int, str]:
+        """Find each SMS in the history by number and text, sent after it was queued."""
+        if any(m.channel != Channel.SMS for m in messages):
+            raise RetryableError("WhatsApp sends in doubt cannot be matched in the history")
+        wanted = {(m.phone, m.body): m for m in messages}
+        oldest = min(m.created_at for m in messages) - _HOUR
+        found: dict[int, str] = {}
+        max_pages = int(self.account.options.get("history_pages", 20))
+        for page in range(1, max_pages + 1):
+            params = {"currentPage": page, "limit": HISTORY_PAGE_SIZE}
+            entries = _history_entries(
+                self._call("GET", "/api/sms/", sends=False, **{"params": params}).get("data")
+            )
+            for entry in entries:
+                message = wanted.get((str(entry.get("number", "")), str(entry.get("message", ""))))
+                sent = _parse_sent_date(entry.get("sent_date"))
+                if (
+                    message is not None
+                    and message.pk not in found
+                    and (sent is None or sent >= message.created_at - _HOUR)
+                ):
+                    found[message.pk] = str(entry.get("id", ""))
+            last = _parse_sent_date(entries[-1].get("sent_date")) if entries else None
+            if len(entries) < HISTORY_PAGE_SIZE or (last is not None and last < oldest):
+                return found
+        raise RetryableError(f"the history goes back further than {max_pages} pages")
 
     def check(self) -> str:
         self._token(force=True)

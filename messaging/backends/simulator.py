@@ -30,6 +30,7 @@ class SimulatorBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = 1000
     supports_status_lookup = True
+    supports_reconcile = True
     option_keys: ClassVar[tuple[str, ...]] = (
         "delivery_delay",
         "failure_rate",
@@ -65,6 +66,12 @@ class SimulatorBackend(BaseBackend):
             busy = RetryableError("gateway busy (simulated)", code="RATE_LIMITED", retry_after=1)
             return SendResult(message, error=busy)
         return SendResult(message, provider_message_id=f"sim-{message.client_ref}")
+
+    def find_sent(self, messages: Sequence[Message]) -> dict[int, str]:
+        # The simulator "remembers" by recomputing: what it would have accepted, it has.
+        return {
+            m.pk: f"sim-{m.client_ref}" for m in messages if self._accept_or_refuse(m).error is None
+        }
 
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
         now = timezone.now()

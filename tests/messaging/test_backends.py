@@ -7,13 +7,20 @@ and checks what reached the fake and what the Message rows say afterwards.
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from contacts.models import Channel, OptOut
 from messaging.backends import buzzbip
-from messaging.dispatch import poll_statuses, send_claimed
+from messaging.dispatch import (
+    mark_expired_leases_in_doubt,
+    poll_statuses,
+    reconcile_in_doubt,
+    send_claimed,
+)
 from messaging.exceptions import AccountError
 from messaging.models import Message, ProviderAccount
 from tests.conftest import phone
@@ -669,3 +676,101 @@ def test_staff_check_an_account_from_the_admin(
     assert "Bulksmsrates: OK - balance 10000.00 GBP available" in page
     assert "Buzzbip: " in page and "hasApiAccess" in page
     assert "sk_test_secret" not in page
+
+
+# Sends in doubt are looked up at the provider before anything is sent again
+
+
+@pytest.fixture
+def reconcile_now(settings: Any) -> Callable[[], dict[str, int]]:
+    settings.HERALD_RECONCILE_AFTER_SECONDS = 0
+    return reconcile_in_doubt
+
+
+def sent_to(gateway: FakeGateway, provider: str) -> list[str]:
+    return sorted(m.to for m in gateway.messages.values() if m.provider == provider)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_send_the_provider_got_is_found_not_resent(
+    make_account: MakeAccount,
+    gateway: FakeGateway,
+    reconcile_now: Callable[[], dict[str, int]],
+    bulk: bool,
+) -> None:
+    path = "/v1/sms/bulk" if bulk else "/v1/sms/send"
+    gateway.inject(path, "slow", seconds=1.0)
+    account = make_account("bulksmsrates", read_timeout=0.3, bulk=bulk)
+    rows, _ = send(account, 3 if bulk else 1, body="Same")
+    assert {m.status for m in rows} == {M.IN_DOUBT}
+    assert reconcile_now() == {"sent": len(rows), "resend": 0}
+    ids = {m.provider_message_id for m in Message.objects.all()}
+    assert ids == {m.id for m in gateway.messages.values()}
+    assert set(Message.objects.values_list("status", flat=True)) == {M.SENT}
+    assert sent_to(gateway, "bulksmsrates") == sorted(m.phone for m in rows)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_send_the_provider_never_got_is_sent_again_once(
+    make_account: MakeAccount,
+    gateway: FakeGateway,
+    reconcile_now: Callable[[], dict[str, int]],
+    bulk: bool,
+) -> None:
+    path = "/v1/sms/bulk" if bulk else "/v1/sms/send"
+    gateway.inject(path, "drop_before")
+    account = make_account("bulksmsrates", bulk=bulk)
+    rows, _ = send(account, 3 if bulk else 1, body="Same")
+    assert {m.status for m in rows} == {M.IN_DOUBT} and gateway.messages == {}
+    assert reconcile_now() == {"sent": 0, "resend": len(rows)}
+    send_claimed(Message.objects.all().claim(10))
+    assert set(Message.objects.values_list("status", flat=True)) == {M.SENT}
+    assert sent_to(gateway, "bulksmsrates") == sorted(m.phone for m in rows)
+
+
+def test_a_worker_killed_mid_bulk_request_is_found_by_its_claim(
+    make_account: MakeAccount, gateway: FakeGateway, reconcile_now: Callable[[], dict[str, int]]
+) -> None:
+    account = make_account("bulksmsrates")
+    for i in range(4):
+        Message.objects.create(
+            provider_account=account,
+            phone=phone(i),
+            sender="Herald",
+            body="Flash",
+            client_ref=f"r{i}",
+        )
+    claimed = Message.objects.all().claim(10)
+    # The request reaches the provider, then the worker dies before recording anything.
+    backend = account.get_backend()
+    _, answer = backend.post_to_provider(backend.build_payload(claimed), claimed)
+    assert answer.status_code == 200 and len(gateway.messages) == 4
+    Message.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert mark_expired_leases_in_doubt() == 4
+    assert reconcile_now() == {"sent": 4, "resend": 0}
+    assert Message.objects.all().claim(10) == []
+    assert gateway.count("bulksmsrates", "/v1/sms/bulk") == 1
+
+
+def test_buzzbip_finds_a_send_in_doubt_in_its_history(
+    make_account: MakeAccount, gateway: FakeGateway, reconcile_now: Callable[[], dict[str, int]]
+) -> None:
+    account = make_account("buzzbip", read_timeout=0.3)
+    send(account, 2, body="Hi {i}")
+    gateway.inject("/api/sms/", "slow", seconds=1.0)
+    rows, _ = send(account, 1, body="Late", to=phone(9))
+    assert rows[0].status == M.IN_DOUBT
+    assert reconcile_now() == {"sent": 1, "resend": 0}
+    rows[0].refresh_from_db()
+    assert rows[0].status == M.SENT
+    assert gateway.messages[rows[0].provider_message_id].to == phone(9)
+
+
+def test_bwatmesaj_sends_in_doubt_stay_in_doubt_for_staff(
+    make_account: MakeAccount, gateway: FakeGateway, reconcile_now: Callable[[], dict[str, int]]
+) -> None:
+    gateway.inject("/api/v3/sms/send", "drop")
+    rows, _ = send(make_account("bwatmesaj"))
+    assert reconcile_now() == {"sent": 0, "resend": 0}
+    rows[0].refresh_from_db()
+    assert rows[0].status == M.IN_DOUBT
