@@ -216,6 +216,15 @@ class Campaign(models.Model):
     # State machine. `by` is None when the engine itself acts.
 
     def submit(self, by: Any) -> None:
+        # What is saved is what gets checked, hashed and approved, not a stale copy.
+        with transaction.atomic():
+            Campaign.objects.select_for_update().filter(pk=self.pk).exists()
+            self.refresh_from_db()
+            self._submit(by)
+
+    def _submit(self, by: Any) -> None:
+        from campaigns.preview import estimate
+
         self.validate_for_submit()
         self._transition(
             "submit",
@@ -225,6 +234,7 @@ class Campaign(models.Model):
             submitted_at=timezone.now(),
             content_hash=self.compute_content_hash(),
             rejection_reason="",
+            estimate=estimate(self).as_json(),
         )
 
     def approve(self, by: Any, note: str = "") -> None:
@@ -316,12 +326,19 @@ class Campaign(models.Model):
             return False
         if self.messages.filter(status__in=Message.UNFINISHED_STATUSES).exists():
             return False
+        counts = self.messages.status_counts()
+        # What the provider accepted is what it charges for.
+        cost = self.messages.filter(sent_at__isnull=False).aggregate(total=models.Sum("cost"))[
+            "total"
+        ]
         try:
             self._transition(
                 "complete",
                 {self.Status.SENDING: self.Status.COMPLETED},
                 None,
                 completed_at=timezone.now(),
+                final_counts=counts,
+                final_cost=cost or 0,
             )
         except TransitionNotAllowed:
             return False

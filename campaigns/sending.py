@@ -7,66 +7,234 @@ again (by a repeated task or a second worker) without losing or doubling a messa
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import re
+import uuid
+from collections import deque
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign, TransitionNotAllowed
-from contacts.importing import chunked
-from contacts.models import Contact, OptOut
-from messaging.dispatch import send_claimed
+from campaigns.windows import Window, recipient_zones
+from contacts.models import Channel, Contact, OptOut
+from contacts.resources import bulk_insert
+from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
-from messaging.rendering import render, segments_of
+from messaging.rendering import placeholders, render, segments_of
 
 logger = logging.getLogger(__name__)
 
-MATERIALISE_CHUNK = 2000
+MATERIALISE_CHUNK = 5000
 #: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
 MAX_CLAIM = 10_000
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+MESSAGE_COLUMNS = (
+    "campaign_id",
+    "contact_id",
+    "provider_account_id",
+    "channel",
+    "phone",
+    "sender",
+    "body",
+    "encoding",
+    "segments",
+    "cost",
+    "client_ref",
+    "time_zones",
+    "provider_message_id",
+    "provider_batch_id",
+    "request_ref",
+    "template_id",
+    "template_params",
+    "status",
+    "skip_reason",
+    "attempts",
+    "next_attempt_at",
+    "error_code",
+    "error_message",
+    "created_at",
+    "updated_at",
+)
 
 
 def materialise(campaign: Campaign) -> dict[str, int]:
-    """Snapshot the audience into Message rows, once per (campaign, phone).
+    """Snapshot the audience into Message rows, 5,000 contacts a statement.
 
-    Safe to run again after a crash: rows already there are left alone.
-    Opted-out recipients are kept as `skipped` so the counts add up.
+    Each chunk commits with the campaign's progress mark (the last contact id done)
+    under a lock on the campaign row, so an interrupted run resumes where it
+    stopped and two workers never build the same chunk. Opted-out, invalid and
+    repeated numbers, and recipients whose zones never share the send window, are
+    kept as `skipped` with the reason, so the counts add up.
     """
-    stats = {"audience": 0, "queued": 0, "opted_out": 0}
-    audience = campaign.audience().order_by("pk").iterator(chunk_size=MATERIALISE_CHUNK)
-    for chunk in chunked(audience, MATERIALISE_CHUNK):
-        opted_out = OptOut.objects.phones(campaign.channel, [c.phone for c in chunk])
-        rows = [_message_for(campaign, contact, contact.phone in opted_out) for contact in chunk]
-        Message.objects.bulk_create(rows, ignore_conflicts=True)
-        stats["audience"] += len(chunk)
-        stats["opted_out"] += len(opted_out)
-        stats["queued"] += len(chunk) - len(opted_out)
-    Campaign.objects.filter(pk=campaign.pk).update(
-        audience_stats=stats, materialised_at=timezone.now()
-    )
+    plan = _Plan(campaign)
+    while True:
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+            if locked.materialised_at is not None:
+                break
+            stats = {**EMPTY_STATS, **locked.audience_stats}
+            chunk = list(
+                plan.audience.filter(pk__gt=stats["after"])
+                .order_by("pk")
+                .values_list(*plan.contact_columns)[:MATERIALISE_CHUNK]
+            )
+            if not chunk:
+                Campaign.objects.filter(pk=campaign.pk).update(
+                    audience_stats=stats, materialised_at=timezone.now()
+                )
+                break
+            bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, plan.rows(chunk, stats))
+            stats["after"] = chunk[-1][0]
+            Campaign.objects.filter(pk=campaign.pk).update(audience_stats=stats)
     campaign.refresh_from_db(fields=["audience_stats", "materialised_at"])
-    logger.info("campaign %s: materialised %s", campaign.pk, stats)
-    return stats
+    logger.info("campaign %s: materialised %s", campaign.pk, campaign.audience_stats)
+    return campaign.audience_stats
 
 
-def _message_for(campaign: Campaign, contact: Contact, opted_out: bool) -> Message:
-    body = render(campaign.message_body, contact.template_fields())
-    encoding, segments = segments_of(body)
-    return Message(
-        campaign=campaign,
-        contact=contact,
-        provider_account=campaign.provider_account,
-        channel=campaign.channel,
-        phone=contact.phone,
-        sender=campaign.sender_id,
-        body=body,
-        encoding=encoding,
-        segments=segments,
-        cost=segments * campaign.provider_account.price_per_segment,
-        client_ref=Message.new_client_ref(),
-        status=Message.Status.SKIPPED if opted_out else Message.Status.PENDING,
-        skip_reason=Message.SkipReason.OPTED_OUT if opted_out else "",
-    )
+EMPTY_STATS = {
+    "after": 0,
+    "audience": 0,
+    "queued": 0,
+    "opted_out": 0,
+    "invalid": 0,
+    "duplicate": 0,
+    "no_send_window": 0,
+}
+
+
+class _Plan:
+    """What every message of a campaign shares, worked out once; `rows` does the rest."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self.body = campaign.message_body
+        self.audience = campaign.audience()
+        names = placeholders(self.body)
+        template = campaign.template if campaign.channel == Channel.WHATSAPP else None
+        self.template_id = template.whatsapp_template_id if template else ""
+        self.parameters = list(template.whatsapp_parameters) if template else []
+        wanted = set(names) | set(self.parameters)
+        self.fixed = [n for n in Contact.TEMPLATE_FIELDS if n in wanted and n != "phone"]
+        self.custom = sorted(wanted - set(Contact.TEMPLATE_FIELDS))
+        self.contact_columns = ("pk", "phone", "timezone", *self.fixed)
+        if self.custom:
+            self.contact_columns += ("attributes",)
+        self.window = Window(campaign.window_start, campaign.window_end)
+        self.start = max(timezone.now(), campaign.scheduled_at or timezone.now())
+        self.price = campaign.provider_account.price_per_segment
+        ops = connection.ops
+        now = timezone.now()
+        self.now = ops.adapt_datetimefield_value(now)
+        self.params_json = "[]"
+        self._bodies: dict[tuple[str, ...], tuple[str, str, int, Any]] = {}
+        self._opens: dict[tuple[str, ...], Any] = {}
+        self._seen: set[str] = set()
+
+    def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
+        campaign = self.campaign
+        opted_out = OptOut.objects.phones(campaign.channel, [row[1] for row in chunk])
+        account_id = campaign.provider_account_id
+        sender = campaign.sender_id
+        rows = []
+        for contact in chunk:
+            pk, phone, own_zone = contact[0], contact[1], contact[2]
+            fields = self._fields(contact)
+            body, encoding, segments, cost = self._render(fields)
+            zones = recipient_zones(phone, own_zone=own_zone, fallback=campaign.time_zone)
+            status, reason, due = Message.Status.PENDING, "", self._opening(zones)
+            if phone in opted_out:
+                reason = Message.SkipReason.OPTED_OUT
+            elif not E164.fullmatch(phone):
+                reason = Message.SkipReason.INVALID_NUMBER
+            elif phone in self._seen:
+                reason = Message.SkipReason.DUPLICATE
+            elif due is None:
+                reason = Message.SkipReason.NO_SEND_WINDOW
+            self._seen.add(phone)
+            stats["audience"] += 1
+            if reason:
+                status = Message.Status.SKIPPED
+                stats[reason] += 1
+            else:
+                stats["queued"] += 1
+            params = [render(f"{{{{{name}}}}}", fields) for name in self.parameters]
+            rows.append(
+                (
+                    campaign.pk,
+                    pk,
+                    account_id,
+                    campaign.channel,
+                    phone,
+                    sender,
+                    body,
+                    encoding,
+                    segments,
+                    cost,
+                    uuid.uuid4().hex,
+                    ",".join(zones),
+                    "",
+                    "",
+                    "",
+                    self.template_id,
+                    json.dumps(params) if params else self.params_json,
+                    status,
+                    reason,
+                    0,
+                    due if due is not None else self.now,
+                    "",
+                    "",
+                    self.now,
+                    self.now,
+                )
+            )
+        return rows
+
+    def _fields(self, contact: tuple[Any, ...]) -> dict[str, str]:
+        fields = {"phone": contact[1]}
+        for i, name in enumerate(self.fixed, start=3):
+            fields[name] = contact[i] or ""
+        if self.custom:
+            attributes = _json(contact[-1])
+            for name in self.custom:
+                value = attributes.get(name)
+                fields[name] = "" if value is None else str(value)
+        return fields
+
+    def _render(self, fields: dict[str, str]) -> tuple[str, str, int, Any]:
+        key = tuple(fields.get(n, "") for n in (*self.fixed, *self.custom))
+        cached = self._bodies.get(key)
+        if cached is None:
+            body = render(self.body, fields)
+            encoding, segments = segments_of(body)
+            cost = connection.ops.adapt_decimalfield_value(segments * self.price, 12, 5)
+            cached = self._bodies[key] = (body, encoding, segments, cost)
+            if len(self._bodies) > 50_000:
+                self._bodies.clear()
+        return cached
+
+    def _opening(self, zones: tuple[str, ...]) -> Any:
+        """When the recipient's window next opens (adapted for the database), or None."""
+        if self.window.always_open:
+            return connection.ops.adapt_datetimefield_value(self.start)
+        if zones not in self._opens:
+            opening = self.window.next_open(zones, self.start)
+            self._opens[zones] = (
+                None if opening is None else connection.ops.adapt_datetimefield_value(opening)
+            )
+        return self._opens[zones]
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """JSON columns come back decoded from PostgreSQL, as text from SQLite."""
+    if isinstance(value, str):
+        return json.loads(value) if value else {}
+    return value or {}
 
 
 def run_campaign(campaign: Campaign) -> None:
@@ -80,7 +248,8 @@ def run_campaign(campaign: Campaign) -> None:
         return
     if campaign.materialised_at is None:
         materialise(campaign)
-    while dispatch_batch(campaign):
+    brake = FailureBrake(campaign)
+    while dispatch_batch(campaign, brake):
         pass
     campaign.complete_if_done()
 
@@ -91,7 +260,7 @@ def claim_size(campaign: Campaign) -> int:
     return min(preferred, MAX_CLAIM) if preferred else settings.HERALD_DISPATCH_BATCH_SIZE
 
 
-def dispatch_batch(campaign: Campaign) -> bool:
+def dispatch_batch(campaign: Campaign, brake: FailureBrake | None = None) -> bool:
     """Claim and send one batch; False when there is nothing to do (or we must stop)."""
     # Re-read each batch so a pause or cancel takes effect within one batch.
     if not Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
@@ -99,10 +268,72 @@ def dispatch_batch(campaign: Campaign) -> bool:
     batch = campaign.messages.all().claim(claim_size(campaign))
     if not batch:
         return False
+    batch = _hold_outside_window(campaign, batch)
+    if not batch:
+        return True
     account_error = send_claimed(batch)
     if account_error is not None:
         # Staff may have paused or cancelled it meanwhile; the rows are back in pending either way.
         with contextlib.suppress(TransitionNotAllowed):
             campaign.pause(by=None, reason=f"Provider refused the account: {account_error}")
         return False
+    if brake is not None and brake.tripped(batch):
+        with contextlib.suppress(TransitionNotAllowed):
+            campaign.pause(by=None, reason=brake.reason)
+        return False
     return True
+
+
+def _hold_outside_window(campaign: Campaign, batch: list[Message]) -> list[Message]:
+    """Give back rows whose recipients' window closed since they became due; send the rest."""
+    window = Window(campaign.window_start, campaign.window_end)
+    if window.always_open:
+        return batch
+    now = timezone.now()
+    sendable, later = [], {}
+    opens: dict[str, Any] = {}
+    for message in batch:
+        zones = message.time_zones
+        if zones not in opens:
+            names = tuple(zones.split(",")) if zones else (campaign.time_zone,)
+            opens[zones] = window.next_open(names, now)
+        opening = opens[zones]
+        if opening == now:
+            sendable.append(message)
+        else:
+            later[message] = opening or now + timedelta(days=1)
+    if later:
+        release_until(later)
+    return sendable
+
+
+class FailureBrake:
+    """Pauses a campaign when too many of its latest sends failed (campaign setting)."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.threshold = campaign.brake_failure_rate
+        self.recent: deque[bool] = deque(maxlen=max(campaign.brake_window, 1))
+        self.reason = ""
+
+    def tripped(self, batch: list[Message]) -> bool:
+        if self.threshold <= 0:
+            return False
+        outcomes = dict(
+            Message.objects.filter(pk__in=[m.pk for m in batch])
+            .exclude(status=Message.Status.PENDING)
+            .values_list("pk", "status")
+        )
+        for message in batch:
+            status = outcomes.get(message.pk)
+            if status in (Message.Status.SENT, Message.Status.FAILED):
+                self.recent.append(status == Message.Status.FAILED)
+        if len(self.recent) < (self.recent.maxlen or 1):
+            return False
+        share = sum(self.recent) / len(self.recent)
+        if share <= self.threshold:
+            return False
+        self.reason = (
+            f"Safety brake: {share:.0%} of the last {len(self.recent)} sends failed "
+            f"(more than {self.threshold:.0%}). Check the failures, then resume."
+        )
+        return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -178,6 +178,22 @@ def _release(message: Message) -> None:
         claim_token=None,
         updated_at=timezone.now(),
     )
+
+
+def release_until(due: dict[Message, datetime]) -> None:
+    """Give claimed rows back to be sent at the given times (not counted as attempts)."""
+    now = timezone.now()
+    for message, at in due.items():
+        Message.objects.filter(
+            pk=message.pk, claim_token=message.claim_token, status=Message.Status.SENDING
+        ).update(
+            status=Message.Status.PENDING,
+            attempts=F("attempts") - 1,
+            next_attempt_at=at,
+            lease_expires_at=None,
+            claim_token=None,
+            updated_at=now,
+        )
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:

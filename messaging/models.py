@@ -141,6 +141,7 @@ class Message(models.Model):
         OPTED_OUT = "opted_out", "Opted out"
         INVALID_NUMBER = "invalid_number", "Invalid number"
         DUPLICATE = "duplicate", "Duplicate number"
+        NO_SEND_WINDOW = "no_send_window", "Never inside the send window"
 
     #: What sending reads of a claimed row (the rest is loaded only if asked for).
     SEND_FIELDS = (
@@ -154,6 +155,7 @@ class Message(models.Model):
         "attempts",
         "template_id",
         "template_params",
+        "time_zones",
     )
 
     FINAL_STATUSES = (Status.DELIVERED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)

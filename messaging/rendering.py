@@ -112,12 +112,12 @@ def _pack(text: str, per_part: int, units_of: Callable[[str], int]) -> list[str]
     parts: list[str] = []
     start = 0
     while start < len(text):
-        # A character costs 1 or 2 units, so a part holds at most `per_part` characters, and
-        # dropping k characters saves at most 2k units: shrinking by half the excess (rounded
-        # up) never passes the longest slice that fits, and the loop ends on exactly that one.
+        # A character costs at least one unit, so no part holds more than `per_part` of them.
         end = min(start + per_part, len(text))
-        while (excess := units_of(text[start:end]) - per_part) > 0:
-            end -= (excess + 1) // 2
+        units = units_of(text[start:end])
+        while units > per_part:
+            end -= 1
+            units -= units_of(text[end])
         parts.append(text[start:end])
         start = end
     return parts

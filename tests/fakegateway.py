@@ -35,6 +35,18 @@ consumed in the order injected):
     "drop"         process (the message is accepted), then close without answering;
     "drop_before"  read the request, close without processing or answering.
 
+Random faults (`chaos(seed=..., rates={...}, paths=..., methods=..., slow_seconds=...)`): each
+request whose method is in `methods` (POST by default: sends, never lookups) and whose path
+starts with one of `paths` takes one draw of a seeded random.Random (under the fake's lock),
+which picks at most one of
+    "5xx"          answer 500 or 503 (even odds) without processing;
+    "429"          answer the provider's 429 (BulkSMSRates: RATE_LIMITED) with Retry-After: 1,
+                   without processing (and without counting in `rate_limited`);
+    "drop", "slow", "drop_before"   as above, "slow" waiting `slow_seconds`.
+The kind is kept on `Recorded.fault` and counted in `chaos_counts`; faults queued with
+`inject()` go first. The seed fixes the sequence of draws, not which request meets which
+(that depends on arrival order). `calm()` switches it off.
+
 What happened is in `requests` (every request, with the status sent, 0 when none),
 `messages` (provider message id -> FakeMessage), `batches` and `rate_limited`.
 
@@ -53,6 +65,7 @@ import hmac
 import json
 import logging
 import math
+import random
 import re
 import secrets
 import socket
@@ -60,7 +73,8 @@ import socketserver
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -79,6 +93,8 @@ BUZZBIP = "buzzbip"
 BULKSMSRATES = "bulksmsrates"
 BWATMESAJ = "bwatmesaj"
 FAULTS = frozenset({"status", "slow", "drop", "drop_before"})
+#: Random fault kinds of `FakeGateway.chaos`, in the order a draw is laid out over [0, 1).
+CHAOS_KINDS = ("5xx", "429", "drop", "slow", "drop_before")
 
 E164 = re.compile(r"\+\d{8,15}", re.ASCII)
 DIGITS = re.compile(r"\d+", re.ASCII)
@@ -190,6 +206,16 @@ class _Fault:
     body: dict[str, Any] | str | None
     headers: dict[str, str]
     seconds: float
+    label: str = ""  # what Recorded.fault says, when not `kind` (a chaos kind)
+
+
+@dataclass
+class _Chaos:
+    rng: random.Random
+    rates: dict[str, float]
+    paths: tuple[str, ...]
+    methods: frozenset[str]
+    slow_seconds: float
 
 
 @dataclass
@@ -364,9 +390,11 @@ class FakeGateway:
         self.messages: dict[str, FakeMessage] = {}
         self.batches: dict[str, list[str]] = {}
         self.rate_limited = 0
+        self.chaos_counts: Counter[str] = Counter()  # random faults dealt, by kind
 
         self._lock = threading.RLock()
         self._faults: list[_Fault] = []
+        self._chaos: _Chaos | None = None
         self._buzzbip_tokens: dict[str, _Token] = {}
         self._buzzbip_next_id = 1
         self._buzzbip_history: dict[tuple[str, str], list[str]] = {}  # (user, channel) -> ids
@@ -483,6 +511,35 @@ class FakeGateway:
                 _Fault(path_prefix, fault, times, status, body, dict(headers or {}), seconds)
             )
 
+    def chaos(
+        self,
+        *,
+        seed: int | str,
+        rates: Mapping[str, float],
+        paths: Iterable[str] = ("/v1/sms/",),
+        methods: Iterable[str] = ("POST",),
+        slow_seconds: float = 2.0,
+    ) -> None:
+        """Meet matching requests with random faults from now on (see the module docstring)."""
+        unknown = set(rates) - set(CHAOS_KINDS)
+        if unknown:
+            raise ValueError(f"unknown chaos kinds {sorted(unknown)}; of {list(CHAOS_KINDS)}")
+        if any(not 0.0 <= rate <= 1.0 for rate in rates.values()) or sum(rates.values()) > 1.0:
+            raise ValueError("chaos rates must each be within [0, 1] and add up to at most 1")
+        with self._lock:
+            self._chaos = _Chaos(
+                rng=random.Random(seed),
+                rates={kind: float(rates.get(kind, 0.0)) for kind in CHAOS_KINDS},
+                paths=tuple(paths),
+                methods=frozenset(m.upper() for m in methods),
+                slow_seconds=float(slow_seconds),
+            )
+
+    def calm(self) -> None:
+        """No more random faults (those already dealt stay recorded)."""
+        with self._lock:
+            self._chaos = None
+
     def expire_tokens(self) -> None:
         with self._lock:
             for token in self._buzzbip_tokens.values():
@@ -586,8 +643,8 @@ class FakeGateway:
         )
         recorded = Recorded(method, raw_path, headers, body, provider)
         with self._lock:
-            fault = self._take_fault(raw_path)
-            recorded.fault = fault.kind if fault else None
+            fault = self._take_fault(raw_path) or self._draw_chaos(method, raw_path)
+            recorded.fault = (fault.label or fault.kind) if fault else None
             reply: Reply | None = None
             if fault is None or fault.kind in ("slow", "drop"):
                 reply = self._dispatch(provider, call)
@@ -608,6 +665,30 @@ class FakeGateway:
                 if fault.times <= 0:
                     self._faults.remove(fault)
                 return fault
+        return None
+
+    def _draw_chaos(self, method: str, raw_path: str) -> _Fault | None:
+        """One draw for a request chaos applies to: the fault it meets, if any (lock held)."""
+        chaos = self._chaos
+        if (
+            chaos is None
+            or method.upper() not in chaos.methods
+            or not raw_path.startswith(chaos.paths)
+        ):
+            return None
+        draw, low = chaos.rng.random(), 0.0
+        for kind in CHAOS_KINDS:
+            rate = chaos.rates[kind]
+            if draw < low + rate:
+                self.chaos_counts[kind] += 1
+                if kind == "5xx":
+                    status = 500 if draw < low + rate / 2 else 503
+                    return _Fault(raw_path, "status", 1, status, None, {}, 0.0, label=kind)
+                if kind == "429":
+                    retry = {"Retry-After": "1"}
+                    return _Fault(raw_path, "status", 1, 429, None, retry, 0.0, label=kind)
+                return _Fault(raw_path, kind, 1, 500, None, {}, chaos.slow_seconds, label=kind)
+            low += rate
         return None
 
     def _fault_reply(self, provider: str, fault: _Fault) -> Reply:
@@ -645,6 +726,7 @@ class FakeGateway:
                 "requests": len(self.requests),
                 "messages": len(self.messages),
                 "rate_limited": self.rate_limited,
+                "chaos": dict(self.chaos_counts),
             }
             return Reply(200, stats)
         if call.path == "/_fake/config" and call.method == "POST" and isinstance(call.data, dict):
@@ -660,6 +742,7 @@ class FakeGateway:
             self._bwat_history.clear()
             self._buzzbip_history.clear()
             self.rate_limited = 0
+            self.chaos_counts.clear()
             self.bulk_balance = self.bwat_balance = 1_000_000
             return Reply(200, {"reset": True})
         return Reply(404, {"error": "not found"})

