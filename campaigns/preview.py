@@ -68,7 +68,7 @@ def estimate(campaign: Campaign, samples: int = SAMPLES) -> Estimate:
             result.ucs2_messages += count
             characters.update(dict.fromkeys(ucs2_characters(text)))
     result.ucs2_characters = list(characters)
-    result.cost = result.segments * account.price_per_segment
+    result.cost = result.segments * Decimal(str(account.price_per_segment))
     for contact in sendable.order_by("pk")[:samples]:
         text = render(body, contact.template_fields())
         _, segments = segments_of(text)

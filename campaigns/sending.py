@@ -13,6 +13,7 @@ import re
 import uuid
 from collections import deque
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -108,6 +109,9 @@ EMPTY_STATS = {
 }
 
 
+STAT_FOR_REASON = {Message.SkipReason.INVALID_NUMBER: "invalid"}
+
+
 class _Plan:
     """What every message of a campaign shares, worked out once; `rows` does the rest."""
 
@@ -127,7 +131,7 @@ class _Plan:
             self.contact_columns += ("attributes",)
         self.window = Window(campaign.window_start, campaign.window_end)
         self.start = max(timezone.now(), campaign.scheduled_at or timezone.now())
-        self.price = campaign.provider_account.price_per_segment
+        self.price = Decimal(str(campaign.provider_account.price_per_segment))
         ops = connection.ops
         now = timezone.now()
         self.now = ops.adapt_datetimefield_value(now)
@@ -160,7 +164,7 @@ class _Plan:
             stats["audience"] += 1
             if reason:
                 status = Message.Status.SKIPPED
-                stats[reason] += 1
+                stats[STAT_FOR_REASON.get(reason, reason)] += 1
             else:
                 stats["queued"] += 1
             params = [render(f"{{{{{name}}}}}", fields) for name in self.parameters]
