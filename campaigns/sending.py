@@ -109,7 +109,7 @@ EMPTY_STATS = {
 }
 
 
-STAT_FOR_REASON = {Message.SkipReason.INVALID_NUMBER: "invalid"}
+STAT_FOR_REASON: dict[str, str] = {Message.SkipReason.INVALID_NUMBER: "invalid"}
 
 
 class _Plan:
