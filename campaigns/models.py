@@ -416,3 +416,12 @@ class CampaignTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.from_status} -> {self.to_status}"
+
+
+class PendingApproval(Campaign):
+    """Campaigns waiting for an approver: the admin's approval queue (a filtered list)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "campaign awaiting approval"
+        verbose_name_plural = "approval queue"

@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 import re
-import uuid
+import time
 from collections import deque
 from datetime import timedelta
 from decimal import Decimal
@@ -23,7 +23,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window, recipient_zones
 from contacts.models import Channel, Contact, OptOut
-from contacts.resources import bulk_insert
+from contacts.resources import bulk_insert, tune_bulk_transaction
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
 from messaging.rendering import placeholders, render, segments_of
@@ -90,7 +90,9 @@ def materialise(campaign: Campaign) -> dict[str, int]:
                     audience_stats=stats, materialised_at=timezone.now()
                 )
                 break
-            bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, plan.rows(chunk, stats))
+            rows = plan.rows(chunk, stats)
+            tune_bulk_transaction()
+            bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
             stats["after"] = chunk[-1][0]
             Campaign.objects.filter(pk=campaign.pk).update(audience_stats=stats)
     campaign.refresh_from_db(fields=["audience_stats", "materialised_at"])
@@ -109,6 +111,7 @@ EMPTY_STATS = {
 }
 
 
+SUPPRESSION_IN_MEMORY = 500_000
 STAT_FOR_REASON: dict[str, str] = {Message.SkipReason.INVALID_NUMBER: "invalid"}
 
 
@@ -131,6 +134,7 @@ class _Plan:
             self.contact_columns += ("attributes",)
         self.window = Window(campaign.window_start, campaign.window_end)
         self.start = max(timezone.now(), campaign.scheduled_at or timezone.now())
+        self.start_value = connection.ops.adapt_datetimefield_value(self.start)
         self.price = Decimal(str(campaign.provider_account.price_per_segment))
         ops = connection.ops
         now = timezone.now()
@@ -139,19 +143,33 @@ class _Plan:
         self._bodies: dict[tuple[str, ...], tuple[str, str, int, Any]] = {}
         self._opens: dict[tuple[str, ...], Any] = {}
         self._seen: set[str] = set()
+        # The suppression list, read once when it is small enough to hold (the usual case).
+        suppression = OptOut.objects.filter(channel=campaign.channel)
+        self.suppressed: set[str] | None = None
+        if suppression.count() <= SUPPRESSION_IN_MEMORY:
+            self.suppressed = set(suppression.values_list("phone", flat=True))
 
     def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
         campaign = self.campaign
-        opted_out = OptOut.objects.phones(campaign.channel, [row[1] for row in chunk])
+        if self.suppressed is not None:
+            opted_out = self.suppressed
+        else:
+            opted_out = OptOut.objects.phones(campaign.channel, [row[1] for row in chunk])
         account_id = campaign.provider_account_id
         sender = campaign.sender_id
         rows = []
-        for contact in chunk:
+        refs = self._client_refs(len(chunk))
+        windowed = not self.window.always_open
+        for contact, client_ref in zip(chunk, refs, strict=True):
             pk, phone, own_zone = contact[0], contact[1], contact[2]
             fields = self._fields(contact)
             body, encoding, segments, cost = self._render(fields)
-            zones = recipient_zones(phone, own_zone=own_zone, fallback=campaign.time_zone)
-            status, reason, due = Message.Status.PENDING, "", self._opening(zones)
+            zones: tuple[str, ...] = ()
+            due = self.start_value
+            if windowed:
+                zones = recipient_zones(phone, own_zone=own_zone, fallback=campaign.time_zone)
+                due = self._opening(zones)
+            status, reason = Message.Status.PENDING, ""
             if phone in opted_out:
                 reason = Message.SkipReason.OPTED_OUT
             elif not E164.fullmatch(phone):
@@ -180,7 +198,7 @@ class _Plan:
                     encoding,
                     segments,
                     cost,
-                    uuid.uuid4().hex,
+                    client_ref,
                     ",".join(zones),
                     "",
                     "",
@@ -198,6 +216,11 @@ class _Plan:
                 )
             )
         return rows
+
+    def _client_refs(self, count: int) -> list[str]:
+        """Unique idempotency keys that sort by creation, so the unique index only appends."""
+        stamp = f"{self.campaign.pk:x}.{time.time_ns():x}."
+        return [f"{stamp}{i:04x}" for i in range(count)]
 
     def _fields(self, contact: tuple[Any, ...]) -> dict[str, str]:
         fields = {"phone": contact[1]}
@@ -224,8 +247,6 @@ class _Plan:
 
     def _opening(self, zones: tuple[str, ...]) -> Any:
         """When the recipient's window next opens (adapted for the database), or None."""
-        if self.window.always_open:
-            return connection.ops.adapt_datetimefield_value(self.start)
         if zones not in self._opens:
             opening = self.window.next_open(zones, self.start)
             self._opens[zones] = (

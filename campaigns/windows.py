@@ -76,7 +76,7 @@ def _country_code(digits: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 16)
 def _zones_for_prefix(prefix: str, length: int) -> tuple[str, ...]:
     # Every number with these leading digits and this length gets the same answer, so ask
     # libphonenumber about the one padded with zeros.

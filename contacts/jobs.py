@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -129,7 +129,24 @@ def run(
         raise
     job.move([S.RUNNING], S.COMPLETED, finished_at=timezone.now(), bytes_done=job.bytes_total)
     logger.info("import %s completed: %s", job.pk, job.summary_line())
+    refresh_planner_statistics()
     return job
+
+
+def refresh_planner_statistics() -> None:
+    """After a big load, let PostgreSQL's planner know how big the contact tables are now.
+
+    Autovacuum gets there eventually; a campaign built from the list minutes after the
+    import would otherwise be planned for the old, small tables (hashing a million
+    memberships for every chunk instead of looking each contact up).
+    """
+    if connection.vendor != "postgresql":
+        return
+    tables = [Contact._meta.db_table, Contact.groups.through._meta.db_table]
+    tables.append(Contact.tags.through._meta.db_table)
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
 def _take_over(job: ImportJob, to: str) -> bool:

@@ -240,7 +240,11 @@ def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
             continue
         now = timezone.now()
         for row in rows:
-            still = Message.objects.filter(pk=row.pk, status=Message.Status.IN_DOUBT)
+            # Only the row as it was read: another reconciler may have settled it (and it
+            # may have been sent and gone in doubt again) while the provider was asked.
+            still = Message.objects.filter(
+                pk=row.pk, status=Message.Status.IN_DOUBT, updated_at=row.updated_at
+            )
             if row.pk in found:
                 settled["sent"] += still.update(
                     status=Message.Status.SENT,

@@ -51,9 +51,9 @@ What happened is in `requests` (every request, with the status sent, 0 when none
 `messages` (provider message id -> FakeMessage), `batches` and `rate_limited`.
 
 Run `python tests/fakegateway.py --port 8765` to try `manage.py provider ...` against it.
-Another process can read its counters at GET /_fake/stats, set the BulkSMSRates rate with
-POST /_fake/config {"bulk_rate": n} and forget what it recorded (and refill the balances)
-with POST /_fake/reset.
+Another process can read its counters at GET /_fake/stats, set the BulkSMSRates rate and
+balance with POST /_fake/config {"bulk_rate": n, "bulk_balance": pence}, and forget what it
+recorded (and refill the balances) with POST /_fake/reset.
 """
 
 from __future__ import annotations
@@ -733,7 +733,9 @@ class FakeGateway:
             if "bulk_rate" in call.data:
                 self.bulk_rate = float(call.data["bulk_rate"])
                 self._bulk_buckets.clear()
-            return Reply(200, {"bulk_rate": self.bulk_rate})
+            if "bulk_balance" in call.data:
+                self.bulk_balance = int(call.data["bulk_balance"])
+            return Reply(200, {"bulk_rate": self.bulk_rate, "bulk_balance": self.bulk_balance})
         if call.path == "/_fake/reset" and call.method == "POST":
             self.requests.clear()
             self.messages.clear()

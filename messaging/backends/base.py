@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
 from django.utils import timezone
 
 from contacts.models import Channel
-from messaging.exceptions import AccountError, ProviderError
+from messaging.exceptions import AccountError, ProviderError, RetryableError
 
 if TYPE_CHECKING:
     from messaging.models import Message, ProviderAccount
@@ -87,6 +88,13 @@ def looked_up(
     )
 
 
+def _lease_running_out(batch: Sequence[Message]) -> bool:
+    """Less than a quarter of the claim (at most 30 s) left: too late to start a request."""
+    ends = getattr(batch[0], "lease_expires_at", None)
+    margin = timedelta(seconds=min(30.0, settings.HERALD_SEND_LEASE_SECONDS / 4))
+    return ends is not None and timezone.now() >= ends - margin
+
+
 class BaseBackend:
     """One instance per ProviderAccount; holds no state between sends but what caches allow."""
 
@@ -131,6 +139,12 @@ class BaseBackend:
         for batch in self._batches(messages):
             if account_error is not None:
                 results.extend(SendResult(m, error=account_error) for m in batch)
+                continue
+            if _lease_running_out(batch):
+                # Waiting (for the rate limit, say) used up our claim: once it lapses the
+                # rows are in doubt and may be sent by others. Give them back instead.
+                late = RetryableError("claim ran out before sending", code="LEASE_NEAR_END")
+                results.extend(SendResult(m, error=late) for m in batch)
                 continue
             try:
                 payload = self.build_payload(batch)

@@ -24,11 +24,14 @@ How it runs:
   them, and once pauses the campaign, checks that nothing new reaches the fake, resumes.
 - The verdict comes from what the fake recorded, checked against the Message rows.
 
-Run it with `-s` to see the summary line.
+Run it with `-s` to see the summary line; HERALD_CHAOS_SEED=n draws other faults and moments.
+The first test checks the fake's chaos mode itself (no database).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import signal
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import requests
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
@@ -53,11 +57,6 @@ from campaigns.tasks import tick
 from contacts.models import Channel, Contact, Group, OptOut
 from messaging.models import Message, ProviderAccount
 from tests.fakegateway import BULKSMSRATES, FakeGateway, Recorded
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +70,7 @@ SLOW_SECONDS = 1.5
 LEASE_SECONDS = 8
 RECONCILE_AFTER_SECONDS = 2
 KILLS = 4
+FORCED_FAULTS = ("drop", "slow")
 DEADLINE_SECONDS = 150.0
 SEED = int(os.environ.get("HERALD_CHAOS_SEED", "20250611"))
 
@@ -119,10 +119,8 @@ class Cluster:
         process, self.process = self.process, None
         if process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait(timeout=15)
         if self._log is not None:
             self._log.close()
@@ -172,6 +170,7 @@ class Chaos:
 
     started: float = field(default_factory=time.monotonic)
     kills: list[str] = field(default_factory=list)
+    forced: list[str] = field(default_factory=list)
     pause: str = ""
 
     def at(self) -> float:
@@ -229,6 +228,61 @@ def cluster_env() -> dict[str, str]:
     return env
 
 
+BULK_HEADERS = {"X-API-Key": "bsms_test_key", "X-API-Secret": "sk_test_secret"}
+
+
+def test_the_fakes_chaos_mode_deals_each_kind_of_fault_as_documented() -> None:
+    rates = {"5xx": 0.25, "429": 0.15, "drop": 0.1, "slow": 0.1, "drop_before": 0.1}
+
+    def run(seed: int) -> list[str | None]:
+        with FakeGateway() as fake:
+            fake.bulk_rate = 100_000
+            fake.chaos(seed=seed, rates=rates, slow_seconds=0.3)
+            for i in range(60):
+                payload = {"to": phone(i), "from": "Herald", "body": "Hi", "client_ref": f"r{i}"}
+                with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+                    requests.post(
+                        f"{fake.url}/v1/sms/send", json=payload, headers=BULK_HEADERS, timeout=0.15
+                    )
+                lookup = requests.get(
+                    f"{fake.url}/v1/reports/messages",
+                    params={"destination": phone(i)},
+                    headers=BULK_HEADERS,
+                    timeout=5,
+                )
+                assert lookup.status_code == 200  # only the methods and paths asked for
+            fake.calm()
+            assert bulk_status(fake, "after") == 200
+            posts = [r for r in fake.requests if r.method == "POST"]
+            accepted = {m.client_ref for m in fake.messages.values()}
+            assert Counter(r.fault for r in posts if r.fault) == fake.chaos_counts
+            assert fake.rate_limited == 0
+            for request in posts[:60]:
+                ref = request.json["client_ref"]
+                processed = ref in accepted
+                if request.fault == "5xx":
+                    assert (request.status, processed) in ((500, False), (503, False))
+                elif request.fault == "429":
+                    assert (request.status, processed) == (429, False)
+                elif request.fault in ("drop", "drop_before"):
+                    assert (request.status, processed) == (0, request.fault == "drop")
+                else:  # "slow" answers 200, after the client gave up
+                    assert (request.status, processed) == (200, True), request.fault
+            return [r.fault for r in posts[:60]]
+
+    first = run(seed=3)
+    assert {kind for kind in first if kind} == set(rates)
+    assert run(seed=3) == first  # one request at a time: the seed fixes who meets what
+
+
+def bulk_status(fake: FakeGateway, ref: str) -> int:
+    payload = {"to": phone(99), "from": "Herald", "body": "Hi", "client_ref": ref}
+    url = f"{fake.url}/v1/sms/send"
+    return requests.post(url, json=payload, headers=BULK_HEADERS, timeout=5).status_code
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_chaos_every_eligible_recipient_gets_exactly_one_message(
     gateway: FakeGateway,
     make_account: Callable[..., ProviderAccount],
@@ -236,7 +290,9 @@ def test_chaos_every_eligible_recipient_gets_exactly_one_message(
     monkeypatch: pytest.MonkeyPatch,
     settings: Any,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="django-q")  # not a line per wake-up
     rng = random.Random(SEED)
     # This process reconciles and marks expired leases too: the same short times as the workers.
     settings.HERALD_SEND_LEASE_SECONDS = LEASE_SECONDS
@@ -294,14 +350,18 @@ def test_chaos_every_eligible_recipient_gets_exactly_one_message(
     not_recorded = sorted(received.keys() - sent_rows - set(in_doubt))
     recorded_not_received = sorted(sent_rows - received.keys())
 
-    faults = dict(gateway.chaos_counts)
+    send_requests = sends(gateway)
+    faults = Counter(r.fault for r in send_requests if r.fault)
     print(
-        f"\nchaos summary: {RECIPIENTS} recipients ({len(eligible)} eligible), "
-        f"{len(sends(gateway))} send requests, faults {faults}, "
-        f"kills {len(chaos.kills)} [{'; '.join(chaos.kills)}], pause [{chaos.pause}], "
-        f"ticks {ticker.ticks}, rows {status_counts(campaign)}, "
-        f"rows that were retried {retried_rows(campaign)}, in doubt {len(in_doubt)} "
-        f"{in_doubt[:20]}, campaign {campaign.status}, {duration:.1f}s"
+        f"\nchaos summary (seed {SEED}): {RECIPIENTS} recipients, {len(eligible)} eligible; "
+        f"{len(send_requests)} send requests; faults met {dict(faults)} "
+        f"(random {dict(gateway.chaos_counts)}, queued {chaos.forced}); "
+        f"kills {len(chaos.kills)} [{'; '.join(chaos.kills)}]; pause [{chaos.pause}]; "
+        f"ticks {ticker.ticks}; rows {status_counts(campaign)}; "
+        f"rows claimed more than once {retried_rows(campaign)}, "
+        f"found at the provider by a lookup {found_by_lookup(campaign)}; "
+        f"in doubt {len(in_doubt)} {in_doubt[:20]}; campaign {campaign.status}; "
+        f"{duration:.1f}s from approval"
     )
 
     def explain() -> str:
@@ -321,7 +381,7 @@ def test_chaos_every_eligible_recipient_gets_exactly_one_message(
             ]
         )
 
-    assert sum(faults.values()) > 0, "the fake dealt no faults at all"
+    assert faults.total() >= len(FORCED_FAULTS), "the fake dealt (almost) no faults"
     assert len(chaos.kills) >= 3
     assert gateway.rate_limited == 0, "the fake's own rate limit was hit; only chaos may 429"
     # From the fake's own record: exactly once for each eligible number, never to the others.
@@ -352,20 +412,23 @@ def run_the_chaos(
     eligible: int,
 ) -> None:
     """Kill clusters at random points of progress, and pause/resume once in the middle."""
-    kill_points = sorted(rng.uniform(low, high) for low, high in KILL_WINDOWS[:KILLS])
-    pause_point = rng.uniform(0.45, 0.55)
-    events: list[tuple[float, str]] = sorted(
-        [(point, "kill") for point in kill_points] + [(pause_point, "pause")]
-    )
-    for point, action in events:
+    events = [(rng.uniform(low, high), "kill") for low, high in KILL_WINDOWS[:KILLS]]
+    events.append((rng.uniform(0.45, 0.55), "pause"))
+    # Drops and timeouts after send are 1% together, so a run of ~100 requests may draw
+    # none: one of each is also queued (on the next bulk request after a random point).
+    events += [(rng.uniform(0.1, 0.9), kind) for kind in FORCED_FAULTS]
+    for point, action in sorted(events):
         target = int(point * eligible)
         while len(gateway.messages) < target:
             check_running(campaign, gateway, clusters, chaos, ticker)
             time.sleep(0.1)
         if action == "kill":
             kill_and_restart(clusters, rng, chaos, f"{point:.0%}")
-        else:
+        elif action == "pause":
             pause_and_resume(campaign, gateway, marketer, chaos)
+        else:
+            gateway.inject("/v1/sms/bulk", action, seconds=SLOW_SECONDS)
+            chaos.forced.append(f"{action} at {point:.0%}")
 
 
 #: Where in the run (share of the eligible messages accepted) each SIGKILL falls.
@@ -468,6 +531,15 @@ def wait_until_settled(
 
 def retried_rows(campaign: Campaign) -> int:
     return Message.objects.filter(campaign=campaign, attempts__gt=1).count()
+
+
+def found_by_lookup(campaign: Campaign) -> int:
+    """Rows settled by reconciliation: a bulk answer names no per-message id, a lookup does."""
+    return (
+        Message.objects.filter(campaign=campaign, status__in=SETTLED)
+        .exclude(provider_message_id="")
+        .count()
+    )
 
 
 def describe_phones(gateway: FakeGateway, campaign: Campaign, phones: Any) -> str:

@@ -774,3 +774,19 @@ def test_bwatmesaj_sends_in_doubt_stay_in_doubt_for_staff(
     assert reconcile_now() == {"sent": 0, "resend": 0}
     rows[0].refresh_from_db()
     assert rows[0].status == M.IN_DOUBT
+
+
+def test_a_claim_about_to_run_out_is_given_back_unsent(
+    make_account: MakeAccount, gateway: FakeGateway
+) -> None:
+    account = make_account("bulksmsrates", bulk=False)
+    Message.objects.create(
+        provider_account=account, phone=phone(0), sender="Herald", body="Hi", client_ref="r0"
+    )
+    (claimed,) = Message.objects.all().claim(1)
+    # As if the worker had waited for the rate limit until its lease nearly lapsed.
+    claimed.lease_expires_at = timezone.now() + timedelta(seconds=1)
+    send_claimed([claimed])
+    claimed.refresh_from_db()
+    assert (claimed.status, claimed.error_code) == (M.PENDING, "LEASE_NEAR_END")
+    assert gateway.count("bulksmsrates", "/v1/sms/send") == 0
