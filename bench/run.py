@@ -1,11 +1,15 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
-    python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres] [--only contacts|providers]
+    python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres]
+                        [--only contacts|providers|campaigns] [--recipients N]
 
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches.
 providers: the BulkSMSRates send paths against the fake gateway (tests/fakegateway.py)
            run in a process of its own on loopback: bulk handover, single sends at a
            configured 100 req/s, and the per-message cost of our HTTP layer.
+campaigns: a --recipients campaign (1,000,000): building its messages, then sending
+           them through the BulkSMSRates bulk path with two workers at once, with the
+           workers' peak memory.
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -227,6 +231,85 @@ def bench_providers(db: Database, figures: dict[str, Figure]) -> None:
     print(f"  [{db.kind}] providers: {' '.join(result.stdout.split())}", file=sys.stderr)
 
 
+def bench_campaign(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    port = free_port()
+    gateway = f"http://127.0.0.1:{port}"
+    fake = subprocess.Popen(
+        [PYTHON, "tests/fakegateway.py", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        import requests
+
+        requests.post(f"{gateway}/_fake/config", json={"bulk_balance": 10**12}, timeout=10)
+        step = [PYTHON, "bench/campaign.py"]
+        run_step(db, [*step, "setup", "--contacts", str(recipients), "--gateway", gateway])
+        built = run_step(db, [*step, "materialise"])
+        figures["materialise_s"].samples.append(built["seconds"])
+        started = time.perf_counter()
+        workers = [
+            subprocess.Popen(
+                [*step, "work"], cwd=ROOT, env=db.env(), stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outputs = [worker.communicate()[0] for worker in workers]
+        wall = time.perf_counter() - started
+    finally:
+        fake.terminate()
+        fake.wait(timeout=10)
+    peaks = [parse_values(out)["peak_mb"] for out in outputs]
+    figures["dispatch_rate"].samples.append(recipients / wall)
+    figures["dispatch_s"].samples.append(wall)
+    figures["worker_mb"].samples.append(max(peaks))
+    print(
+        f"  [{db.kind}] campaign: materialise {built['seconds']:.1f} s, "
+        f"dispatch {wall:.1f} s ({recipients / wall:,.0f}/s), worker peaks {peaks} MB",
+        file=sys.stderr,
+    )
+
+
+def run_step(db: Database, cmd: list[str]) -> dict[str, float]:
+    result = subprocess.run(cmd, cwd=ROOT, env=db.env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    return parse_values(result.stdout)
+
+
+def parse_values(output: str) -> dict[str, float]:
+    pairs = (line.split("=", 1) for line in output.split() if "=" in line)
+    return {key: float(value) for key, value in pairs}
+
+
+def campaign_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    return [
+        (
+            "materialise_s",
+            Figure(f"build {recipients:,} messages", kind, "s", "<= 20", False),
+            20,
+        ),
+        (
+            "dispatch_rate",
+            Figure("send, bulk path, two workers", kind, "messages/s", ">= 5,000", True),
+            5_000,
+        ),
+        (
+            "dispatch_s",
+            Figure(f"send all {recipients:,}", kind, "s", "< 240", False),
+            240,
+        ),
+        (
+            "worker_mb",
+            Figure("worker peak memory (each)", kind, "MB", "<= 200", False),
+            200,
+        ),
+    ]
+
+
 def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
     """(key, figure, limit) for the provider benchmark; None: no target."""
     return [
@@ -289,13 +372,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
-    parser.add_argument("--only", choices=("contacts", "providers"))
+    parser.add_argument("--only", choices=("contacts", "providers", "campaigns"))
+    parser.add_argument("--recipients", type=int, default=1_000_000)
     args = parser.parse_args()
 
     table: list[tuple[Figure, float | None]] = []
-    if args.only != "providers":
+    if args.only in (None, "contacts"):
         table += bench_contacts(args)
-    if args.only != "contacts":
+    if args.only in (None, "campaigns"):
+        for kind in args.db.split(","):
+            if not Database.available(kind):
+                continue
+            db = Database(kind)
+            rows = campaign_figures(kind, args.recipients)
+            figures = {key: figure for key, figure, _ in rows}
+            try:
+                for run in range(args.runs):
+                    print(f"{kind}: campaign run {run + 1} of {args.runs}", file=sys.stderr)
+                    bench_campaign(db, args.recipients, figures)
+            finally:
+                shutil.rmtree(db.tmp, ignore_errors=True)
+            table += [(figure, limit) for _, figure, limit in rows]
+    if args.only in (None, "providers"):
         for kind in args.db.split(","):
             if not Database.available(kind):
                 continue
@@ -354,7 +452,7 @@ def bench_contacts(args: argparse.Namespace) -> list[tuple[Figure, float | None]
 
 def print_table(table: list[tuple[Figure, float | None]], args: argparse.Namespace) -> None:
     cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(": \t")
-    rows = "" if args.only == "providers" else f"{args.rows:,} contact rows, "
+    rows = f"{args.rows:,} contact rows, " if args.only in (None, "contacts") else ""
     print(f"\nHerald benchmarks: {rows}median of {args.runs} runs,")
     print(f"{os.cpu_count()} cores ({cpu})\n")
     print("| figure | database | median | target | |")

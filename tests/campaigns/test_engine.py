@@ -183,14 +183,14 @@ def test_estimate_counts_the_audience_segments_and_cost_and_shows_ucs2(
     contacts = make_contacts(5, group)
     Contact.objects.filter(pk=contacts[1].pk).update(first_name="")
     OptOut.objects.create(phone=contacts[0].phone)
-    long_name = "x" * 150
+    long_name = "x" * 95
     Contact.objects.filter(pk=contacts[2].pk).update(first_name=long_name)
     campaign = make_campaign(simulator, group, body="Hi {{first_name|friend}}, “sale”")
     result = estimate(campaign)
     assert (result.audience, result.opted_out, result.sendable) == (5, 1, 4)
-    # UCS-2 (curly quotes): 70 units a message; the 150-letter name needs 3 parts.
-    assert result.segments == 1 + 3 + 1 + 1
-    assert result.cost == Decimal("0.03000") * 6
+    # UCS-2 (curly quotes): 70 units in one message, else 67 a part: 106 units need 2.
+    assert result.segments == 1 + 2 + 1 + 1
+    assert result.cost == Decimal("0.03000") * 5
     assert result.ucs2_messages == 4 and result.ucs2_characters == ["“", "”"]
     assert [s.body for s in result.samples][:1] == ["Hi friend, “sale”"]
 

@@ -77,7 +77,16 @@ BAD_BODIES = ("", "   ", "Hi {{nickname}}")  # no body, blank body, a variable n
 AUDIENCE_SIZE = 2
 
 #: Steps of the initialize rule (the states after them: see walk_part_of_the_happy_path).
-HAPPY_PATH = ("submit", "approve", "start", "materialise", "pause", "resume", "dispatch")
+HAPPY_PATH = (
+    "submit",
+    "approve",
+    "start",
+    "materialise",
+    "pause",
+    "resume",
+    "dispatch",
+    "complete",
+)
 
 Refusal = type[Exception]
 REFUSALS: tuple[Refusal, ...] = (TransitionNotAllowed, PermissionDenied, ValidationError)
@@ -251,6 +260,8 @@ class CampaignMachine(RuleBasedStateMachine):
                 self.resume(submitter, None)
             elif step == "dispatch":
                 self.engine_dispatch()
+            elif step == "complete":
+                self.engine_complete_if_done(None)
 
     # People's actions. `copy` None: a freshly loaded instance; else one loaded earlier.
 
@@ -450,6 +461,23 @@ class CampaignMachine(RuleBasedStateMachine):
             assert self.status == self.reached_final, f"left {self.reached_final}"
         elif self.status in FINAL:
             self.reached_final = self.status
+            self.try_every_way_out()
+
+    def try_every_way_out(self) -> None:
+        """Once, on arrival in a final state: every action, by everyone, is refused."""
+        for actor in [*sorted(ROLES), None]:
+            self.approve(actor, None, "ok")
+            self.reject(actor, None, "Tone it down")
+            self.cancel(actor, None, "Again")
+        self.submit("mia", None)
+        self.edit_after_submit("mia", None)
+        self.pause("mia", None, "")
+        self.resume("mia", None)
+        self.engine_start(None)
+        self.engine_complete_if_done(None)
+        self.engine_dispatch()
+        self.engine_run()
+        assert self.status == self.reached_final
 
     def check_messages(self, row: Campaign) -> None:
         assert (row.materialised_at is not None) == self.materialised
@@ -483,7 +511,7 @@ class CampaignMachine(RuleBasedStateMachine):
 
 
 SETTINGS = settings(
-    max_examples=75,
+    max_examples=100,
     stateful_step_count=25,
     deadline=None,
     database=None,  # no .hypothesis/ folder in the project
