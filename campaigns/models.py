@@ -33,6 +33,28 @@ class TransitionNotAllowed(Exception):
     """The campaign is not in a state this action applies to (or someone else got there first)."""
 
 
+def unknown_variables(body: str) -> list[str]:
+    """Placeholders in `body` that are neither a contact field nor any contact's attribute."""
+    return [
+        name
+        for name in placeholders(body)
+        if name not in Contact.TEMPLATE_FIELDS
+        and not Contact.objects.filter(attributes__has_key=name).exists()
+    ]
+
+
+def check_variables(body: str, field: str = "body") -> None:
+    unknown = unknown_variables(body)
+    if unknown:
+        known = ", ".join(Contact.TEMPLATE_FIELDS)
+        raise ValidationError(
+            {
+                field: f"No contact has {', '.join('{{' + n + '}}' for n in unknown)}: use "
+                f"one of {known} or a column your contact imports carried."
+            }
+        )
+
+
 class MessageTemplate(models.Model):
     name = models.CharField(max_length=100, unique=True)
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
@@ -51,6 +73,9 @@ class MessageTemplate(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        check_variables(self.body)
 
 
 class CampaignQuerySet(models.QuerySet["Campaign"]):
@@ -157,6 +182,14 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.body:
+            check_variables(self.body)
+        if (self.window_start is None) != (self.window_end is None):
+            raise ValidationError("Give the send window both a start and an end, or neither.")
+        if self.window_start is not None and self.window_start == self.window_end:
+            raise ValidationError({"window_end": "The send window cannot end when it starts."})
 
     @property
     def message_body(self) -> str:

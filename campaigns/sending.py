@@ -12,8 +12,11 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +34,8 @@ from messaging.rendering import placeholders, render, segments_of
 logger = logging.getLogger(__name__)
 
 MATERIALISE_CHUNK = 5000
+#: Audiences at least this big are built with reading and writing overlapped.
+PIPELINE_FROM = 10_000
 #: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
 MAX_CLAIM = 10_000
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -69,35 +74,108 @@ def materialise(campaign: Campaign) -> dict[str, int]:
 
     Each chunk commits with the campaign's progress mark (the last contact id done)
     under a lock on the campaign row, so an interrupted run resumes where it
-    stopped and two workers never build the same chunk. Opted-out, invalid and
+    stopped and two workers never write the same chunk. Opted-out, invalid and
     repeated numbers, and recipients whose zones never share the send window, are
     kept as `skipped` with the reason, so the counts add up.
+
+    For a large audience the next chunk is read and rendered while a second
+    connection writes the last one, so the database's work and ours overlap; small
+    ones, and any inside a caller's transaction (which a second connection could
+    not see), are written one chunk after another.
     """
-    plan = _Plan(campaign)
     while True:
-        with transaction.atomic():
-            locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
-            if locked.materialised_at is not None:
-                break
-            stats = {**EMPTY_STATS, **locked.audience_stats}
-            chunk = list(
-                plan.audience.filter(pk__gt=stats["after"])
-                .order_by("pk")
-                .values_list(*plan.contact_columns)[:MATERIALISE_CHUNK]
-            )
-            if not chunk:
-                Campaign.objects.filter(pk=campaign.pk).update(
-                    audience_stats=stats, materialised_at=timezone.now()
-                )
-                break
-            rows = plan.rows(chunk, stats)
-            tune_bulk_transaction()
-            bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
-            stats["after"] = chunk[-1][0]
-            Campaign.objects.filter(pk=campaign.pk).update(audience_stats=stats)
+        plan = _Plan(campaign)
+        if connection.in_atomic_block or not _large(plan, campaign):
+            done = _build(campaign, plan, write=_write_chunk)
+        else:
+            with ThreadPoolExecutor(1, thread_name_prefix="materialise") as writer:
+                try:
+                    done = _build(campaign, plan, write=partial(_submit, writer))
+                finally:
+                    writer.submit(_close_connection).result()
+        if done:
+            break
+        # Another worker moved the mark under us: start again from where it is now.
     campaign.refresh_from_db(fields=["audience_stats", "materialised_at"])
     logger.info("campaign %s: materialised %s", campaign.pk, campaign.audience_stats)
     return campaign.audience_stats
+
+
+def _close_connection() -> None:
+    """Close the calling thread's own database connection (the writer's, there)."""
+    connection.close()
+
+
+def _large(plan: _Plan, campaign: Campaign) -> bool:
+    """Whether enough is left to build that a second connection is worth its start-up."""
+    mark = Campaign.objects.values_list("audience_stats", flat=True).get(pk=campaign.pk)
+    left = plan.audience.filter(pk__gt={**EMPTY_STATS, **mark}["after"])
+    return left[:PIPELINE_FROM].count() >= PIPELINE_FROM
+
+
+Write = Callable[[int, int, list[tuple[Any, ...]], dict[str, int]], Any]
+
+
+def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
+    """Read, render and write every chunk after the mark; False if the mark moved under us."""
+    current = Campaign.objects.filter(pk=campaign.pk).values_list(
+        "audience_stats", "materialised_at"
+    )
+    mark, finished = current.get()
+    if finished is not None:
+        return True
+    stats = {**EMPTY_STATS, **mark}
+    pending: Any = None
+    while True:
+        chunk = list(
+            plan.audience.filter(pk__gt=stats["after"])
+            .order_by("pk")
+            .values_list(*plan.contact_columns)[:MATERIALISE_CHUNK]
+        )
+        done = {**stats, "after": chunk[-1][0]} if chunk else stats
+        rows = plan.rows(chunk, done) if chunk else []
+        if pending is not None and not _outcome(pending):
+            return False
+        if not chunk:
+            return _finish(campaign.pk, stats)
+        pending = write(campaign.pk, stats["after"], rows, done)
+        stats = done
+
+
+def _submit(writer: ThreadPoolExecutor, *args: Any) -> Future[bool]:
+    return writer.submit(_write_chunk, *args)
+
+
+def _outcome(pending: bool | Future[bool]) -> bool:
+    return pending.result() if isinstance(pending, Future) else pending
+
+
+def _write_chunk(
+    campaign_id: int, expected_after: int, rows: list[tuple[Any, ...]], stats: dict[str, int]
+) -> bool:
+    """Insert one chunk and move the mark, if the mark is still where this chunk starts."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+        mark = {**EMPTY_STATS, **locked.audience_stats}["after"]
+        if locked.materialised_at is not None or mark != expected_after:
+            return False
+        tune_bulk_transaction()
+        bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+        Campaign.objects.filter(pk=campaign_id).update(audience_stats=stats)
+    return True
+
+
+def _finish(campaign_id: int, stats: dict[str, int]) -> bool:
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+        if locked.materialised_at is not None:
+            return True
+        if {**EMPTY_STATS, **locked.audience_stats}["after"] != stats["after"]:
+            return False
+        Campaign.objects.filter(pk=campaign_id).update(
+            audience_stats=stats, materialised_at=timezone.now()
+        )
+    return True
 
 
 EMPTY_STATS = {

@@ -282,3 +282,16 @@ def test_a_schedule_missed_while_down_starts_once(
     run_campaign(second)
     assert campaign.transitions.filter(action="start").count() == 1
     assert campaign.messages.filter(status=M.SENT).count() == 2
+
+
+def test_an_unknown_variable_is_refused_when_saving(
+    make_campaign: Callable[..., Campaign], locmem: ProviderAccount
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    Contact.objects.create(phone="+447911200001", attributes={"tier": "gold"})
+    campaign = make_campaign(locmem, body="Hi {{first_name}}, {{tier}} member")
+    campaign.full_clean()
+    campaign.body = "Hi {{frist_name}}"
+    with pytest.raises(ValidationError, match=r"No contact has \{\{frist_name\}\}"):
+        campaign.full_clean()
