@@ -378,20 +378,12 @@ class CampaignAdmin(admin.ModelAdmin):
     inlines = (TransitionInline,)
     actions = ("submit_selected", "approve_selected", "pause_selected", "resume_selected")
     form = CampaignForm
-    frozen_fields = (
-        "name",
-        "channel",
-        "provider_account",
-        "sender",
-        "template",
-        "body",
-        "groups",
-        "tags",
-        "exclude_groups",
-        "scheduled_at",
-        "time_zone",
-        "window_start",
-        "window_end",
+    # The brake may be tightened or loosened while sending, not after the end; the rest
+    # of the form is what submit freezes.
+    frozen_fields = tuple(
+        name
+        for name in CampaignForm.Meta.fields
+        if name not in ("brake_failure_rate", "brake_window")
     )
     # The brake may be tightened or loosened while sending, not after the end.
     brake_fields = ("brake_failure_rate", "brake_window")

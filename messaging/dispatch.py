@@ -10,6 +10,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -169,6 +170,17 @@ def _record_failure(result: SendResult) -> None:
 
 def _release(message: Message) -> None:
     """Give a row back untouched: the account, not the message, was refused."""
+    _give_back(message)
+
+
+def release_until(due: dict[Message, datetime]) -> None:
+    """Give claimed rows back to be sent at the given times (not counted as attempts)."""
+    for message, at in due.items():
+        _give_back(message, next_attempt_at=at)
+
+
+def _give_back(message: Message, **changes: Any) -> None:
+    """Our claimed row back to pending, its attempt not counted; nothing if no longer ours."""
     Message.objects.filter(
         pk=message.pk, claim_token=message.claim_token, status=Message.Status.SENDING
     ).update(
@@ -177,23 +189,8 @@ def _release(message: Message) -> None:
         lease_expires_at=None,
         claim_token=None,
         updated_at=timezone.now(),
+        **changes,
     )
-
-
-def release_until(due: dict[Message, datetime]) -> None:
-    """Give claimed rows back to be sent at the given times (not counted as attempts)."""
-    now = timezone.now()
-    for message, at in due.items():
-        Message.objects.filter(
-            pk=message.pk, claim_token=message.claim_token, status=Message.Status.SENDING
-        ).update(
-            status=Message.Status.PENDING,
-            attempts=F("attempts") - 1,
-            next_attempt_at=at,
-            lease_expires_at=None,
-            claim_token=None,
-            updated_at=now,
-        )
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:

@@ -189,7 +189,9 @@ class Message(models.Model):
     client_ref = models.CharField(
         max_length=64, help_text="Our idempotency key, sent to the provider."
     )
-    time_zones = models.TextField(blank=True, help_text="The recipient's zones, for the send window.")
+    time_zones = models.TextField(
+        blank=True, help_text="The recipient's zones, for the send window."
+    )
     provider_message_id = models.CharField(max_length=100, blank=True)
     provider_batch_id = models.CharField(
         max_length=100, blank=True, help_text="The provider's id for the bulk request it went in."
