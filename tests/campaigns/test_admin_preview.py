@@ -324,3 +324,39 @@ def test_queue_decisions_need_a_post_and_an_approver(
     response = logged_in(marketer).post(f"{QUEUE}{spring.pk}/approve/", hash_shown)
     assert response.status_code == 403
     assert Campaign.objects.get(pk=spring.pk).status == Campaign.Status.PENDING_APPROVAL
+
+
+def test_saving_an_edit_does_not_undo_a_transition_made_meanwhile(
+    admin_client: Client, make_campaign: Any, locmem: ProviderAccount
+) -> None:
+    from django.db.models.signals import pre_save
+
+    group = Group.objects.create(name="Saved")
+    campaign = make_campaign(locmem, group)
+    url = f"/admin/campaigns/campaign/{campaign.pk}/change/"
+    data = {
+        "name": "Renamed",
+        "channel": "sms",
+        "provider_account": locmem.pk,
+        "body": campaign.body,
+        "groups": [group.pk],
+        "time_zone": "Europe/London",
+        "brake_failure_rate": "0.5",
+        "brake_window": "200",
+        "transitions-TOTAL_FORMS": "0",
+        "transitions-INITIAL_FORMS": "0",
+    }
+
+    def submitted_meanwhile(sender: Any, instance: Campaign, **kwargs: Any) -> None:
+        # Between the page loading the row and saving the edit, someone else moves it.
+        pre_save.disconnect(submitted_meanwhile, sender=Campaign)
+        Campaign.objects.filter(pk=instance.pk).update(status=Campaign.Status.SCHEDULED)
+
+    pre_save.connect(submitted_meanwhile, sender=Campaign)
+    try:
+        admin_client.post(url, data)
+    finally:
+        pre_save.disconnect(submitted_meanwhile, sender=Campaign)
+    campaign.refresh_from_db()
+    assert campaign.name == "Renamed"
+    assert campaign.status == Campaign.Status.SCHEDULED

@@ -25,9 +25,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -256,15 +258,20 @@ class CampaignMachine(RuleBasedStateMachine):
         assert seen.log_rows == self.log_count, "a refused action wrote to the log"
 
     @initialize(
+        target=copies,
         depth=st.integers(0, len(HAPPY_PATH)),
         submitter=PEOPLE,
         approver=PEOPLE,
         wander=st.integers(0, 20),
+        draft_body=st.sampled_from(GOOD_BODIES + BAD_BODIES),
     )
     def walk_part_of_the_happy_path(
-        self, depth: int, submitter: str, approver: str, wander: int
-    ) -> None:
+        self, depth: int, submitter: str, approver: str, wander: int, draft_body: str
+    ) -> MultipleResults[Campaign]:
         """Start some examples further along, through the same checked rules.
+
+        A copy of the campaign is kept from before the walk and after each step, for
+        the rules to act on once it is out of date.
 
         The approver is anyone, the submitter included: self-approval and
         approval by a marketer are tried here too, and stop the walk in pending.
@@ -274,6 +281,9 @@ class CampaignMachine(RuleBasedStateMachine):
         `wander` holds them back for a few steps.
         """
         self.wander = wander
+        kept = [self.fresh()]
+        if depth == 0:  # a draft that stays one is edited after the copy was kept
+            self.edit_draft_body(draft_body)
         for step in HAPPY_PATH[:depth]:
             if step == "submit":
                 self.submit(submitter, None)
@@ -291,6 +301,8 @@ class CampaignMachine(RuleBasedStateMachine):
                 self.engine_dispatch()
             elif step == "complete":
                 self.engine_complete_if_done(None)
+            kept.append(self.fresh())
+        return multiple(*kept)
 
     # People's actions. `copy` None: a freshly loaded instance; else one loaded earlier.
 
