@@ -459,6 +459,7 @@ def print_table(table: list[tuple[Figure, float | None]], args: argparse.Namespa
     print("| --- | --- | ---: | --- | --- |")
     for figure, limit in table:
         digits = 2 if figure.unit == "ms" and figure.median < 100 else 0
+        digits = 1 if figure.unit == "s" else digits
         value = f"{figure.median:,.{digits}f} {figure.unit}".strip()
         verdict = figure.verdict(limit) if limit is not None else ""
         print(f"| {figure.name} | {figure.database} | {value} | {figure.target} | {verdict} |")
