@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "contacts",
     "messaging",
     "campaigns",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -65,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context.dashboard",
             ],
         },
     },
@@ -121,7 +123,14 @@ STORAGES = {
 }
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "login"
+# Password reset e-mails: console by default; set EMAIL_URL (e.g. smtp://user:pw@host:587)
+# to really send them.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="herald@localhost")
 
 # Herald's own knobs.
 HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")

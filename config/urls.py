@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from config.views import healthz
 
@@ -11,7 +10,7 @@ admin.site.index_title = "Campaigns, contacts and providers"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("", include("messaging.urls")),
-    # The marketers' dashboard will live here; until then the admin is the workspace.
-    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("", include("dashboard.urls")),
 ]

@@ -1,0 +1,18 @@
+"""Dashboard pages: approvals (placeholder until built)."""
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path
+
+
+@login_required
+def approvals(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    return render(request, "dashboard/home.html", {"title": "Approval queue"})
+
+
+urlpatterns = [
+    path("approvals/", approvals, name="approvals"),
+]
