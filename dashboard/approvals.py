@@ -1,18 +1,88 @@
-"""Dashboard pages: approvals (placeholder until built)."""
+"""Dashboard pages: the approval queue, where approvers approve or reject in one click."""
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.http import require_POST
+
+from campaigns.admin import error_text, money
+from campaigns.models import Campaign, TransitionNotAllowed
+from dashboard.access import can_approve
+
+PENDING = Campaign.Status.PENDING_APPROVAL
+
+
+def _check_approver(request: HttpRequest) -> None:
+    if not can_approve(request.user):
+        raise PermissionDenied
 
 
 @login_required
-def approvals(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Approval queue"})
+def approvals(request: HttpRequest) -> HttpResponse:
+    _check_approver(request)
+    pending = (
+        Campaign.objects.filter(status=PENDING)
+        .select_related("submitted_by", "template", "provider_account", "test_message")
+        .order_by("submitted_at", "pk")
+    )
+    rows = [_row(campaign) for campaign in pending]
+    return render(
+        request,
+        "dashboard/approvals.html",
+        {"title": "Approval queue", "nav": "approvals", "rows": rows},
+    )
+
+
+def _row(campaign: Campaign) -> dict[str, Any]:
+    """What an approver weighs: the stored estimate, not one worked out again now."""
+    figures = campaign.estimate
+    return {
+        "campaign": campaign,
+        "content": campaign.message_body,
+        "from_template": not campaign.body and campaign.template is not None,
+        "audience": figures.get("sendable", "-"),
+        "segments": figures.get("segments", "-"),
+        "cost": money(figures["cost"], figures.get("currency", "")) if "cost" in figures else "-",
+    }
+
+
+@login_required
+@require_POST
+def decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Approve or reject one campaign, as it was when the queue was shown."""
+    _check_approver(request)
+    campaign = get_object_or_404(Campaign, pk=pk)
+    seen = request.POST.get("content_hash", "")
+    if campaign.status == PENDING and seen != campaign.content_hash:
+        # Edited and submitted again since the queue was shown: decide on what was seen.
+        messages.warning(
+            request, f"“{campaign}” was changed after this page was loaded: look at it again."
+        )
+        return redirect("dashboard:approvals")
+    try:
+        if decision == "approve":
+            campaign.approve(by=request.user)
+        else:
+            campaign.reject(by=request.user, reason=request.POST.get("reason", ""))
+    except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
+        messages.error(request, error_text(exc))
+        return redirect("dashboard:approvals")
+    campaign.refresh_from_db()
+    if decision == "approve":
+        label = campaign.get_status_display().lower()
+        messages.success(request, f"“{campaign}” approved: it is now {label}.")
+    else:
+        messages.success(request, f"“{campaign}” rejected: it is a draft again, with your reason.")
+    return redirect("dashboard:approvals")
 
 
 urlpatterns = [
     path("approvals/", approvals, name="approvals"),
+    path("approvals/<int:pk>/approve/", decide, {"decision": "approve"}, name="approve"),
+    path("approvals/<int:pk>/reject/", decide, {"decision": "reject"}, name="reject"),
 ]

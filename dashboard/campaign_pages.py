@@ -1,31 +1,374 @@
-"""Dashboard pages: campaign pages (placeholder until built)."""
+"""Dashboard pages: one campaign — preview, live counts, delivery chart, actions, CSV export."""
 
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Max, Min
+from django.db.models.functions import TruncDay, TruncHour, TruncMinute
+from django.db.models.functions.datetime import TruncBase
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.http import require_GET
+
+from campaigns.models import Campaign, TransitionNotAllowed
+from campaigns.preview import estimate
+from contacts.resources import neutralise_formula
+from dashboard.access import can_approve, can_build
+from messaging.models import Message
+
+VIEW_CAMPAIGNS = "campaigns.view_campaign"
+S = Campaign.Status
+#: Statuses whose counts can still move, so the page keeps polling.
+LIVE_STATUSES = (S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED)
+ENCODING_LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+EXPORT_COLUMNS = (
+    "phone",
+    "status",
+    "skip_reason",
+    "error_code",
+    "provider_message_id",
+    "sent_at",
+    "delivered_at",
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button on the campaign page: the model method it calls and what it asks first."""
+
+    name: str
+    label: str
+    from_statuses: tuple[str, ...]
+    approver: bool = False  # an approver's action; otherwise a marketer's (change permission)
+    note_label: str = ""
+    destructive: bool = False  # needs an explicit confirmation before it is done
+
+
+ACTIONS = {
+    a.name: a
+    for a in (
+        Action("submit", "Submit for approval", (S.DRAFT,)),
+        Action("approve", "Approve", (S.PENDING_APPROVAL,), approver=True, note_label="Note"),
+        Action(
+            "reject",
+            "Reject",
+            (S.PENDING_APPROVAL,),
+            approver=True,
+            note_label="Reason",
+            destructive=True,
+        ),
+        Action("pause", "Pause", (S.SENDING,), note_label="Reason"),
+        Action("resume", "Resume", (S.PAUSED,)),
+        Action(
+            "cancel",
+            "Cancel campaign",
+            (S.DRAFT, S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED),
+            note_label="Reason",
+            destructive=True,
+        ),
+    )
+}
+
+
+def may_take(user: Any, action: Action) -> bool:
+    return can_approve(user) if action.approver else can_build(user)
+
+
+def perform(action: str, campaign: Campaign, user: Any, note: str) -> None:
+    """Call the campaign method behind `action`; the model enforces every rule."""
+    if action == "submit":
+        campaign.submit(by=user)
+    elif action == "approve":
+        campaign.approve(by=user, note=note)
+    elif action == "reject":
+        campaign.reject(by=user, reason=note)
+    elif action == "pause":
+        campaign.pause(by=user, reason=note)
+    elif action == "resume":
+        campaign.resume(by=user)
+    elif action == "cancel":
+        campaign.cancel(by=user, reason=note)
+    else:
+        raise ValueError(action)
+
+
+# Counts, shared with the home page.
+
+
+def counts_by_campaign(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Messages per status for each campaign, every status present: one grouped query."""
+    ids = list(campaign_ids)
+    counts = {pk: dict.fromkeys(Message.Status.values, 0) for pk in ids}
+    if not ids:
+        return counts
+    rows = (
+        Message.objects.filter(campaign_id__in=ids)
+        .order_by()
+        .values("campaign_id", "status")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        counts[row["campaign_id"]][row["status"]] = row["n"]
+    return counts
+
+
+def progress_from(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any]:
+    """The live counters' figures; done means no longer waiting to go (or in doubt)."""
+    total = sum(counts.values())
+    unfinished = sum(counts.get(status, 0) for status in Message.UNFINISHED_STATUSES)
+    return {
+        "status": campaign.status,
+        "status_label": campaign.get_status_display(),
+        "counts": counts,
+        "total": total,
+        "percent_done": round(100 * (total - unfinished) / total, 1) if total else 0,
+    }
+
+
+def delivery_rate(counts: dict[str, int]) -> float | None:
+    """Delivered out of what reached the provider (sent, delivered or failed), in percent."""
+    reached = counts.get("sent", 0) + counts.get("delivered", 0) + counts.get("failed", 0)
+    return round(100 * counts.get("delivered", 0) / reached, 1) if reached else None
+
+
+def bar_segments(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Widths (percent) of the progress bar's parts, in the order they are drawn."""
+    total = sum(counts.values())
+    shown = ("delivered", "sent", "failed", "skipped")
+    return [
+        {"status": s, "width": round(100 * counts.get(s, 0) / total, 2) if total else 0}
+        for s in shown
+    ]
+
+
+def viewable_campaign(request: HttpRequest, pk: int) -> Campaign:
+    if not request.user.has_perm(VIEW_CAMPAIGNS):
+        raise PermissionDenied
+    return get_object_or_404(
+        Campaign.objects.select_related("provider_account", "submitted_by", "approved_by"), pk=pk
+    )
+
+
+# The page's panels.
+
+
+def preview_of(campaign: Campaign) -> dict[str, Any]:
+    """What the approver approved (frozen at submit); worked out now before then."""
+    frozen = campaign.status != S.DRAFT and bool(campaign.estimate)
+    figures = campaign.estimate if frozen else estimate(campaign).as_json()
+    samples = [
+        {**sample, "encoding": ENCODING_LABELS.get(sample["encoding"], sample["encoding"])}
+        for sample in figures.get("samples", [])
+    ]
+    return {**figures, "frozen": frozen, "samples": samples}
+
+
+def failure_reasons(campaign: Campaign) -> list[dict[str, Any]]:
+    """Failed messages per provider error code, most common first, with one example text."""
+    rows = (
+        campaign.messages.filter(status=Message.Status.FAILED)
+        .order_by()
+        .values("error_code")
+        .annotate(n=Count("pk"), example=Max("error_message"))
+        .order_by("-n", "error_code")
+    )
+    return [{"error_code": r["error_code"], "n": r["n"], "example": r["example"]} for r in rows]
+
+
+CHART_WIDTH, CHART_HEIGHT = 600, 160
+
+
+def delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
+    """Deliveries per minute, hour or day (by span), bucketed in SQL, laid out as SVG bars."""
+    delivered = campaign.messages.filter(delivered_at__isnull=False).order_by()
+    span = delivered.aggregate(first=Min("delivered_at"), last=Max("delivered_at"))
+    if span["first"] is None:
+        return None
+    length: timedelta = span["last"] - span["first"]
+    trunc: TruncBase
+    if length <= timedelta(hours=3):
+        trunc, unit = TruncMinute("delivered_at"), "minute"
+    elif length <= timedelta(days=3):
+        trunc, unit = TruncHour("delivered_at"), "hour"
+    else:
+        trunc, unit = TruncDay("delivered_at"), "day"
+    rows = list(
+        delivered.annotate(bucket=trunc).values("bucket").annotate(n=Count("pk")).order_by("bucket")
+    )
+    return chart_layout([(row["bucket"], row["n"]) for row in rows], unit)
+
+
+def chart_layout(buckets: list[tuple[datetime, int]], unit: str) -> dict[str, Any]:
+    peak = max(n for _, n in buckets)
+    step = CHART_WIDTH / len(buckets)
+    bars = [
+        {
+            "x": round(i * step + step * 0.1, 2),
+            "width": round(max(step * 0.8, 1), 2),
+            "height": round(CHART_HEIGHT * n / peak, 2),
+            "y": round(CHART_HEIGHT - CHART_HEIGHT * n / peak, 2),
+            "at": at,
+            "n": n,
+        }
+        for i, (at, n) in enumerate(buckets)
+    ]
+    busiest_at, _ = max(buckets, key=lambda bucket: bucket[1])
+    return {
+        "bars": bars,
+        "unit": unit,
+        "peak": peak,
+        "busiest_at": busiest_at,
+        "total": sum(n for _, n in buckets),
+        "first": buckets[0][0],
+        "last": buckets[-1][0],
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+    }
+
+
+def actions_for(user: Any, campaign: Campaign) -> list[Action]:
+    """Buttons to show: what this user's role allows in this state (the model has the say)."""
+    return [
+        a
+        for a in ACTIONS.values()
+        if campaign.status in a.from_statuses
+        and may_take(user, a)
+        and not (a.name == "approve" and campaign.submitted_by_id == user.pk)
+    ]
+
+
+# Views.
 
 
 @login_required
-def campaign(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Campaign"})
+@require_GET
+def campaign(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = viewable_campaign(request, pk)
+    counts = counts_by_campaign([campaign.pk])[campaign.pk]
+    context = {
+        "title": campaign.name,
+        "campaign": campaign,
+        "progress": progress_from(campaign, counts),
+        "bar": bar_segments(counts),
+        "count_rows": [(value, label, counts[value]) for value, label in Message.Status.choices],
+        "live": campaign.status in LIVE_STATUSES,
+        "delivery_rate": delivery_rate(counts),
+        "transitions": campaign.transitions.select_related("by"),
+        "preview": preview_of(campaign),
+        "chart": delivery_chart(campaign),
+        "failures": failure_reasons(campaign),
+        "actions": actions_for(request.user, campaign),
+        "self_submitted": campaign.submitted_by_id == request.user.pk,
+    }
+    return render(request, "dashboard/campaign.html", context)
 
 
 @login_required
-def campaign_progress(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Progress"})
+@require_GET
+def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    campaign = viewable_campaign(request, pk)
+    counts = counts_by_campaign([campaign.pk])[campaign.pk]
+    return JsonResponse(progress_from(campaign, counts))
+
+
+class _Echo:
+    """csv.writer's file: hands each line back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def export_lines(campaign: Campaign) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    rows = campaign.messages.order_by("pk").values_list(*EXPORT_COLUMNS)
+    for row in rows.iterator(chunk_size=2000):
+        yield writer.writerow([neutralise_formula(cell_text(value)) for value in row])
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 @login_required
-def campaign_export(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Export"})
+@require_GET
+def campaign_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    campaign = viewable_campaign(request, pk)
+    response = StreamingHttpResponse(export_lines(campaign), content_type="text/csv")
+    filename = f"campaign-{campaign.pk}-results.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required
-def campaign_action(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Action"})
+def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    campaign = viewable_campaign(request, pk)
+    chosen = ACTIONS.get(action)
+    if chosen is None:
+        raise PermissionDenied
+    if request.method == "GET" and chosen.destructive:
+        return confirm_page(request, campaign, chosen)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    note = request.POST.get("note", "").strip()
+    if chosen.destructive and request.POST.get("confirm") != "yes":
+        problem = "Tick the box to confirm: this cannot be undone."
+        return confirm_page(request, campaign, chosen, note=note, problem=problem, status=400)
+    # Approve and reject go to the model even without the permission: it refuses in its words.
+    if not chosen.approver and not can_build(request.user):
+        messages.error(request, "Only marketers may change campaigns.")
+    else:
+        take(request, campaign, chosen, note)
+    return redirect("dashboard:campaign", pk=campaign.pk)
+
+
+def take(request: HttpRequest, campaign: Campaign, action: Action, note: str) -> None:
+    try:
+        perform(action.name, campaign, request.user, note)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except (TransitionNotAllowed, PermissionDenied) as exc:
+        messages.error(request, str(exc))
+    else:
+        label = campaign.get_status_display().lower()
+        messages.success(request, f"“{campaign}” is now {label}.")
+
+
+def confirm_page(
+    request: HttpRequest,
+    campaign: Campaign,
+    action: Action,
+    note: str = "",
+    problem: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "title": f"{action.label}: {campaign}",
+        "campaign": campaign,
+        "action": action,
+        "note": note,
+        "problem": problem,
+    }
+    return render(request, "dashboard/_campaign_confirm.html", context, status=status)
 
 
 urlpatterns = [

@@ -1,4 +1,6 @@
-"""Dashboard pages: home (placeholder until built)."""
+"""Dashboard pages: home — campaigns in flight, awaiting my approval, recent results, providers."""
+
+from __future__ import annotations
 
 from typing import Any
 
@@ -7,10 +9,64 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
+from campaigns.models import Campaign
+from dashboard.access import can_approve
+from dashboard.campaign_pages import (
+    VIEW_CAMPAIGNS,
+    bar_segments,
+    counts_by_campaign,
+    delivery_rate,
+    progress_from,
+)
+from messaging.models import ProviderAccount
+
+S = Campaign.Status
+IN_FLIGHT = (S.SENDING, S.PAUSED, S.SCHEDULED)
+RECENT_COMPLETIONS = 10
+
+
+def campaign_sections(user: Any) -> dict[str, Any]:
+    """The three lists of campaigns, their counts from one grouped query."""
+    listed = Campaign.objects.select_related("provider_account")
+    in_flight = list(listed.filter(status__in=IN_FLIGHT).order_by("status", "-started_at", "-pk"))
+    completed = list(
+        listed.filter(status=S.COMPLETED).order_by("-completed_at", "-pk")[:RECENT_COMPLETIONS]
+    )
+    awaiting: list[Campaign] = []
+    if can_approve(user):
+        awaiting = list(
+            listed.select_related("submitted_by")
+            .filter(status=S.PENDING_APPROVAL)
+            .exclude(submitted_by=user)
+            .order_by("submitted_at", "pk")
+        )
+    counts = counts_by_campaign(c.pk for c in [*in_flight, *completed])
+    return {
+        "in_flight": [
+            {
+                "campaign": c,
+                "progress": progress_from(c, counts[c.pk]),
+                "bar": bar_segments(counts[c.pk]),
+            }
+            for c in in_flight
+        ],
+        "completed": [
+            {"campaign": c, "counts": counts[c.pk], "rate": delivery_rate(counts[c.pk])}
+            for c in completed
+        ],
+        "awaiting": awaiting,
+    }
+
 
 @login_required
-def home(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Home"})
+def home(request: HttpRequest) -> HttpResponse:
+    context: dict[str, Any] = {"title": "Home", "nav": "home"}
+    if request.user.has_perm(VIEW_CAMPAIGNS):
+        context.update(campaign_sections(request.user))
+        context["shows_campaigns"] = True
+    # Health without a network call: whether each account could send at all.
+    context["accounts"] = ProviderAccount.objects.order_by("name")
+    return render(request, "dashboard/home.html", context)
 
 
 urlpatterns = [

@@ -1,16 +1,313 @@
-"""Dashboard pages: reports (placeholder until built)."""
+"""Dashboard pages: delivery and cost reports over a date range, as tables, a chart and CSV.
 
+Every figure on the page comes from one grouped aggregate over the messages of the
+campaigns in range (by campaign, provider account and day), rolled up in Python: a
+million-message campaign is scanned once, not once per table.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
+from django import forms
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from messaging.models import Message, ProviderAccount
+
+REPORTED_STATUSES = (Campaign.Status.SENDING, Campaign.Status.COMPLETED)
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+CSV_COLUMNS = (
+    "campaign",
+    "status",
+    "started_at",
+    "provider_account",
+    "sent",
+    "delivered",
+    "failed",
+    "delivery_rate",
+    "cost",
+    "currency",
+)
+
+
+class ReportRangeForm(forms.Form):
+    """`from` and `to` (inclusive local dates); without either, the last DEFAULT_DAYS days."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword, so the fields cannot be declared as class attributes.
+        for name, label in (("from", "From"), ("to", "To")):
+            self.fields[name] = forms.DateField(
+                label=label,
+                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                help_text="As YYYY-MM-DD.",
+            )
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> ReportRangeForm:
+        if "from" not in query and "to" not in query:
+            today = timezone.localdate()
+            start = today - datetime.timedelta(days=DEFAULT_DAYS - 1)
+            return cls({"from": start.isoformat(), "to": today.isoformat()})
+        return cls(query)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("from"), cleaned.get("to")
+        if start and end:
+            if end < start:
+                raise forms.ValidationError("The end date must not be before the start date.")
+            if (end - start).days >= MAX_DAYS:
+                raise forms.ValidationError(f"Choose a range of at most {MAX_DAYS} days.")
+        return cleaned
+
+
+@dataclass
+class Figures:
+    """Message counts and cost of one row of a report."""
+
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    cost: Decimal = Decimal(0)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.sent += row["sent"]
+        self.delivered += row["delivered"]
+        self.failed += row["failed"]
+        self.cost += row["cost"] or Decimal(0)
+
+    @property
+    def delivery_rate(self) -> float | None:
+        """Share of the messages handed to the provider that reached the handset."""
+        return self.delivered / self.sent if self.sent else None
+
+    @property
+    def delivery_percent(self) -> float | None:
+        rate = self.delivery_rate
+        return None if rate is None else rate * 100
+
+
+@dataclass
+class CampaignRow:
+    campaign: Campaign
+    figures: Figures = field(default_factory=Figures)
+
+
+@dataclass
+class AccountRow:
+    account: ProviderAccount
+    figures: Figures = field(default_factory=Figures)
+
+
+@dataclass
+class Report:
+    start: datetime.date
+    end: datetime.date
+    campaigns: list[CampaignRow]
+    accounts: list[AccountRow]
+    days: dict[datetime.date, Figures]
+
+    @cached_property
+    def total(self) -> Figures:
+        total = Figures()
+        for row in self.campaigns:
+            total.add(vars(row.figures))
+        return total
+
+    @property
+    def currency(self) -> str:
+        """The campaigns' one currency; empty when they differ (their costs do not add up)."""
+        currencies = {row.campaign.provider_account.currency for row in self.campaigns}
+        return currencies.pop() if len(currencies) == 1 else ""
+
+
+def local_midnight(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+def campaigns_in_range(start: datetime.date, end: datetime.date) -> list[Campaign]:
+    """Sending or completed campaigns that started between the two dates (inclusive)."""
+    started = Q(started_at__gte=local_midnight(start))
+    started &= Q(started_at__lt=local_midnight(end + datetime.timedelta(days=1)))
+    fields = ("id", "name", "status", "started_at", "provider_account__name")
+    return list(
+        Campaign.objects.filter(started, status__in=REPORTED_STATUSES)
+        .select_related("provider_account")
+        .only(*fields, "provider_account__currency")
+        .order_by("-started_at", "-id")
+    )
+
+
+def message_figures(campaign_ids: Iterable[int]) -> list[Any]:
+    """Counts and cost per (campaign, provider account, local day) in one grouped query.
+
+    A message's day is when it was handed over; one that failed before that, when it failed.
+    """
+    handed_over = Q(sent_at__isnull=False)
+    day = TruncDate(Coalesce("sent_at", "updated_at"), tzinfo=timezone.get_current_timezone())
+    return list(
+        Message.objects.filter(campaign_id__in=list(campaign_ids))
+        .order_by()
+        .values("campaign_id", "provider_account_id", day=day)
+        .annotate(
+            sent=Count("pk", filter=handed_over),
+            delivered=Count("pk", filter=Q(status=Message.Status.DELIVERED)),
+            failed=Count("pk", filter=Q(status=Message.Status.FAILED)),
+            cost=Sum("cost", filter=handed_over),
+        )
+    )
+
+
+def build_report(start: datetime.date, end: datetime.date) -> Report:
+    campaigns = campaigns_in_range(start, end)
+    by_campaign = {c.pk: CampaignRow(c) for c in campaigns}
+    rows = message_figures(by_campaign) if campaigns else []
+    days = {start + datetime.timedelta(days=n): Figures() for n in range((end - start).days + 1)}
+    by_account: dict[int, Figures] = {}
+    for row in rows:
+        by_campaign[row["campaign_id"]].figures.add(row)
+        by_account.setdefault(row["provider_account_id"], Figures()).add(row)
+        if row["day"] in days:  # a campaign may go on sending after the range ends
+            days[row["day"]].add(row)
+    accounts = ProviderAccount.objects.only("name", "currency").in_bulk(list(by_account))
+    account_rows = [AccountRow(accounts[pk], figures) for pk, figures in by_account.items()]
+    account_rows.sort(key=lambda row: row.account.name)
+    return Report(start, end, list(by_campaign.values()), account_rows, days)
+
+
+@dataclass(frozen=True)
+class Bar:
+    day: datetime.date
+    x: float
+    width: float
+    delivered_y: float
+    delivered_height: float
+    failed_y: float
+    failed_height: float
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Chart:
+    """Geometry of the messages-per-day chart, drawn as SVG by the template."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    baseline: float
+    peak: int
+    bars: list[Bar]
+    labels: list[tuple[float, datetime.date]]
+
+
+def chart_of(days: dict[datetime.date, Figures], width: int = 720, height: int = 240) -> Chart:
+    """Stacked bars per day, delivered below failed, scaled to the busiest day."""
+    left, top, right, bottom = 56, 12, 8, 28
+    plot_width, plot_height = width - left - right, height - top - bottom
+    peak = max((f.delivered + f.failed for f in days.values()), default=0) or 1
+    slot = plot_width / max(len(days), 1)
+    baseline = top + plot_height
+    bars = []
+    for n, (day, figures) in enumerate(days.items()):
+        delivered_height = plot_height * figures.delivered / peak
+        failed_height = plot_height * figures.failed / peak
+        delivered_y = baseline - delivered_height
+        bars.append(
+            Bar(
+                day,
+                round(left + n * slot + slot * 0.15, 2),
+                round(max(slot * 0.7, 1), 2),
+                round(delivered_y, 2),
+                round(delivered_height, 2),
+                round(delivered_y - failed_height, 2),
+                round(failed_height, 2),
+                figures,
+            )
+        )
+    every = max(len(bars) // 6, 1)  # at most seven date labels, so they never overlap
+    labels = [(round(bar.x + bar.width / 2, 2), bar.day) for bar in bars[::every]]
+    return Chart(width, height, left, top, baseline, peak, bars, labels)
+
+
+class Echo:
+    """A file-like object whose write() hands the line back, for streaming csv.writer output."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Stop a campaign name such as `=HYPERLINK(...)` being run as a spreadsheet formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_lines(report: Report) -> Iterator[str]:
+    writer = csv.writer(Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for row in report.campaigns:
+        campaign, figures = row.campaign, row.figures
+        rate = figures.delivery_rate
+        yield writer.writerow(
+            [
+                spreadsheet_safe(campaign.name),
+                campaign.status,
+                campaign.started_at.isoformat() if campaign.started_at else "",
+                campaign.provider_account.name,
+                figures.sent,
+                figures.delivered,
+                figures.failed,
+                "" if rate is None else f"{rate:.4f}",
+                f"{figures.cost:.5f}",
+                campaign.provider_account.currency,
+            ]
+        )
+
+
+def csv_response(report: Report) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csv_lines(report), content_type="text/csv; charset=utf-8")
+    filename = f"campaigns-{report.start:%Y%m%d}-{report.end:%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required
-def reports(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-    return render(request, "dashboard/home.html", {"title": "Reports"})
+def reports(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+    form = ReportRangeForm.from_query(request.GET)
+    wants_csv = request.GET.get("format") == "csv"
+    if not form.is_valid():
+        if wants_csv:
+            return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+        context = {"title": "Reports", "nav": "reports", "form": form, "report": None}
+        return render(request, "dashboard/reports.html", context)
+    report = build_report(form.cleaned_data["from"], form.cleaned_data["to"])
+    if wants_csv:
+        return csv_response(report)
+    context = {
+        "title": "Reports",
+        "nav": "reports",
+        "form": form,
+        "report": report,
+        "chart": chart_of(report.days),
+        "csv_query": f"from={report.start:%Y-%m-%d}&to={report.end:%Y-%m-%d}&format=csv",
+    }
+    return render(request, "dashboard/reports.html", context)
 
 
 urlpatterns = [

@@ -1,0 +1,130 @@
+"""Time the dashboard's pages with a million contacts and a million-message campaign.
+
+    DATABASE_URL=... python bench/dashboard.py [--contacts N] [--repeat N]
+
+On a fresh, migrated database it loads N contacts and a campaign to all of them the
+way bench/campaign.py does (setup, then materialise), marks every message as handed
+over (one in twenty failed, the rest delivered) with one UPDATE, then signs in a
+superuser with django.test.Client and requests each page --repeat times. Prints
+key=value lines for bench/run.py: `<url name>_ms` (median server time) and
+`<url name>_status` (the last answer's HTTP status; pages still being built may 404).
+A second run on the same database reuses the data already loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+from django.contrib.auth.models import User  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Case, Value, When  # noqa: E402
+from django.db.models.functions import Mod  # noqa: E402
+from django.db.models.lookups import Exact  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.urls import Resolver404, resolve  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from bench import campaign as campaign_bench  # noqa: E402
+from campaigns.models import Campaign  # noqa: E402
+from campaigns.sending import materialise  # noqa: E402
+from messaging.models import Message  # noqa: E402
+
+#: Unreachable on purpose: nothing is sent, the messages are marked as sent directly.
+NO_GATEWAY = "http://127.0.0.1:9"
+FAILED_EVERY = 20
+
+
+def load(contacts: int) -> Campaign:
+    """The bench campaign with its messages handed over, loading it first if need be."""
+    if not Campaign.objects.filter(name=campaign_bench.NAME).exists():
+        started = time.perf_counter()
+        campaign_bench.setup(contacts, NO_GATEWAY)
+        stats = materialise(campaign_bench.campaign())
+        mark_handed_over(campaign_bench.campaign())
+        print(f"queued={stats['queued']}")
+        print(f"load_seconds={time.perf_counter() - started:.1f}")
+    return campaign_bench.campaign()
+
+
+def mark_handed_over(campaign: Campaign) -> None:
+    """One UPDATE: every message sent and charged; one in FAILED_EVERY failed, others delivered."""
+    now = timezone.now()
+    fails = Exact(Mod("pk", Value(FAILED_EVERY)), 0)
+    Message.objects.filter(campaign=campaign).update(
+        status=Case(
+            When(fails, then=Value(Message.Status.FAILED)),
+            default=Value(Message.Status.DELIVERED),
+        ),
+        sent_at=now,
+        delivered_at=Case(When(fails, then=None), default=Value(now)),
+        cost=campaign.provider_account.price_per_segment,
+        updated_at=now,
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # as autovacuum would soon after a bulk change
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(Message._meta.db_table)}")
+
+
+def page_name(url: str) -> str:
+    try:
+        return resolve(url.split("?")[0]).url_name or url.strip("/")
+    except Resolver404:
+        return url.strip("/").replace("/", "_") or "home"
+
+
+def time_page(client: Client, url: str, repeat: int) -> tuple[float, int]:
+    """Median milliseconds of `repeat` requests (after one to warm caches), and the status."""
+    status = client.get(url, secure=True).status_code
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        status = client.get(url, secure=True).status_code
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings), status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=10)
+    args = parser.parse_args()
+    setup_test_environment()
+    campaign = load(args.contacts)
+    user, _ = User.objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    urls = ["/", f"/campaigns/{campaign.pk}/", f"/campaigns/{campaign.pk}/progress/"]
+    urls += ["/approvals/", "/contacts/", "/reports/", "/campaigns/new/"]
+    for url in urls:
+        median, status = time_page(client, url, args.repeat)
+        name = page_name(url)
+        print(f"{name}_ms={median:.1f}")
+        print(f"{name}_status={status}")
+
+
+if __name__ == "__main__":
+    with override_settings(
+        SECURE_SSL_REDIRECT=False,
+        ALLOWED_HOSTS=["*"],
+        STORAGES={
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+    ):
+        main()

@@ -1,0 +1,87 @@
+// Campaign builder: a live preview of what the form would send, posted as the user types.
+// Without this script the page still saves; the preview panel simply stays hidden.
+(function () {
+  "use strict";
+  var panel = document.getElementById("preview");
+  var form = panel && panel.closest("form");
+  if (!panel || !form || !window.fetch) { return; }
+  panel.hidden = false;
+  var timer = null;
+  var latest = 0;
+
+  function text(id, value) { document.getElementById(id).textContent = value; }
+
+  function item(content, className) {
+    var li = document.createElement("li");
+    if (className) { li.className = className; }
+    li.textContent = content;
+    return li;
+  }
+
+  function sample(s) {
+    var li = document.createElement("li");
+    var head = document.createElement("p");
+    head.textContent = s.contact + " · " + s.segments + " segment" + (s.segments === 1 ? "" : "s") +
+      " · " + (s.encoding === "ucs2" ? "UCS-2" : "GSM-7");
+    var body = document.createElement("blockquote");
+    body.className = "sample";
+    var forcing = new Set(s.ucs2_characters);
+    Array.from(s.body).forEach(function (c) {
+      if (forcing.has(c)) {
+        var mark = document.createElement("mark");
+        mark.textContent = c;
+        mark.title = "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+        body.appendChild(mark);
+      } else {
+        body.appendChild(document.createTextNode(c));
+      }
+    });
+    li.append(head, body);
+    return li;
+  }
+
+  function show(data) {
+    text("preview-segments", data.segments);
+    text("preview-cost", data.cost || "–");
+    text("preview-audience", data.audience);
+    text("preview-opted-out", data.opted_out);
+    text("preview-sendable", data.sendable);
+    var forcing = data.ucs2_characters.map(function (c) { return "“" + c.character + "” (" + c.code_point + ")"; });
+    text("preview-encoding", forcing.length
+      ? "UCS-2 (70 characters a segment) because of " + forcing.join(", ") + "."
+      : "GSM-7 (160 characters a segment).");
+    var errors = document.getElementById("preview-errors");
+    errors.replaceChildren.apply(errors, data.errors.map(function (e) { return item(e); }));
+    var samples = document.getElementById("preview-samples");
+    samples.replaceChildren.apply(samples, data.samples.map(sample));
+  }
+
+  function refresh() {
+    var request = ++latest;
+    fetch(panel.dataset.url, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { "X-Requested-With": "fetch" },
+      credentials: "same-origin"
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("preview failed: " + response.status); }
+      return response.json();
+    }).then(function (data) {
+      if (request === latest) { show(data); }  // an older, slower answer must not win
+    }).catch(function () {
+      if (request === latest) {
+        var errors = document.getElementById("preview-errors");
+        errors.replaceChildren(item("The preview is unavailable just now; saving still works."));
+      }
+    });
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 400);
+  }
+
+  form.addEventListener("input", schedule);
+  form.addEventListener("change", schedule);
+  refresh();
+})();

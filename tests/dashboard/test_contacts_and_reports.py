@@ -1,0 +1,299 @@
+import csv
+import datetime
+import io
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from contacts.models import Contact, Group, ImportJob, OptOut
+from messaging.models import Message, ProviderAccount
+from tests.conftest import phone
+
+S = Message.Status
+
+
+@pytest.fixture
+def viewer(make_user: Callable[..., User]) -> User:
+    """A user who may see contacts and nothing more."""
+    user = make_user("vic")
+    user.user_permissions.add(Permission.objects.get(codename="view_contact"))
+    return user
+
+
+@pytest.fixture
+def viewer_client(client: Client, viewer: User) -> Client:
+    client.force_login(viewer)
+    return client
+
+
+def started_campaign(
+    make_campaign: Callable[..., Campaign], account: ProviderAccount, name: str, **changes: Any
+) -> Campaign:
+    campaign = make_campaign(account)
+    changes = {"status": Campaign.Status.COMPLETED, "started_at": timezone.now(), **changes}
+    Campaign.objects.filter(pk=campaign.pk).update(name=name, **changes)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def add_messages(
+    campaign: Campaign, account: ProviderAccount, *statuses: str, handed_over: bool = True
+) -> None:
+    """One message per status; those handed to the provider cost 0.05 each."""
+    now = timezone.now()
+    handed_over_statuses = (S.SENT, S.DELIVERED, S.FAILED) if handed_over else ()
+    for status in statuses:
+        handed_over = status in handed_over_statuses
+        Message.objects.create(
+            campaign=campaign,
+            provider_account=account,
+            phone=phone(Message.objects.count()),
+            body="Hi",
+            client_ref=Message.new_client_ref(),
+            status=status,
+            sent_at=now if handed_over else None,
+            cost=Decimal("0.05") if handed_over else None,
+        )
+
+
+@pytest.fixture
+def second_account(db: Any) -> ProviderAccount:
+    return ProviderAccount.objects.create(name="backup", backend=ProviderAccount.Backend.LOCMEM)
+
+
+@pytest.fixture
+def two_campaigns(
+    make_campaign: Callable[..., Campaign],
+    simulator: ProviderAccount,
+    second_account: ProviderAccount,
+) -> tuple[Campaign, Campaign]:
+    spring = started_campaign(make_campaign, simulator, "Spring")
+    add_messages(spring, simulator, S.DELIVERED, S.DELIVERED, S.DELIVERED, S.FAILED)
+    # Failed before it was ever handed over: counts as failed, not as sent, costs nothing.
+    add_messages(spring, simulator, S.FAILED, handed_over=False)
+    add_messages(spring, second_account, S.DELIVERED)
+    summer = started_campaign(make_campaign, second_account, "Summer", status="sending")
+    add_messages(summer, second_account, S.DELIVERED, S.SENT, S.PENDING)
+    return spring, summer
+
+
+@pytest.mark.parametrize("url", ["/contacts/", "/reports/"])
+def test_anonymous_visitors_are_sent_to_sign_in(client: Client, db: Any, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_contacts_page_is_refused_without_view_contact(
+    client: Client, make_user: Callable[..., User]
+) -> None:
+    client.force_login(make_user("nobody"))
+    assert client.get("/contacts/").status_code == 403
+    assert client.get("/reports/").status_code == 200
+
+
+def test_contacts_page_shows_groups_with_their_sizes_and_totals(
+    viewer_client: Client, make_contacts: Callable[..., list[Contact]]
+) -> None:
+    vip, newsletter = Group.objects.create(name="VIP"), Group.objects.create(name="Newsletter")
+    Group.objects.create(name="Empty")
+    make_contacts(3, vip, newsletter)
+    make_contacts(2, newsletter, start=3)
+    OptOut.objects.create(phone=phone(0))
+
+    response = viewer_client.get("/contacts/")
+
+    assert response.status_code == 200
+    sizes = {group.name: group.size for group in response.context["groups"]}
+    assert sizes == {"VIP": 3, "Newsletter": 5, "Empty": 0}
+    assert response.context["total"].value == 5
+    assert response.context["total"].exact
+    assert response.context["opt_outs"] == 1
+    assert b'<th scope="col" class="num">Contacts</th>' in response.content
+    assert b"/admin/contacts/contact/" in response.content
+
+
+def test_contacts_total_beyond_the_cap_is_marked_as_an_estimate(
+    viewer_client: Client, make_contacts: Callable[..., list[Contact]], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("dashboard.contacts_overview.EXACT_COUNT_CAP", 2)
+    make_contacts(4)
+
+    response = viewer_client.get("/contacts/")
+
+    assert not response.context["total"].exact
+    assert response.context["total"].value >= 3
+    assert b"about " in response.content
+
+
+def test_recent_imports_are_listed_with_a_link_to_their_rejected_rows(
+    viewer_client: Client,
+) -> None:
+    clean = ImportJob.objects.create(
+        original_name="clean.csv", region="GB", status="completed", imported=10
+    )
+    rejected = ImportJob.objects.create(
+        original_name="messy.csv", region="GB", status="completed", imported=7, invalid=3
+    )
+    rejected.error_report.name = "imports/errors/messy-errors.csv"
+    rejected.save()
+
+    page = viewer_client.get("/contacts/").content.decode()
+
+    assert "clean.csv" in page and "messy.csv" in page
+    assert f"/admin/contacts/importjob/{rejected.pk}/errors.csv" in page
+    assert f"/admin/contacts/importjob/{clean.pk}/errors.csv" not in page
+    assert page.index("messy.csv") < page.index("clean.csv")  # newest first
+
+
+def test_contacts_page_queries_are_bounded(
+    viewer_client: Client,
+    make_contacts: Callable[..., list[Contact]],
+    django_assert_max_num_queries: Any,
+) -> None:
+    groups = [Group.objects.create(name=f"Group {n}") for n in range(10)]
+    make_contacts(5, *groups)
+    for n in range(10):
+        ImportJob.objects.create(original_name=f"{n}.csv", region="GB", invalid=n)
+
+    with django_assert_max_num_queries(10):
+        response = viewer_client.get("/contacts/")
+
+    assert len(response.context["groups"]) == 10
+
+
+def test_reports_count_sent_delivered_failed_and_cost_per_campaign(
+    client: Client, marketer: User, two_campaigns: tuple[Campaign, Campaign]
+) -> None:
+    client.force_login(marketer)
+
+    response = client.get("/reports/")
+
+    assert response.status_code == 200
+    rows = {row.campaign.name: row.figures for row in response.context["report"].campaigns}
+    spring, summer = rows["Spring"], rows["Summer"]
+    assert (spring.sent, spring.delivered, spring.failed) == (5, 4, 2)
+    assert spring.cost == Decimal("0.25")
+    assert spring.delivery_rate == pytest.approx(0.8)
+    assert (summer.sent, summer.delivered, summer.failed) == (2, 1, 0)
+    assert summer.cost == Decimal("0.10")
+    assert b"80.0%" in response.content
+
+
+def test_reports_count_per_provider_account(
+    client: Client, marketer: User, two_campaigns: tuple[Campaign, Campaign]
+) -> None:
+    client.force_login(marketer)
+
+    report = client.get("/reports/").context["report"]
+
+    rows = {row.account.name: row.figures for row in report.accounts}
+    assert (rows["sim"].sent, rows["sim"].delivered, rows["sim"].failed) == (4, 3, 2)
+    assert rows["sim"].cost == Decimal("0.20")
+    assert (rows["backup"].sent, rows["backup"].delivered, rows["backup"].failed) == (3, 2, 0)
+    assert rows["backup"].cost == Decimal("0.15")
+
+
+def test_reports_chart_shows_todays_delivered_and_failed_with_a_text_alternative(
+    client: Client, marketer: User, two_campaigns: tuple[Campaign, Campaign]
+) -> None:
+    client.force_login(marketer)
+
+    response = client.get("/reports/")
+
+    today = response.context["report"].days[timezone.localdate()]
+    assert (today.delivered, today.failed) == (5, 2)
+    page = response.content.decode()
+    assert "<svg" in page and "<title id=" in page and "<desc id=" in page
+    assert 'class="delivered"' in page and 'class="failed"' in page
+    assert "Messages per day as a table" in page
+
+
+def test_reports_leave_out_campaigns_started_outside_the_range_or_not_yet_sending(
+    client: Client,
+    marketer: User,
+    make_campaign: Callable[..., Campaign],
+    simulator: ProviderAccount,
+) -> None:
+    long_ago = timezone.now() - datetime.timedelta(days=90)
+    started_campaign(make_campaign, simulator, "Old", started_at=long_ago)
+    started_campaign(make_campaign, simulator, "Paused", status=Campaign.Status.PAUSED)
+    started_campaign(make_campaign, simulator, "Current")
+    client.force_login(marketer)
+
+    report = client.get("/reports/").context["report"]
+
+    assert [row.campaign.name for row in report.campaigns] == ["Current"]
+    old_range = {"from": (long_ago - datetime.timedelta(days=1)).date().isoformat()}
+    old_range["to"] = (long_ago + datetime.timedelta(days=1)).date().isoformat()
+    report = client.get("/reports/", old_range).context["report"]
+    assert [row.campaign.name for row in report.campaigns] == ["Old"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"from": "yesterday", "to": "2025-01-31"}, "Enter a valid date."),
+        ({"from": "2025-02-01", "to": "2025-01-01"}, "must not be before the start date"),
+        ({"from": "2023-01-01", "to": "2025-01-01"}, "at most 366 days"),
+        ({"from": "2025-01-01"}, "This field is required."),
+    ],
+)
+def test_reports_show_form_errors_for_bad_dates(
+    client: Client, marketer: User, query: dict[str, str], message: str
+) -> None:
+    client.force_login(marketer)
+
+    response = client.get("/reports/", query)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert response.context["report"] is None
+    assert client.get("/reports/", {**query, "format": "csv"}).status_code == 400
+
+
+def test_reports_export_the_campaign_table_as_streamed_csv(
+    client: Client, marketer: User, two_campaigns: tuple[Campaign, Campaign]
+) -> None:
+    Campaign.objects.filter(name="Summer").update(name="=HYPERLINK(1)")
+    client.force_login(marketer)
+    today = timezone.localdate().isoformat()
+
+    response = client.get("/reports/", {"from": today, "to": today, "format": "csv"})
+
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    rows = {row["campaign"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert rows["Spring"]["sent"] == "5" and rows["Spring"]["delivered"] == "4"
+    assert rows["Spring"]["failed"] == "2" and rows["Spring"]["cost"] == "0.25000"
+    assert rows["Spring"]["delivery_rate"] == "0.8000"
+    assert "'=HYPERLINK(1)" in rows  # never run as a formula by a spreadsheet
+
+
+def test_reports_page_queries_are_bounded(
+    client: Client,
+    marketer: User,
+    make_campaign: Callable[..., Campaign],
+    simulator: ProviderAccount,
+    second_account: ProviderAccount,
+    django_assert_max_num_queries: Any,
+) -> None:
+    for n in range(10):
+        campaign = started_campaign(make_campaign, simulator, f"Campaign {n}")
+        add_messages(campaign, simulator if n % 2 else second_account, S.DELIVERED, S.FAILED)
+    client.force_login(marketer)
+
+    with django_assert_max_num_queries(10):
+        response = client.get("/reports/")
+
+    assert len(response.context["report"].campaigns) == 10
+    assert len(response.context["report"].accounts) == 2
