@@ -1,7 +1,7 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
     python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres]
-                        [--only contacts|providers|campaigns] [--recipients N]
+                        [--only contacts|providers|campaigns|dashboard] [--recipients N]
 
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches.
 providers: the BulkSMSRates send paths against the fake gateway (tests/fakegateway.py)
@@ -10,6 +10,7 @@ providers: the BulkSMSRates send paths against the fake gateway (tests/fakegatew
 campaigns: a --recipients campaign (1,000,000): building its messages, then sending
            them through the BulkSMSRates bulk path with two workers at once, with the
            workers' peak memory.
+dashboard: each dashboard page's median server time with --recipients contacts and messages.
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -310,6 +311,37 @@ def campaign_figures(kind: str, recipients: int) -> list[tuple[str, Figure, floa
     ]
 
 
+def bench_dashboard(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    cmd = [PYTHON, "bench/dashboard.py", "--contacts", str(recipients), "--repeat", "10"]
+    values = run_step(db, cmd)
+    for key, figure in figures.items():
+        figure.samples.append(values[key])
+    print(f"  [{db.kind}] dashboard: {values}", file=sys.stderr)
+
+
+DASHBOARD_PAGES = (
+    "home",
+    "campaign",
+    "campaign_progress",
+    "approvals",
+    "contacts",
+    "reports",
+    "campaign_new",
+)
+
+
+def dashboard_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    return [
+        (
+            f"{page}_ms",
+            Figure(f"dashboard {page}, {recipients:,} messages", kind, "ms", "<= 300", False),
+            300,
+        )
+        for page in DASHBOARD_PAGES
+    ]
+
+
 def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
     """(key, figure, limit) for the provider benchmark; None: no target."""
     return [
@@ -372,7 +404,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
-    parser.add_argument("--only", choices=("contacts", "providers", "campaigns"))
+    parser.add_argument("--only", choices=("contacts", "providers", "campaigns", "dashboard"))
     parser.add_argument("--recipients", type=int, default=1_000_000)
     args = parser.parse_args()
 
@@ -390,6 +422,20 @@ def main() -> None:
                 for run in range(args.runs):
                     print(f"{kind}: campaign run {run + 1} of {args.runs}", file=sys.stderr)
                     bench_campaign(db, args.recipients, figures)
+            finally:
+                shutil.rmtree(db.tmp, ignore_errors=True)
+            table += [(figure, limit) for _, figure, limit in rows]
+    if args.only in (None, "dashboard"):
+        for kind in args.db.split(","):
+            if not Database.available(kind):
+                continue
+            db = Database(kind)
+            rows = dashboard_figures(kind, args.recipients)
+            figures = {key: figure for key, figure, _ in rows}
+            try:
+                for run in range(args.runs):
+                    print(f"{kind}: dashboard run {run + 1} of {args.runs}", file=sys.stderr)
+                    bench_dashboard(db, args.recipients, figures)
             finally:
                 shutil.rmtree(db.tmp, ignore_errors=True)
             table += [(figure, limit) for _, figure, limit in rows]

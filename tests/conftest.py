@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group as Role
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import connection
 
 import messaging
@@ -24,6 +25,12 @@ def phone(i: int) -> str:
 @pytest.fixture(autouse=True)
 def _empty_outbox() -> None:
     messaging.outbox.clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Row ids repeat between tests: nothing cached by one may be read by the next."""
+    cache.clear()
 
 
 @pytest.fixture

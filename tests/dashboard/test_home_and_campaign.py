@@ -325,6 +325,7 @@ def test_failure_reasons_are_grouped_by_error_code(
 
 def test_delivery_chart_buckets_by_minute(client: Client, marketer: User, draft: Campaign) -> None:
     start = timezone.now().replace(second=0, microsecond=0)
+    Campaign.objects.filter(pk=draft.pk).update(started_at=start)
     for minute, count in ((0, 2), (1, 1), (5, 3)):
         at = start + timedelta(minutes=minute, seconds=10)
         add_messages(draft, *[M.DELIVERED] * count, delivered_at=at)
