@@ -202,7 +202,12 @@ CHART_CACHE_SECONDS = 30
 def delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
     """Deliveries over time, kept for half a minute: it is a scan of every delivered message."""
     key = f"herald:campaign:{campaign.pk}:delivery-chart"
-    return cache.get_or_set(key, lambda: _delivery_chart(campaign), CHART_CACHE_SECONDS)
+    chart = cache.get(key)
+    if chart is None:
+        chart = _delivery_chart(campaign)
+        if chart is not None:  # nothing delivered yet is not worth keeping: it will change
+            cache.set(key, chart, CHART_CACHE_SECONDS)
+    return chart
 
 
 def _delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
