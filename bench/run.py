@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -412,33 +413,9 @@ def main() -> None:
     if args.only in (None, "contacts"):
         table += bench_contacts(args)
     if args.only in (None, "campaigns"):
-        for kind in args.db.split(","):
-            if not Database.available(kind):
-                continue
-            db = Database(kind)
-            rows = campaign_figures(kind, args.recipients)
-            figures = {key: figure for key, figure, _ in rows}
-            try:
-                for run in range(args.runs):
-                    print(f"{kind}: campaign run {run + 1} of {args.runs}", file=sys.stderr)
-                    bench_campaign(db, args.recipients, figures)
-            finally:
-                shutil.rmtree(db.tmp, ignore_errors=True)
-            table += [(figure, limit) for _, figure, limit in rows]
+        table += per_database(args, "campaign", campaign_figures, bench_campaign)
     if args.only in (None, "dashboard"):
-        for kind in args.db.split(","):
-            if not Database.available(kind):
-                continue
-            db = Database(kind)
-            rows = dashboard_figures(kind, args.recipients)
-            figures = {key: figure for key, figure, _ in rows}
-            try:
-                for run in range(args.runs):
-                    print(f"{kind}: dashboard run {run + 1} of {args.runs}", file=sys.stderr)
-                    bench_dashboard(db, args.recipients, figures)
-            finally:
-                shutil.rmtree(db.tmp, ignore_errors=True)
-            table += [(figure, limit) for _, figure, limit in rows]
+        table += per_database(args, "dashboard", dashboard_figures, bench_dashboard)
     if args.only in (None, "providers"):
         for kind in args.db.split(","):
             if not Database.available(kind):
@@ -454,6 +431,31 @@ def main() -> None:
                 shutil.rmtree(db.tmp, ignore_errors=True)
             table += [(figure, limit) for _, figure, limit in rows]
     print_table(table, args)
+
+
+Figures = Callable[[str, int], list[tuple[str, Figure, float | None]]]
+Bench = Callable[[Database, int, dict[str, Figure]], None]
+
+
+def per_database(
+    args: argparse.Namespace, label: str, make_figures: Figures, bench: Bench
+) -> list[tuple[Figure, float | None]]:
+    """Run one section --runs times on each database that answers; its table rows."""
+    table: list[tuple[Figure, float | None]] = []
+    for kind in args.db.split(","):
+        if not Database.available(kind):
+            continue
+        db = Database(kind)
+        rows = make_figures(kind, args.recipients)
+        figures = {key: figure for key, figure, _ in rows}
+        try:
+            for run in range(args.runs):
+                print(f"{kind}: {label} run {run + 1} of {args.runs}", file=sys.stderr)
+                bench(db, args.recipients, figures)
+        finally:
+            shutil.rmtree(db.tmp, ignore_errors=True)
+        table += [(figure, limit) for _, figure, limit in rows]
+    return table
 
 
 def bench_contacts(args: argparse.Namespace) -> list[tuple[Figure, float | None]]:

@@ -87,24 +87,6 @@ class TransitionForm(forms.Form):
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
-def perform(action: str, campaign: Campaign, user: Any, note: str = "") -> None:
-    """Call the campaign method behind `action`; the model enforces every rule."""
-    if action == "submit":
-        campaign.submit(by=user)
-    elif action == "approve":
-        campaign.approve(by=user, note=note)
-    elif action == "reject":
-        campaign.reject(by=user, reason=note)
-    elif action == "pause":
-        campaign.pause(by=user, reason=note)
-    elif action == "resume":
-        campaign.resume(by=user)
-    elif action == "cancel":
-        campaign.cancel(by=user, reason=note)
-    else:
-        raise ValueError(action)
-
-
 def error_text(exc: Exception) -> str:
     """What a refused action says to the person who tried it: the model's own words."""
     return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
@@ -615,7 +597,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def _perform(self, request: HttpRequest, action: Action, campaign: Campaign, note: str) -> bool:
         try:
-            perform(action.name, campaign, request.user, note)
+            campaign.act(action.name, request.user, note)
         except (TransitionNotAllowed, PermissionDenied) as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return True
@@ -634,7 +616,7 @@ class CampaignAdmin(admin.ModelAdmin):
         moved, refused = 0, []
         for campaign in queryset:
             try:
-                perform(action, campaign, request.user)
+                campaign.act(action, request.user)
                 moved += 1
             except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
                 refused.append(f"{campaign}: {error_text(exc)}")

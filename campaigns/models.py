@@ -377,6 +377,20 @@ class Campaign(models.Model):
             return False
         return True
 
+    def act(self, action: str, by: Any, note: str = "") -> None:
+        """Call the method behind a staff `action` name; the methods enforce every rule."""
+        moves: dict[str, Callable[[], None]] = {
+            "submit": lambda: self.submit(by=by),
+            "approve": lambda: self.approve(by=by, note=note),
+            "reject": lambda: self.reject(by=by, reason=note),
+            "pause": lambda: self.pause(by=by, reason=note),
+            "resume": lambda: self.resume(by=by),
+            "cancel": lambda: self.cancel(by=by, reason=note),
+        }
+        if action not in moves:
+            raise ValueError(f"unknown campaign action {action!r}")
+        moves[action]()
+
     def _cancel_unsent_messages(self) -> None:
         self.messages.filter(status=Message.Status.PENDING).update(
             status=Message.Status.CANCELLED, updated_at=timezone.now()

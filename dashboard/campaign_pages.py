@@ -91,24 +91,6 @@ def may_take(user: Any, action: Action) -> bool:
     return can_approve(user) if action.approver else can_build(user)
 
 
-def perform(action: str, campaign: Campaign, user: Any, note: str) -> None:
-    """Call the campaign method behind `action`; the model enforces every rule."""
-    if action == "submit":
-        campaign.submit(by=user)
-    elif action == "approve":
-        campaign.approve(by=user, note=note)
-    elif action == "reject":
-        campaign.reject(by=user, reason=note)
-    elif action == "pause":
-        campaign.pause(by=user, reason=note)
-    elif action == "resume":
-        campaign.resume(by=user)
-    elif action == "cancel":
-        campaign.cancel(by=user, reason=note)
-    else:
-        raise ValueError(action)
-
-
 # Counts, shared with the home page.
 
 
@@ -362,7 +344,7 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 def take(request: HttpRequest, campaign: Campaign, action: Action, note: str) -> None:
     try:
-        perform(action.name, campaign, request.user, note)
+        campaign.act(action.name, request.user, note)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     except (TransitionNotAllowed, PermissionDenied) as exc:
