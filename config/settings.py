@@ -139,6 +139,8 @@ HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
 # A message in doubt is looked up at its provider only after this long, so a request
 # the provider is still working on is not mistaken for one it never received.
 HERALD_RECONCILE_AFTER_SECONDS = env.int("HERALD_RECONCILE_AFTER_SECONDS", default=60)
+# The dashboard's message counts per campaign are kept this long (0: counted every time).
+HERALD_LIVE_COUNTS_SECONDS = env.int("HERALD_LIVE_COUNTS_SECONDS", default=2)
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # Uploaded contact files up to this size are checked in the request; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)

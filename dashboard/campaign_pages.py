@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -97,18 +98,26 @@ def may_take(user: Any, action: Action) -> bool:
 def counts_by_campaign(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     """Messages per status for each campaign, every status present: one grouped query."""
     ids = list(campaign_ids)
-    counts = {pk: dict.fromkeys(Message.Status.values, 0) for pk in ids}
-    if not ids:
+    keys = {pk: f"herald:campaign:{pk}:counts" for pk in ids}
+    cached = cache.get_many(list(keys.values()))
+    counts = {pk: cached[keys[pk]] for pk in ids if keys[pk] in cached}
+    missing = [pk for pk in ids if pk not in counts]
+    if not missing:
         return counts
+    fresh = {pk: dict.fromkeys(Message.Status.values, 0) for pk in missing}
     rows = (
-        Message.objects.filter(campaign_id__in=ids)
+        Message.objects.filter(campaign_id__in=missing)
         .order_by()
         .values("campaign_id", "status")
         .annotate(n=Count("pk"))
     )
     for row in rows:
-        counts[row["campaign_id"]][row["status"]] = row["n"]
-    return counts
+        fresh[row["campaign_id"]][row["status"]] = row["n"]
+    # Live counters are polled every few seconds by everyone watching: counting a million
+    # messages once per HERALD_LIVE_COUNTS_SECONDS serves them all.
+    ttl = settings.HERALD_LIVE_COUNTS_SECONDS
+    cache.set_many({keys[pk]: value for pk, value in fresh.items()}, ttl)
+    return {**counts, **fresh}
 
 
 def progress_from(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any]:

@@ -23,3 +23,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": str(Path(tempfile.gettempdir()) / f"herald-test-{os.getpid()}.sqlite3")
     }
+
+# Tests change messages and read the counts back at once.
+HERALD_LIVE_COUNTS_SECONDS = 0

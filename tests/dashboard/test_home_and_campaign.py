@@ -287,6 +287,28 @@ def test_progress_json(client: Client, marketer: User, draft: Campaign) -> None:
     assert data["counts"]["in_doubt"] == 0
 
 
+def test_watchers_of_a_campaign_share_one_count_for_a_moment(
+    client: Client,
+    marketer: User,
+    draft: Campaign,
+    settings: Any,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.HERALD_LIVE_COUNTS_SECONDS = 60
+    sending = in_status(draft, S.SENDING)
+    add_messages(sending, M.SENT)
+    client.force_login(marketer)
+    url = reverse("dashboard:campaign_progress", args=(sending.pk,))
+    assert client.get(url).json()["total"] == 1
+    add_messages(sending, M.SENT)
+    # Served from the shared count, not recounted.
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).json()["total"] == 1
+    assert not [q for q in queries.captured_queries if "messaging_message" in q["sql"]]
+
+
 def test_csv_export_lists_each_recipient_and_neutralises_formulas(
     client: Client, marketer: User, draft: Campaign
 ) -> None:

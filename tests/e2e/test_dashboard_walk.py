@@ -98,7 +98,10 @@ def test_marketer_builds_approver_approves_and_it_completes(
     page.wait_for_function(
         "parseFloat(document.querySelector('[data-field=percent_done]').textContent) === 100"
     )
-    assert page.inner_text("[data-count=delivered]").strip() == "5"
+    # The counters update themselves (every few seconds) as the delivery reports come in.
+    page.wait_for_function(
+        "document.querySelector('[data-count=delivered]').textContent.trim() === '5'"
+    )
     assert "Completed" in page.inner_text("main")
     assert "5 delivered" in page.inner_text("main")  # the chart's text summary
     shot(page, "campaign-completed")
