@@ -125,7 +125,6 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
-LOGOUT_REDIRECT_URL = "login"
 # Password reset e-mails: console by default; set EMAIL_URL (e.g. smtp://user:pw@host:587)
 # to really send them.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
