@@ -107,6 +107,14 @@ def test_marketer_builds_approver_approves_and_it_completes(
     shot(page, "campaign-completed")
     page.goto(f"{base}/")
     shot(page, "home-approver")
+    # At a phone's width the pages reflow instead of scrolling sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for name, path in (("home", "/"), ("campaign", f"/campaigns/{campaign.pk}/")):
+        page.goto(f"{base}{path}")
+        shot(page, f"phone-{name}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.click("text=Reports")
     shot(page, "reports")
 
