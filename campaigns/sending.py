@@ -26,7 +26,7 @@ from django.utils import timezone
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window, recipient_zones
 from contacts.models import Channel, Contact, OptOut
-from contacts.resources import bulk_insert, tune_bulk_transaction
+from contacts.resources import bulk_insert, json_column, tune_bulk_transaction
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
 from messaging.rendering import placeholders, render, segments_of
@@ -305,7 +305,7 @@ class _Plan:
         for i, name in enumerate(self.fixed, start=3):
             fields[name] = contact[i] or ""
         if self.custom:
-            attributes = _json(contact[-1])
+            attributes = json_column(contact[-1])
             for name in self.custom:
                 value = attributes.get(name)
                 fields[name] = "" if value is None else str(value)
@@ -331,13 +331,6 @@ class _Plan:
                 None if opening is None else connection.ops.adapt_datetimefield_value(opening)
             )
         return self._opens[zones]
-
-
-def _json(value: Any) -> dict[str, Any]:
-    """JSON columns come back decoded from PostgreSQL, as text from SQLite."""
-    if isinstance(value, str):
-        return json.loads(value) if value else {}
-    return value or {}
 
 
 def run_campaign(campaign: Campaign) -> None:

@@ -334,7 +334,7 @@ class ChunkWriter:
                 k: v for k, v in zip(FIELDS, row.fields, strict=True) if v and v != current[k]
             }
             if row.attributes_json and row.attributes_json != current["attributes"]:
-                old_attributes = _json(current["attributes"])
+                old_attributes = json_column(current["attributes"])
                 merged = {**old_attributes, **row.attributes()}
                 if merged != old_attributes:
                     wanted["attributes"] = merged
@@ -462,7 +462,7 @@ def tune_bulk_transaction() -> None:
             cursor.execute("SET LOCAL enable_seqscan = off")
 
 
-def _json(value: Any) -> dict[str, Any]:
+def json_column(value: Any) -> dict[str, Any]:
     """JSON columns come back decoded from PostgreSQL, as text from SQLite."""
     if isinstance(value, str):
         return json.loads(value) if value else {}

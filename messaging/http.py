@@ -142,10 +142,10 @@ class ProviderClient:
             elapsed = time.monotonic() - started
             logger.debug("%s %s -> %s in %.3fs", method, path, response.status_code, elapsed)
             self._note_rate_headers(response)
-            retry_after = self._retry_after(response)
+            asked = retry_after(response)
             if not self._worth_retrying(response, sends) or attempt >= self.policy.attempts:
                 return response
-            wait = self.policy.delay(attempt, retry_after)
+            wait = self.policy.delay(attempt, asked)
             if wait > self.policy.cap:
                 return response  # a long wait is the engine's to schedule, not ours to sleep
             ratelimit.hold(self.account, wait)
@@ -158,7 +158,7 @@ class ProviderClient:
 
     def _note_rate_headers(self, response: requests.Response) -> None:
         if response.status_code == 429:
-            ratelimit.hold(self.account, self._retry_after(response) or 1.0)
+            ratelimit.hold(self.account, retry_after(response) or 1.0)
             return
         remaining = response.headers.get("X-RateLimit-Remaining")
         if remaining is None or not remaining.strip().lstrip("-").isdigit():
@@ -167,22 +167,6 @@ class ProviderClient:
             reset = response.headers.get("X-RateLimit-Reset", "")
             wait = float(reset) - time.time() if reset.isdigit() else 1.0
             ratelimit.hold(self.account, max(wait, 1.0 / max(self.account.rate_limit, 1.0)))
-
-    @staticmethod
-    def _retry_after(response: requests.Response) -> float | None:
-        """Retry-After in seconds (a number or an HTTP date), when the provider gave one."""
-        value = response.headers.get("Retry-After", "").strip()
-        if not value:
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(when.timestamp() - time.time(), 0.0)
 
     def _transport_error(self, exc: requests.RequestException, sends: bool) -> Exception:
         where = self.base_url
@@ -214,6 +198,22 @@ def _never_connected(exc: requests.RequestException) -> bool:
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date), when the provider gave one."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def json_or_none(response: requests.Response) -> Any:

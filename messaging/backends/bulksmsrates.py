@@ -40,7 +40,7 @@ from messaging.exceptions import (
     RecipientError,
     RetryableError,
 )
-from messaging.http import ProviderClient, json_or_none
+from messaging.http import ProviderClient, json_or_none, retry_after
 from messaging.models import Message
 
 MAX_BULK = 10_000
@@ -300,7 +300,7 @@ def error_from(response: requests.Response, body: Any, *, sends: bool) -> Provid
     if cls is None:
         cls = RetryableError if http >= 500 or http == 429 else RecipientError
     if cls is RetryableError:
-        return RetryableError(message, retry_after=_retry_after(response), **kwargs)
+        return RetryableError(message, retry_after=retry_after(response), **kwargs)
     if cls is RecipientError:
         return RecipientError(message, opted_out=code == "OPT_OUT", **kwargs)
     return cls(message, **kwargs)
@@ -312,7 +312,7 @@ def _error_without_body(response: requests.Response, sends: bool) -> ProviderErr
     text = f"HTTP {http} without a BulkSMSRates error body"
     kwargs: dict[str, Any] = {"code": f"HTTP_{http}", "status_code": http}
     if http in (429, 503):
-        return RetryableError(text, retry_after=_retry_after(response), **kwargs)
+        return RetryableError(text, retry_after=retry_after(response), **kwargs)
     if http in (401, 403, 404, 405):
         return AccountError(f"{text}: check the account's base URL and keys", **kwargs)
     if not sends:
@@ -321,14 +321,6 @@ def _error_without_body(response: requests.Response, sends: bool) -> ProviderErr
         # It may have been accepted (or the answer was lost on the way): never resend blindly.
         return InDoubtError(text, **kwargs)
     return RecipientError(text, **kwargs)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
 
 
 def _conflict_id(body: Any) -> str:

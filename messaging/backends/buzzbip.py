@@ -36,7 +36,7 @@ from messaging.exceptions import (
     RecipientError,
     RetryableError,
 )
-from messaging.http import ProviderClient, json_or_none
+from messaging.http import ProviderClient, json_or_none, retry_after
 from messaging.models import Message
 
 TOKEN_TTL_SECONDS = 3600
@@ -264,9 +264,7 @@ def _error_from(response: requests.Response, body: Any, sends: bool) -> Provider
     if _no_api_access(body):
         return AccountError(f"{NO_API_ACCESS} (Buzzbip said: {message})", **kwargs)
     if http == 429 or code == "429":
-        retry_after = response.headers.get("Retry-After", "")
-        seconds = float(retry_after) if retry_after.isdigit() else None
-        return RetryableError(message, retry_after=seconds, **kwargs)
+        return RetryableError(message, retry_after=retry_after(response), **kwargs)
     if http in (401, 403) or code in ("401", "403"):
         return AccountError(f"Buzzbip refused the account: {message}", **kwargs)
     if "template" in lowered:

@@ -30,7 +30,7 @@ from messaging.exceptions import (
     RecipientError,
     RetryableError,
 )
-from messaging.http import ProviderClient, json_or_none
+from messaging.http import ProviderClient, json_or_none, retry_after
 from messaging.models import Message
 
 DEFAULT_BATCH = 100
@@ -194,9 +194,7 @@ def error_from(response: requests.Response, body: Any, *, sends: bool) -> Provid
     kwargs: dict[str, Any] = {"code": f"HTTP_{http}", "status_code": http, "raw": body}
     lowered = message.lower()
     if http == 429:
-        retry = response.headers.get("Retry-After", "")
-        seconds = float(retry) if retry.isdigit() else None
-        return RetryableError(message, retry_after=seconds, **kwargs)
+        return RetryableError(message, retry_after=retry_after(response), **kwargs)
     if http >= 500:
         return RetryableError(message, **kwargs)
     if http in (401, 403) or any(word in lowered for word in ACCOUNT_WORDS):
