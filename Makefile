@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 HERALD_PORT ?= 8000
 export HERALD_PORT
 
-.PHONY: install run test lint typecheck pytest bench browser clean
+.PHONY: install run run-prod test lint typecheck pytest bench browser clean
 
 install: $(INSTALLED)
 
@@ -24,6 +24,20 @@ run: install
 	@echo "Web and worker (with the built-in simulator) start now; Ctrl-C stops them all."
 	@echo
 	DEBUG=True PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+# Production settings on this machine: PostgreSQL (the database is created if missing),
+# gunicorn and two django-q2 clusters. Plain HTTP on 127.0.0.1, so no HTTPS redirect; keys
+# you did not set are generated once (deploy/prod_env.py). README.md, "Production".
+PROD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/herald
+run-prod: install
+	eval "$$($(BIN)/python deploy/prod_env.py)" && \
+	export DEBUG=False DATABASE_URL="$${DATABASE_URL:-$(PROD_DATABASE_URL)}" \
+	  SECURE_SSL_REDIRECT="$${SECURE_SSL_REDIRECT:-False}" PATH="$(CURDIR)/$(BIN):$$PATH" && \
+	$(BIN)/python deploy/createdb.py && \
+	$(BIN)/python manage.py migrate --noinput && \
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	echo "Herald (production settings): http://127.0.0.1:$(HERALD_PORT)/ - Ctrl-C stops all" && \
+	exec $(BIN)/honcho start -f Procfile.prod
 
 test: install lint typecheck pytest
 

@@ -19,6 +19,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from contacts.models import Channel, Contact, Group, Tag
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import placeholders
@@ -169,6 +170,9 @@ class Campaign(models.Model):
         max_digits=14, decimal_places=5, null=True, blank=True, editable=False
     )
     materialised_at = models.DateTimeField(null=True, blank=True)
+    content_purged_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When retention blanked its messages."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -429,6 +433,13 @@ class Campaign(models.Model):
                 by=by,
                 action=action,
                 note=note,
+            )
+            # The note stays in the transition log; the audit log keeps who, what and where.
+            AuditEvent.record(
+                AuditEvent.Action.CAMPAIGN_TRANSITION,
+                actor=by,
+                obj=self,
+                detail={"action": action, "from": current, "to": target},
             )
             if on_success:
                 on_success()

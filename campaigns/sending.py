@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window, recipient_zones
-from contacts.models import Channel, Contact, OptOut
+from contacts.models import Channel, Contact, ErasedNumber, OptOut
 from contacts.resources import bulk_insert, json_column, tune_bulk_transaction
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
@@ -229,10 +229,14 @@ class _Plan:
 
     def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
         campaign = self.campaign
+        phones = [row[1] for row in chunk]
         if self.suppressed is not None:
             opted_out = self.suppressed
+            # Erased numbers are kept only as keyed hashes: each phone is hashed (~1.5 µs),
+            # and only while at least one number was ever erased.
+            erased = ErasedNumber.objects.among(phones)
         else:
-            opted_out = OptOut.objects.phones(campaign.channel, [row[1] for row in chunk])
+            opted_out, erased = OptOut.objects.phones(campaign.channel, phones), set()
         account_id = campaign.provider_account_id
         sender = campaign.sender_id
         rows = []
@@ -248,7 +252,7 @@ class _Plan:
                 zones = recipient_zones(phone, own_zone=own_zone, fallback=campaign.time_zone)
                 due = self._opening(zones)
             status, reason = Message.Status.PENDING, ""
-            if phone in opted_out:
+            if phone in opted_out or phone in erased:
                 reason = Message.SkipReason.OPTED_OUT
             elif not E164.fullmatch(phone):
                 reason = Message.SkipReason.INVALID_NUMBER

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignTransition, TransitionNotAllowed
-from contacts.models import Channel, Contact, OptOut
+from contacts.models import ERASED_REFUSAL, Channel, Contact, ErasedNumber, OptOut
 from contacts.phones import redact
 from messaging.dispatch import send_claimed
 from messaging.exceptions import AccountError
@@ -42,6 +42,8 @@ def send_test(campaign: Campaign, phone: str, by: Any) -> Message:
         label = campaign.get_status_display().lower()
         raise TransitionNotAllowed(f"Tests are sent from drafts; this campaign is {label}.")
     _check_can_send(campaign)
+    if ErasedNumber.objects.includes(phone):
+        raise ValidationError(ERASED_REFUSAL)
     message = _test_message(campaign, phone)
     claimed = Message.objects.filter(pk=message.pk).claim(1)
     account_error = send_claimed(claimed) if claimed else None

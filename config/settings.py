@@ -3,9 +3,12 @@
 Every knob an operator may turn is listed in README.md under "Configuration".
 """
 
+import datetime
 from pathlib import Path
 
 import environ
+
+from config.logging import init_sentry, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,6 +39,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "import_export",
+    "axes",
+    "audit",
     "contacts",
     "messaging",
     "campaigns",
@@ -44,13 +49,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "audit.context.ClientAddressMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -109,7 +118,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `collectstatic` puts the files whitenoise serves (hashed, compressed) without DEBUG.
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -125,6 +135,42 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
+
+# Sign-in: django-axes counts failures per username and address together (the dashboard's and
+# the admin's sign-in alike) and refuses that pair for the cool-off after the limit; a
+# success clears the count. The count lives in the database, shared by every web machine.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Whether a proxy of ours sets X-Forwarded-For (see audit/context.py for which entry counts).
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+HERALD_LOGIN_FAILURE_LIMIT = env.int("HERALD_LOGIN_FAILURE_LIMIT", default=5)
+HERALD_LOGIN_COOLOFF_MINUTES = env.int("HERALD_LOGIN_COOLOFF_MINUTES", default=15)
+AXES_FAILURE_LIMIT = HERALD_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=HERALD_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "audit.lockout.lockout_page"
+AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip"
+# Sign-ins and sign-outs are in Herald's own audit log (audit/); axes keeps failures only.
+AXES_DISABLE_ACCESS_LOG = True
+# Failures are in the audit log too; axes' own log lines name the address, not what was typed.
+AXES_VERBOSE = False
+AXES_CLIENT_STR_CALLABLE = "audit.lockout.client_str"
+# Passwords are never stored in the failure records axes keeps.
+AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "csrfmiddlewaretoken"]
+
+# Admin imports and exports (django-import-export) need the model's add / view permission;
+# unset, any staff user could export every contact or import opt-outs.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+
+# Sessions end after a working day from sign-in (SESSION_COOKIE_AGE, seconds), or when the
+# browser closes, whichever comes first: a laptop left open overnight is signed out.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
+
 # Password reset e-mails: console by default; set EMAIL_URL (e.g. smtp://user:pw@host:587)
 # to really send them.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -146,12 +192,26 @@ HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", d
 # An import with no progress for this long lost its worker and may be resumed.
 HERALD_IMPORT_STALL_SECONDS = env.int("HERALD_IMPORT_STALL_SECONDS", default=600)
 HERALD_HEARTBEAT_STALE_SECONDS = env.int("HERALD_HEARTBEAT_STALE_SECONDS", default=180)
+# Message bodies, template parameters, delivery events and import files older than this
+# many days are purged daily, counts and costs kept (0: kept for ever; see README.md,
+# "Data retention and erasure").
+HERALD_RETENTION_DAYS = env.int("HERALD_RETENTION_DAYS", default=0)
+# Key of the hashes erased numbers are remembered by; derived from SECRET_KEY when unset,
+# which a deploy check warns about: a new key forgets every erased number.
+HERALD_ERASURE_KEY = env.str("HERALD_ERASURE_KEY", default="")
 
 # django-q2: tasks are wake-ups; Message rows are the truth. `retry` must exceed
 # `timeout` so a slow task is never handed to a second worker while it still runs.
+# Q_BROKER: "orm" keeps the queue in the database every machine already shares; "redis"
+# puts it in REDIS_URL. Either way tasks are enqueued on commit (see campaigns/models.py).
+Q_BROKER = env.str("Q_BROKER", default="orm")
 Q_CLUSTER = {
     "name": "herald",
-    "orm": "default",
+    **(
+        {"redis": REDIS_URL or "redis://127.0.0.1:6379/0"}
+        if Q_BROKER == "redis"
+        else {"orm": "default"}
+    ),
     "workers": env.int("Q_WORKERS", default=2),
     # A task running longer is stopped; one whose worker died is handed out again after
     # `retry` seconds (which must exceed `timeout`).
@@ -168,13 +228,39 @@ Q_CLUSTER = {
     "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+# LOG_FORMAT: "json" (one JSON object a line, the default without DEBUG) or "plain".
+# Either way phone numbers, bodies and secrets are masked (config/logging.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+LOGGING = logging_config(
+    json_lines=LOG_FORMAT == "json", level=env.str("LOG_LEVEL", default="INFO")
+)
+
+# Content-Security-Policy on every response: scripts, styles, images and requests only from
+# this site, nothing inline. Django's admin (5.2) and our pages load their JS from static
+# files. Style *attributes* are allowed: the progress bars carry their widths in one, and
+# an attribute can only style, never run script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }
+
+# Sentry, only when SENTRY_DSN is set (`pip install 'herald[sentry]'`); events are redacted
+# like the logs, and carry no personal data, local variables or request bodies.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    init_sentry(
+        SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        release=env.str("SENTRY_RELEASE", default="") or None,
+    )
 
 # Production hardening: on whenever DEBUG is off, so `check --deploy` is clean.
 if not DEBUG:

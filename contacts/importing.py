@@ -14,11 +14,13 @@ import itertools
 import json
 import re
 import zipfile
+import zlib
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar
+from xml.etree.ElementTree import ParseError
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -40,6 +42,8 @@ IGNORED_COLUMNS = frozenset({"id", "groups", "tags", "created_at", "updated_at"}
 FIELD_LIMITS = {"first_name": 100, "last_name": 100, "email": 254, "language": 10, "timezone": 64}
 DELIMITERS = ",;\t|"
 SNIFF_BYTES = 64 * 1024
+# Thousands of columns fit; a 10 MB "line" of a file that is no CSV does not.
+MAX_LINE_CHARS = 1024 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
 # Cells our own export neutralised against spreadsheet formulas: "'=SUM(...)".
 NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
@@ -100,13 +104,22 @@ class Columns:
             raise FileProblem(
                 "no phone column: name one of "
                 + ", ".join(COLUMN_ALIASES["phone"][:4])
-                + f" (found: {', '.join(h for h in header if h) or 'no header'})"
+                + f" (found: {_names_for_a_message(header)})"
             )
         taken = set(index.values())
         attributes = [
             (i, k) for i, k in enumerate(keys) if k and i not in taken and k not in IGNORED_COLUMNS
         ]
         return cls(header=header, index=index, attributes=attributes)
+
+
+def _names_for_a_message(header: list[str], most: int = 10) -> str:
+    """The header's names on one line: each shortened, a few of them, line breaks flattened."""
+    names = [" ".join(str(name).split())[:40] for name in header if str(name or "").strip()]
+    shown = ", ".join(names[:most])
+    if len(names) > most:
+        shown += f" and {len(names) - most} more"
+    return shown or "no header"
 
 
 def normalise_header(text: Any) -> str:
@@ -157,29 +170,36 @@ def open_source(path: str | Path) -> Source:
 
 
 def detect_encoding(raw: IO[bytes]) -> str:
-    """UTF-8 (with or without BOM) when the whole file decodes so; else Windows-1252/Latin-1."""
+    """UTF-16 by its BOM; else UTF-8 (with or without BOM) when the whole file decodes so;
+    else Windows-1252, else Latin-1. Files with NUL characters are no text files."""
     head = raw.read(4)
     raw.seek(0)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        if not _decodes(raw, "utf-16"):
+            raise FileProblem("not readable as the UTF-16 text its first bytes announce")
         return "utf-16"
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    for encoding in ("utf-8-sig", "cp1252"):
+        if _decodes(raw, encoding):
+            return encoding
+    _decodes(raw, "latin-1")  # decodes any byte: the last resort, read for NUL characters only
+    return "latin-1"
+
+
+def _decodes(raw: IO[bytes], encoding: str) -> bool:
+    """Whether the whole file decodes as `encoding`, a chunk at a time (never all of it
+    in memory): a decoding error later, halfway through an import, would be a crash."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    raw.seek(0)
     try:
         while chunk := raw.read(1 << 20):
-            if b"\x00" in chunk:
+            if "\x00" in decoder.decode(chunk):
                 raise FileProblem("this is not a text CSV file (it contains NUL bytes)")
-            decoder.decode(chunk)
         decoder.decode(b"", final=True)
-        encoding = "utf-8-sig"
     except UnicodeDecodeError:
+        return False
+    finally:
         raw.seek(0)
-        sample = raw.read()
-        encoding = "cp1252"
-        try:
-            sample.decode("cp1252")
-        except UnicodeDecodeError:
-            encoding = "latin-1"  # decodes any byte: the last resort
-    raw.seek(0)
-    return encoding
+    return True
 
 
 def _open_csv(raw: IO[bytes], size: int, encoding: str) -> Source:
@@ -187,7 +207,7 @@ def _open_csv(raw: IO[bytes], size: int, encoding: str) -> Source:
     sample = text.read(SNIFF_BYTES)
     text.seek(0)
     delimiter = sniff_delimiter(sample)
-    reader = csv.reader(text, delimiter=delimiter)
+    reader = csv.reader(_bounded_lines(text), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -196,6 +216,20 @@ def _open_csv(raw: IO[bytes], size: int, encoding: str) -> Source:
         raise FileProblem(f"not a readable CSV file: {exc}") from None
     columns = Columns.from_header(header)
     return Source(columns, _csv_rows(reader, text), size, raw)
+
+
+def _bounded_lines(text: IO[str]) -> Iterator[str]:
+    """The file's lines, refusing one past MAX_LINE_CHARS before it is all in memory.
+
+    The csv module's field size limit only applies once a whole line has been read, and a
+    file without line breaks is one line: gigabytes of it.
+    """
+    for number, line in enumerate(iter(lambda: text.readline(MAX_LINE_CHARS + 1), ""), 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise FileProblem(
+                f"line {number} is longer than {MAX_LINE_CHARS:,} characters: not a contact list"
+            )
+        yield line
 
 
 def _csv_rows(reader: Any, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
@@ -222,30 +256,52 @@ def sniff_delimiter(sample: str) -> str:
         return best if counts[best] else ","
 
 
+# What a damaged workbook raises from inside openpyxl: its zip, its XML, its values (and
+# TypeError for an XML attribute it does not know). Its sheets are read as the rows are,
+# so these can come up halfway through as well.
+XLSX_ERRORS = (
+    *(zipfile.BadZipFile, zlib.error, EOFError, ParseError),
+    *(KeyError, ValueError, TypeError, OSError),
+)
+
+
 def _open_xlsx(raw: IO[bytes], size: int) -> Source:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         workbook = load_workbook(raw, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise FileProblem(f"not a readable XLSX file: {exc}") from None
-    sheet = workbook.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
+    except (InvalidFileException, *XLSX_ERRORS) as exc:
+        raise FileProblem(f"not a readable XLSX file: {_one_line(exc)}") from None
+    if not workbook.worksheets:
+        raise FileProblem("the spreadsheet has no sheet")
+    rows = _xlsx_rows(workbook.worksheets[0].iter_rows(values_only=True))
     try:
-        header = [_cell_text(c) for c in next(rows)]
+        header = next(rows)[1]
     except StopIteration:
         raise FileProblem("the spreadsheet is empty") from None
     columns = Columns.from_header(header)
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
-        for line, values in enumerate(rows, start=2):
-            cells = [_cell_text(c) for c in values]
+        for line, cells in rows:
             if any(cells):
                 yield line, cells
 
     # openpyxl reads the zip as it goes; progress is told in rows, not bytes.
     return Source(columns, numbered(), size)
+
+
+def _xlsx_rows(values: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
+    line = 1
+    try:
+        for line, row in enumerate(values, start=1):
+            yield line, [_cell_text(c) for c in row]
+    except XLSX_ERRORS as exc:
+        raise FileProblem(f"XLSX broken near row {line}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _cell_text(value: Any) -> str:
@@ -326,11 +382,26 @@ def encode_attributes(attributes: dict[str, str]) -> str:
 def _attributes_json(text: str) -> dict[str, str]:
     try:
         parsed = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # also numbers of 4,300+ digits, absurd nesting
         raise RowError("the attributes column is not a JSON object") from None
     if not isinstance(parsed, dict):
         raise RowError("the attributes column is not a JSON object")
-    return {normalise_header(k): "" if v is None else str(v) for k, v in parsed.items()}
+    attributes = {normalise_header(k): "" if v is None else str(v) for k, v in parsed.items()}
+    # JSON escapes can spell what no file could hold: NUL (PostgreSQL refuses it) and
+    # lone surrogates (no database can encode them).
+    if not all(_storable_text(value) for value in attributes.values()):
+        raise RowError("the attributes column holds NUL or unpaired surrogate characters")
+    return attributes
+
+
+def _storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1024)

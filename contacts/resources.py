@@ -38,10 +38,11 @@ from contacts.importing import (
     clean_chunk,
     encode_attributes,
 )
-from contacts.models import Contact, Group, OptOut, Tag
+from contacts.models import Contact, ErasedNumber, Group, OptOut, Tag
 from contacts.phones import to_e164
 
 CHUNK_ROWS = 5000
+ERASED_ROW = "number erased at its owner's request (GDPR): it may not be imported again"
 EXPORT_COLUMNS = (*("phone", *FIELDS), "groups", "tags", "attributes", "created_at")
 UPDATABLE = FIELDS
 # Cells a spreadsheet would run as a formula, unless they are plain numbers (+44 7911...).
@@ -233,6 +234,14 @@ class ContactResource(resources.ModelResource):
                 )
             else:
                 fresh.append(row)
+        erased = ErasedNumber.objects.among(row.phone for row in fresh)
+        if erased:
+            counts.invalid += len([row for row in fresh if row.phone in erased])
+            # Without the row's cells: the report must not write the number down again.
+            rejected += [
+                RowProblem(row.line, ERASED_ROW, []) for row in fresh if row.phone in erased
+            ]
+            fresh = [row for row in fresh if row.phone not in erased]
         for problem in cleaned.problems:
             if problem.line > after_line:
                 counts.invalid += 1
@@ -545,3 +554,7 @@ class OptOutResource(resources.ModelResource):
         row["phone"] = to_e164(str(row.get("phone") or ""), region)
         row["channel"] = (row.get("channel") or "sms").strip().lower()
         row["source"] = row.get("source") or OptOut.Source.IMPORT
+
+    def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
+        # A note typed in the admin reaches spreadsheets too.
+        return neutralise_formula(super().export_field(field, instance, **kwargs))

@@ -25,6 +25,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from campaigns.models import Campaign
 from messaging.models import Message, ProviderAccount
 
@@ -269,7 +270,7 @@ def csv_lines(report: Report) -> Iterator[str]:
                 spreadsheet_safe(campaign.name),
                 campaign.status,
                 campaign.started_at.isoformat() if campaign.started_at else "",
-                campaign.provider_account.name,
+                spreadsheet_safe(campaign.provider_account.name),
                 figures.sent,
                 figures.delivered,
                 figures.failed,
@@ -298,6 +299,15 @@ def reports(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         return render(request, "dashboard/reports.html", context)
     report = build_report(form.cleaned_data["from"], form.cleaned_data["to"])
     if wants_csv:
+        AuditEvent.record(
+            AuditEvent.Action.EXPORT,
+            actor=request.user,
+            detail={
+                "export": "campaign report",
+                "from": report.start.isoformat(),
+                "to": report.end.isoformat(),
+            },
+        )
         return csv_response(report)
     context = {
         "title": "Reports",

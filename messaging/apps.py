@@ -6,4 +6,7 @@ class MessagingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from messaging import checks  # noqa: F401 - registers the system checks
+        from messaging import (
+            checks,  # noqa: F401 - registers the system checks
+            privacy,  # noqa: F401 - takes part in contact erasure
+        )

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -87,6 +88,9 @@ def _check_request(request: HttpRequest, secret: str) -> HttpResponse | None:
         return _refusal(400, f"headers required: {', '.join(SIGNATURE_HEADERS)}")
     if len(webhook_id) > WEBHOOK_ID_MAX_LENGTH:
         return _refusal(400, "X-Webhook-Id too long")
+    # Control characters (NUL above all) are refused by PostgreSQL, and no real id has them.
+    if not webhook_id.isprintable():
+        return _refusal(400, "X-Webhook-Id must be printable text")
     # Digits only: int() would also take signs, spaces and underscores.
     if not re.fullmatch(r"[0-9]{1,15}", timestamp):
         return _refusal(400, "X-Webhook-Timestamp must be unix seconds")
@@ -115,16 +119,32 @@ def _parse_payload(body: bytes) -> dict[str, Any] | None:
 
 
 def _storable(value: Any) -> bool:
-    """False for JSON that the database would refuse: NUL characters, absurd nesting."""
+    """False for JSON that the database would refuse: NUL characters, lone surrogates
+    (Python's json reads "\\ud800", no database encodes it), NaN and infinities (json
+    reads NaN, Infinity and 1e999; neither database's JSON does), absurd nesting."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH or (isinstance(item, str) and "\x00" in item):
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, str) and not _storable_text(item):
+            return False
+        if isinstance(item, float) and not math.isfinite(item):
             return False
         if isinstance(item, dict):
             stack.extend((part, depth + 1) for pair in item.items() for part in pair)
         elif isinstance(item, list):
             stack.extend((part, depth + 1) for part in item)
+    return True
+
+
+def _storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
     return True
 
 

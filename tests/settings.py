@@ -26,3 +26,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Tests change messages and read the counts back at once.
 HERALD_LIVE_COUNTS_SECONDS = 0
+
+# Side-by-side runs against one PostgreSQL server each need their own test database.
+if os.environ.get("HERALD_TEST_DB_NAME"):
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["HERALD_TEST_DB_NAME"]  # noqa: F405

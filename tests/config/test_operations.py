@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x7Qm2vR9tL4pZ8kW1nB6cY3hJ5dF0gS-aE_uI9oP2lK7jH4gF6dS8aQ1wE3rT5yU",
     "ALLOWED_HOSTS": "herald.example.com",
     "CREDENTIALS_KEYS": "Sd7vUuLgmZnv2dDGB0YbcCjnpQvLTrEtCTtqcwOdvr0=",
+    "HERALD_ERASURE_KEY": "c2Vjb25kLXJhbmRvbS1zdHJpbmctZm9yLWVyYXN1cmU",
 }
 
 

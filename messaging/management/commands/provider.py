@@ -6,9 +6,11 @@
     python manage.py provider check NAME
     python manage.py provider send-test NAME --to E164 --body TEXT
                                              [--channel whatsapp --template ID] [--param VALUE]...
+    python manage.py provider rotate-keys
 
 Secrets go in with `--set KEY=env:VAR` so they stay out of shell history; they are
-stored encrypted and never printed back, only their names.
+stored encrypted and never printed back, only their names. `rotate-keys` re-encrypts
+every account under the first of CREDENTIALS_KEYS, after which older keys may be dropped.
 """
 
 import json
@@ -21,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import URLValidator, validate_slug
 from django.db import transaction
 
-from contacts.models import Channel, normalise_phone
+from contacts.models import ERASED_REFUSAL, Channel, ErasedNumber, normalise_phone
 from contacts.phones import redact
 from messaging.backends import BACKEND_CLASSES, backend_class
 from messaging.backends.base import BaseBackend
@@ -67,6 +69,9 @@ class Command(BaseCommand):
         send_test.add_argument(
             "--param", action="append", default=[], help="WhatsApp: next template parameter"
         )
+        subcommands.add_parser(
+            "rotate-keys", help="re-encrypt every account's credentials under the newest key"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         run = {
@@ -74,6 +79,7 @@ class Command(BaseCommand):
             "list": self.list_accounts,
             "check": self.check_account,
             "send-test": self.send_test,
+            "rotate-keys": self.rotate_keys,
         }[options["subcommand"]]
         try:
             run(options)
@@ -145,6 +151,31 @@ class Command(BaseCommand):
             raise CommandError(f"{account}: {account_error}")
         if message.status == Message.Status.FAILED:
             raise CommandError(f"{account}: the test message failed ({_error_text(message)})")
+
+    # rotate-keys
+
+    def rotate_keys(self, options: dict[str, Any]) -> None:
+        rotated: list[str] = []
+        changed: list[str] = []
+        unreadable: list[str] = []
+        for account in ProviderAccount.objects.exclude(encrypted_credentials="").order_by("name"):
+            try:
+                outcome = _reencrypt(account)
+            except CredentialsUnreadable:
+                unreadable.append(account.name)
+                continue
+            (rotated if outcome else changed).append(account.name)
+        self.stdout.write(
+            f"re-encrypted {len(rotated)} account(s) under the newest key"
+            + (f": {', '.join(rotated)}" if rotated else "")
+        )
+        if changed:
+            self.stdout.write(f"changed meanwhile, run again: {', '.join(changed)}")
+        if unreadable:
+            raise CommandError(
+                f"no configured key reads the credentials of {', '.join(unreadable)}: keep the "
+                "key they were stored under in CREDENTIALS_KEYS, or set them again"
+            )
 
     def _report(self, message: Message) -> None:
         self.stdout.write(f"provider message id: {message.provider_message_id or '-'}")
@@ -268,6 +299,19 @@ def _apply(
         raise CommandError("; ".join(problems)) from None
 
 
+def _reencrypt(account: ProviderAccount) -> bool:
+    """Store `account`'s credentials again under the newest key; False if they changed meanwhile.
+
+    A conditional update: credentials saved by someone else since they were read are kept.
+    """
+    stored = account.encrypted_credentials
+    account.set_credentials(account.credentials)
+    updated = ProviderAccount.objects.filter(pk=account.pk, encrypted_credentials=stored).update(
+        encrypted_credentials=account.encrypted_credentials
+    )
+    return bool(updated)
+
+
 def _list_row(account: ProviderAccount) -> tuple[str, ...]:
     try:
         credential_names = ", ".join(sorted(account.credentials)) or "-"
@@ -296,6 +340,8 @@ def _test_message(account: ProviderAccount, options: dict[str, Any]) -> Message:
         phone = normalise_phone(options["to"])
     except ValidationError as exc:
         raise CommandError(f"--to: {' '.join(exc.messages)}") from None
+    if ErasedNumber.objects.includes(phone):
+        raise CommandError(f"--to: {ERASED_REFUSAL}")
     encoding, segments = segments_of(options["body"])
     return Message.objects.create(
         campaign=None,

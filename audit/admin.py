@@ -1,0 +1,28 @@
+"""The audit log, read-only: superusers and holders of `audit.view_auditevent` (Auditors)."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from audit.models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor_name", "action", "object_type", "object_id", "ip")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor_name", "object_id", "ip")
+    date_hierarchy = "at"
+    list_select_related = ("actor",)
+    fields = ("at", "actor", "actor_name", "action", "object_type", "object_id", "ip", "detail")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,505 @@
+"""Every URL the site answers, for each kind of user, against a table written down here.
+
+A URL pattern, admin model or admin action with no row in the tables below fails the test:
+a new page has to be given its expected access on purpose, never left open by accident.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib import admin
+from django.contrib.auth.models import Group as Role
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.test import Client, RequestFactory
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule, Task
+
+from audit.models import AuditEvent
+from campaigns.models import Campaign, CampaignTransition, MessageTemplate
+from contacts.models import Contact, Group, ImportJob, OptOut, Tag
+from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
+
+ROLES = ("anonymous", "marketer", "approver", "admin")
+
+# Outcomes of a GET: the status code, or where a redirect goes.
+OK, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 403, 404, 405
+LOGIN = "→login"  # the dashboard's sign-in page
+ADMIN_LOGIN = "→admin-login"
+REDIRECT = "→elsewhere"  # a redirect that is not a request to sign in
+
+
+def row(anonymous: Any, marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
+    return dict(zip(ROLES, (anonymous, marketer, approver, admin), strict=True))
+
+
+def staff(marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
+    """An admin page: anonymous visitors are sent to the admin's sign-in."""
+    return row(ADMIN_LOGIN, marketer, approver, admin)
+
+
+def dashboard(marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
+    return row(LOGIN, marketer, approver, admin)
+
+
+PUBLIC = row(OK, OK, OK, OK)
+
+#: Every URL pattern other than the admin's per-model ones (those come from ADMIN_MODELS).
+URLS: dict[str, dict[str, Any]] = {
+    "healthz": PUBLIC,
+    # Webhooks are public by design: a signature, not a session, lets a report in; GET is 405.
+    "webhooks/bulksmsrates/<slug:account>/": row(*[NOT_ALLOWED] * 4),
+    # Sign-in and password pages.
+    "accounts/login/": PUBLIC,
+    "accounts/logout/": row(*[NOT_ALLOWED] * 4),  # POST only
+    "accounts/password_change/": row(LOGIN, OK, OK, OK),
+    "accounts/password_change/done/": row(LOGIN, OK, OK, OK),
+    "accounts/password_reset/": PUBLIC,
+    "accounts/password_reset/done/": PUBLIC,
+    "accounts/reset/<uidb64>/<token>/": PUBLIC,  # says the link is invalid
+    "accounts/reset/done/": PUBLIC,
+    # Dashboard.
+    "": dashboard(OK, OK, OK),
+    "campaigns/new/": dashboard(OK, FORBIDDEN, OK),
+    "campaigns/<int:pk>/edit/": dashboard(REDIRECT, FORBIDDEN, REDIRECT),  # pending: not editable
+    "campaigns/preview/": dashboard(NOT_ALLOWED, FORBIDDEN, NOT_ALLOWED),  # POST only
+    "campaigns/<int:pk>/test/": dashboard(OK, FORBIDDEN, OK),
+    "campaigns/<int:pk>/": dashboard(OK, OK, OK),
+    "campaigns/<int:pk>/progress/": dashboard(OK, OK, OK),
+    "campaigns/<int:pk>/export.csv": dashboard(OK, OK, OK),
+    # GET of a destructive action asks to confirm; the POST checks who may (below).
+    "campaigns/<int:pk>/action/<str:action>/": dashboard(OK, OK, OK),
+    "approvals/": dashboard(FORBIDDEN, OK, OK),
+    "approvals/<int:pk>/approve/": dashboard(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    "approvals/<int:pk>/reject/": dashboard(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    "contacts/": dashboard(OK, OK, OK),
+    "reports/": dashboard(OK, OK, OK),
+    # The admin's own pages.
+    "admin/": staff(OK, OK, OK),
+    "admin/login/": row(OK, REDIRECT, REDIRECT, REDIRECT),
+    "admin/logout/": row(REDIRECT, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),  # POST only
+    "admin/password_change/": staff(OK, OK, OK),
+    "admin/password_change/done/": staff(OK, OK, OK),
+    "admin/autocomplete/": staff(FORBIDDEN, FORBIDDEN, FORBIDDEN),  # no model asked for
+    "admin/jsi18n/": staff(OK, OK, OK),
+    "admin/r/<path:content_type_id>/<path:object_id>/": staff(NOT_FOUND, NOT_FOUND, NOT_FOUND),
+    "admin/^(?P<app_label>auth|django_q|axes|audit|contacts|messaging|campaigns)/$": staff(
+        NOT_FOUND,
+        NOT_FOUND,
+        OK,  # app "auth": marketers and approvers see none of its models
+    ),
+    "admin/(?P<url>.*)$": staff(NOT_FOUND, NOT_FOUND, NOT_FOUND),
+    "admin/auth/user/<id>/password/": staff(FORBIDDEN, FORBIDDEN, OK),
+    # The admin's extra pages.
+    "admin/contacts/contact/export/": staff(OK, OK, OK),  # approvers may view contacts
+    "admin/contacts/optout/import/": staff(OK, FORBIDDEN, OK),  # adds opt-outs
+    "admin/contacts/optout/process_import/": staff(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    "admin/contacts/optout/export/": staff(OK, OK, OK),
+    "admin/contacts/importjob/<int:pk>/progress/": staff(OK, OK, OK),
+    "admin/contacts/importjob/<int:pk>/errors.csv": staff(OK, OK, OK),
+    "admin/contacts/importjob/^(?P<pk>\\d+)/(?P<action>confirm|resume|rollback)/$": staff(
+        FORBIDDEN,
+        FORBIDDEN,
+        FORBIDDEN,  # POST only, and only for importers
+    ),
+    # GET asks to confirm; only those who may take the action are asked.
+    "admin/campaigns/campaign/<int:pk>/transition/<str:action>/": staff(OK, FORBIDDEN, OK),
+    "admin/campaigns/campaign/<int:pk>/progress/": staff(OK, OK, OK),
+    "admin/campaigns/campaign/<int:pk>/test/": staff(OK, FORBIDDEN, OK),
+    # POST only (what a POST may do: test_state_changing_posts_...).
+    "admin/campaigns/pendingapproval/<int:pk>/approve/": staff(*[NOT_ALLOWED] * 3),
+    "admin/campaigns/pendingapproval/<int:pk>/reject/": staff(*[NOT_ALLOWED] * 3),
+}
+
+#: What each role may do with each admin model: v(iew) a(dd) c(hange) d(elete).
+ADMIN_MODELS: dict[str, dict[str, str]] = {
+    "auth/group": {"marketer": "", "approver": "", "admin": "vacd"},
+    "auth/user": {"marketer": "", "approver": "", "admin": "vacd"},
+    "django_q/schedule": {"marketer": "", "approver": "", "admin": "vacd"},
+    "django_q/success": {"marketer": "", "approver": "", "admin": "vd"},
+    "django_q/failure": {"marketer": "", "approver": "", "admin": "vd"},
+    "django_q/ormq": {"marketer": "", "approver": "", "admin": "vd"},
+    "axes/accessattempt": {"marketer": "", "approver": "", "admin": "vd"},
+    "axes/accesslog": {"marketer": "", "approver": "", "admin": "vd"},
+    "axes/accessfailurelog": {"marketer": "", "approver": "", "admin": "vd"},
+    "audit/auditevent": {"marketer": "", "approver": "", "admin": "v"},
+    "contacts/group": {"marketer": "vac", "approver": "v", "admin": "vacd"},
+    "contacts/tag": {"marketer": "vac", "approver": "v", "admin": "vacd"},
+    "contacts/contact": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
+    "contacts/optout": {"marketer": "va", "approver": "v", "admin": "vacd"},
+    "contacts/importjob": {"marketer": "vad", "approver": "v", "admin": "vad"},
+    "messaging/provideraccount": {"marketer": "v", "approver": "v", "admin": "vacd"},
+    "messaging/message": {"marketer": "v", "approver": "v", "admin": "v"},
+    "messaging/statusevent": {"marketer": "v", "approver": "v", "admin": "v"},
+    "messaging/workerheartbeat": {"marketer": "", "approver": "", "admin": "v"},
+    "messaging/webhookevent": {"marketer": "", "approver": "", "admin": "v"},
+    "campaigns/messagetemplate": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
+    "campaigns/campaigntransition": {"marketer": "v", "approver": "v", "admin": "v"},
+    "campaigns/campaign": {"marketer": "vac", "approver": "v", "admin": "vacd"},
+    "campaigns/pendingapproval": {"marketer": "", "approver": "v", "admin": "v"},
+}
+
+#: The admin actions each role is offered on each model's list.
+#: (Offered is not reachable: a list the role may not view answers 403 to the action's POST.)
+NONE: dict[str, set[str]] = {"marketer": set(), "approver": set(), "admin": set()}
+DELETE_FOR_ADMIN: dict[str, set[str]] = {**NONE, "admin": {"delete_selected"}}
+RESUBMIT = {"marketer": {"resubmit_task"}, "approver": {"resubmit_task"}}
+ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
+    "auth/group": DELETE_FOR_ADMIN,
+    "auth/user": DELETE_FOR_ADMIN,
+    "django_q/schedule": DELETE_FOR_ADMIN,
+    "django_q/success": {**RESUBMIT, "admin": {"delete_selected", "resubmit_task"}},
+    "django_q/failure": {**RESUBMIT, "admin": {"delete_selected", "resubmit_task"}},
+    "django_q/ormq": DELETE_FOR_ADMIN,
+    "axes/accessattempt": {
+        "marketer": {"cleanup_expired_attempts"},
+        "approver": {"cleanup_expired_attempts"},
+        "admin": {"cleanup_expired_attempts", "delete_selected"},
+    },
+    "axes/accesslog": DELETE_FOR_ADMIN,
+    "axes/accessfailurelog": DELETE_FOR_ADMIN,
+    "audit/auditevent": NONE,
+    "contacts/group": DELETE_FOR_ADMIN,
+    "contacts/tag": DELETE_FOR_ADMIN,
+    "contacts/contact": {
+        "marketer": {"delete_selected", "erase_contacts"},
+        "approver": set(),
+        "admin": {"delete_selected", "erase_contacts"},
+    },
+    "contacts/optout": DELETE_FOR_ADMIN,
+    "contacts/importjob": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
+    "messaging/provideraccount": {
+        "marketer": {"check_connection"},
+        "approver": {"check_connection"},
+        "admin": {"check_connection", "delete_selected"},
+    },
+    "messaging/message": NONE,
+    "messaging/statusevent": NONE,
+    "messaging/workerheartbeat": NONE,
+    "messaging/webhookevent": NONE,
+    "campaigns/messagetemplate": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
+    "campaigns/campaigntransition": NONE,
+    "campaigns/campaign": {
+        "marketer": {"pause_selected", "resume_selected", "submit_selected"},
+        "approver": {"approve_selected"},
+        "admin": {
+            "approve_selected",
+            "delete_selected",
+            "pause_selected",
+            "resume_selected",
+            "submit_selected",
+        },
+    },
+    "campaigns/pendingapproval": NONE,
+}
+
+
+def admin_expectations(model: str) -> dict[str, dict[str, Any]]:
+    """The rows of one admin model's standard pages, from what each role may do with it."""
+    may = {"anonymous": "", **ADMIN_MODELS[model]}
+
+    def page(needs: str, granted: Any = OK) -> dict[str, Any]:
+        outcomes = {
+            role: granted if any(letter in may[role] for letter in needs) else FORBIDDEN
+            for role in ROLES
+        }
+        return {**outcomes, "anonymous": ADMIN_LOGIN}
+
+    base = f"admin/{model}/"
+    return {
+        base: page("vc"),
+        f"{base}add/": page("a"),
+        f"{base}<path:object_id>/history/": page("vc"),
+        f"{base}<path:object_id>/delete/": page("d"),
+        f"{base}<path:object_id>/change/": page("vc"),
+        # The old-style address redirects to the change page, for any staff user.
+        f"{base}<path:object_id>/": page("vacd", REDIRECT)
+        | {r: REDIRECT for r in ("marketer", "approver", "admin")},
+    }
+
+
+def url_patterns(patterns: list[Any] | None = None, prefix: str = "") -> Iterator[str]:
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from url_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            assert isinstance(pattern, URLPattern)
+            yield prefix + str(pattern.pattern)
+
+
+def admin_model_key(model: Any) -> str:
+    return f"{model._meta.app_label}/{model._meta.model_name}"
+
+
+#: Admin model pages that differ from what the permissions alone say.
+ADMIN_EXCEPTIONS: dict[str, dict[str, Any]] = {
+    # The approval queue shows no form of its own: it sends to the campaign's page.
+    "admin/campaigns/pendingapproval/<path:object_id>/change/": staff(
+        FORBIDDEN, REDIRECT, REDIRECT
+    ),
+}
+
+
+def expectations() -> dict[str, dict[str, Any]]:
+    table = dict(URLS)
+    for model in admin.site._registry:
+        key = admin_model_key(model)
+        if key in ADMIN_MODELS:
+            table.update(admin_expectations(key))
+    return table | ADMIN_EXCEPTIONS
+
+
+def test_every_url_pattern_and_admin_model_has_a_row() -> None:
+    table = expectations()
+    patterns = list(url_patterns())
+    missing = [p for p in patterns if p not in table]
+    assert not missing, f"URL patterns with no expected access in the table: {missing}"
+    registered = {admin_model_key(m) for m in admin.site._registry}
+    assert registered == set(ADMIN_MODELS), "admin models and ADMIN_MODELS differ"
+    stale = set(table) - set(patterns)
+    assert not stale, f"rows for URLs that no longer exist: {stale}"
+
+
+@pytest.fixture
+def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[str, Any]:
+    """One row of every model the admin shows, and a campaign waiting for approval."""
+    marketer = make_user("mia", "Marketers")
+    group = Group.objects.create(name="Customers")
+    contact = Contact.objects.create(phone="+447911200001", first_name="Ann")
+    contact.groups.add(group)
+    campaign = Campaign.objects.create(
+        name="Spring", provider_account=simulator, body="Hi", created_by=marketer
+    )
+    campaign.groups.add(group)
+    campaign.submit(by=marketer)
+    message = Message.objects.create(
+        provider_account=simulator, phone=contact.phone, body="Hi", client_ref="ref-1"
+    )
+    job = ImportJob.objects.create(
+        original_name="people.csv",
+        region="GB",
+        created_by=marketer,
+        status=ImportJob.Status.COMPLETED,
+    )
+    job.error_report.save("errors.csv", ContentFile(b"line,error\n2,bad\n"))
+    now = timezone.now()
+    task = {"func": "math.floor", "started": now, "stopped": now}
+    objects = {
+        "auth/group": Role.objects.get(name="Marketers"),
+        "auth/user": marketer,
+        "django_q/schedule": Schedule.objects.first(),
+        "django_q/success": Task.objects.create(id="s1", name="ok", success=True, **task),
+        "django_q/failure": Task.objects.create(id="f1", name="no", success=False, **task),
+        "django_q/ormq": OrmQ.objects.create(key="herald", payload="x", lock=now),
+        "axes/accessattempt": AccessAttempt.objects.create(
+            username="x", ip_address="203.0.113.1", failures_since_start=1, attempt_time=now
+        ),
+        "axes/accesslog": AccessLog.objects.create(username="x", ip_address="203.0.113.1"),
+        "axes/accessfailurelog": AccessFailureLog.objects.create(
+            username="x", ip_address="203.0.113.1", locked_out=False
+        ),
+        "audit/auditevent": AuditEvent.objects.first(),
+        "contacts/group": group,
+        "contacts/tag": Tag.objects.create(name="vip"),
+        "contacts/contact": contact,
+        "contacts/optout": OptOut.objects.create(phone="+447911200002"),
+        "contacts/importjob": job,
+        "messaging/provideraccount": simulator,
+        "messaging/message": message,
+        "messaging/statusevent": StatusEvent.objects.create(
+            message=message, event_id="e1", status="sent", occurred_at=now
+        ),
+        "messaging/workerheartbeat": WorkerHeartbeat.objects.create(name="w1", seen_at=now),
+        "messaging/webhookevent": WebhookEvent.objects.create(
+            provider_account=simulator, webhook_id="wh1"
+        ),
+        "campaigns/messagetemplate": MessageTemplate.objects.create(name="t", body="Hi"),
+        "campaigns/campaigntransition": CampaignTransition.objects.first(),
+        "campaigns/campaign": campaign,
+        "campaigns/pendingapproval": campaign,
+    }
+    assert all(obj is not None for obj in objects.values())
+    return {"objects": objects, "campaign": campaign, "job": job, "account": simulator}
+
+
+def concrete(pattern: str, world: dict[str, Any]) -> str:
+    """An address the pattern matches, about the objects of `world`."""
+    campaign, job = world["campaign"], world["job"]
+    special = {
+        "": "/",
+        "webhooks/bulksmsrates/<slug:account>/": f"/webhooks/bulksmsrates/{world['account'].name}/",
+        "accounts/reset/<uidb64>/<token>/": "/accounts/reset/MQ/bad-token/",
+        "admin/r/<path:content_type_id>/<path:object_id>/": "/admin/r/999999/1/",
+        "admin/^(?P<app_label>auth|django_q|axes|audit|contacts|messaging|campaigns)/$": (
+            "/admin/auth/"
+        ),
+        "admin/(?P<url>.*)$": "/admin/no-such-page/",
+        "admin/auth/user/<id>/password/": f"/admin/auth/user/{world['objects']['auth/user'].pk}"
+        "/password/",
+        "admin/contacts/importjob/^(?P<pk>\\d+)/(?P<action>confirm|resume|rollback)/$": (
+            f"/admin/contacts/importjob/{job.pk}/confirm/"
+        ),
+    }
+    if pattern in special:
+        return special[pattern]
+    model = re.match(r"admin/(\w+/\w+)/<path:object_id>/", pattern)
+    url = "/" + pattern
+    if model:
+        url = url.replace("<path:object_id>", str(world["objects"][model.group(1)].pk))
+    url = url.replace("<int:pk>", str(job.pk if "importjob" in pattern else campaign.pk))
+    return url.replace("<str:action>", "cancel")
+
+
+def outcome(response: Any) -> Any:
+    if response.status_code in (301, 302):
+        location = response["Location"]
+        if location.startswith("/accounts/login/"):
+            return LOGIN
+        if location.startswith("/admin/login/"):
+            return ADMIN_LOGIN
+        return REDIRECT
+    return response.status_code
+
+
+@pytest.fixture
+def users(make_user: Callable[..., User], world: dict[str, Any]) -> dict[str, Any]:
+    boss = make_user("boss")
+    User.objects.filter(pk=boss.pk).update(is_superuser=True)
+    return {
+        "anonymous": None,
+        "marketer": User.objects.get(username="mia"),
+        "approver": make_user("arno", "Approvers"),
+        "admin": User.objects.get(pk=boss.pk),
+    }
+
+
+def test_every_url_answers_each_role_as_the_table_says(
+    world: dict[str, Any], users: dict[str, Any]
+) -> None:
+    table = expectations()
+    wrong = []
+    for role, user in users.items():
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        for pattern in url_patterns():
+            url = concrete(pattern, world)
+            got = outcome(client.get(url))
+            if got != table[pattern][role]:
+                wrong.append(f"{role:9} {url}: expected {table[pattern][role]}, got {got}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_admin_imports_and_exports_need_the_models_permissions(
+    world: dict[str, Any], make_user: Callable[..., User], client: Client
+) -> None:
+    """import-export lets any staff user in unless told which permission each needs."""
+    nobody = make_user("newcomer")  # staff, in no role yet
+    approver = make_user("arno", "Approvers")
+    client.force_login(nobody)
+    export = {"format": "0", "resource": "0", "contactresource_phone": "on"}
+    assert client.post("/admin/contacts/contact/export/", export).status_code == 403
+    assert client.get("/admin/contacts/optout/export/").status_code == 403
+    client.force_login(approver)  # may look at opt-outs, not add them
+    assert client.get("/admin/contacts/optout/import/").status_code == 403
+    upload = ContentFile(b"phone,channel\n+447911200099,sms\n", name="stop.csv")
+    client.post("/admin/contacts/optout/import/", {"import_file": upload, "format": "0"})
+    assert not OptOut.objects.filter(phone="+447911200099").exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).exists()
+
+
+def test_every_admin_action_is_offered_only_to_the_roles_in_the_table(
+    world: dict[str, Any], users: dict[str, Any]
+) -> None:
+    assert {admin_model_key(m) for m in admin.site._registry} == set(ADMIN_ACTIONS)
+    wrong = []
+    for model, model_admin in admin.site._registry.items():
+        key = admin_model_key(model)
+        for role in ("marketer", "approver", "admin"):
+            request = RequestFactory().get(f"/admin/{key}/")
+            request.user = users[role]
+            offered = set(model_admin.get_actions(request))
+            if offered != ADMIN_ACTIONS[key][role]:
+                wrong.append(f"{role} on {key}: offered {sorted(offered)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def run_action(client: Client, key: str, action: str, *pks: Any, **extra: Any) -> int:
+    data = {"action": action, "_selected_action": [str(pk) for pk in pks], **extra}
+    return client.post(f"/admin/{key}/", data).status_code
+
+
+def test_admin_actions_outside_the_table_do_nothing(
+    world: dict[str, Any], users: dict[str, Any]
+) -> None:
+    objects, campaign = world["objects"], world["campaign"]
+    approver, marketer = Client(), Client()
+    approver.force_login(users["approver"])
+    marketer.force_login(users["marketer"])
+    contact = objects["contacts/contact"]
+
+    run_action(approver, "contacts/contact", "delete_selected", contact.pk, post="yes")
+    run_action(approver, "contacts/contact", "erase_contacts", contact.pk, confirm="yes")
+    assert Contact.objects.filter(pk=contact.pk, phone=contact.phone).exists()
+    run_action(marketer, "campaigns/campaign", "approve_selected", campaign.pk)
+    run_action(marketer, "campaigns/campaign", "delete_selected", campaign.pk, post="yes")
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.PENDING_APPROVAL
+    task = objects["django_q/failure"]
+    assert run_action(marketer, "django_q/failure", "resubmit_task", task.pk) == 403
+    attempt = objects["axes/accessattempt"]
+    status = run_action(approver, "axes/accessattempt", "delete_selected", attempt.pk, post="yes")
+    assert status == 403 and AccessAttempt.objects.filter(pk=attempt.pk).exists()
+    event = objects["audit/auditevent"]
+    admin_client = Client()
+    admin_client.force_login(users["admin"])
+    run_action(admin_client, "audit/auditevent", "delete_selected", event.pk, post="yes")
+    assert AuditEvent.objects.filter(pk=event.pk).exists()  # not even a superuser
+    # The same requests from a role that may: they work, so the refusals above are real.
+    run_action(admin_client, "campaigns/campaign", "approve_selected", campaign.pk)
+    assert Campaign.objects.get(pk=campaign.pk).status != Campaign.Status.PENDING_APPROVAL
+    run_action(marketer, "contacts/contact", "delete_selected", contact.pk, post="yes")
+    assert not Contact.objects.filter(pk=contact.pk).exists()
+
+
+def test_state_changing_posts_are_refused_to_roles_without_the_right(
+    world: dict[str, Any], users: dict[str, Any]
+) -> None:
+    campaign, job = world["campaign"], world["job"]
+    clients = {}
+    for role, user in users.items():
+        clients[role] = Client()
+        if user is not None:
+            clients[role].force_login(user)
+    pending = Campaign.Status.PENDING_APPROVAL
+    confirm = {"confirm": "yes", "note": "no"}
+    seen = {"content_hash": campaign.content_hash}  # what the approvals page sends along
+
+    def still_pending() -> bool:
+        return Campaign.objects.get(pk=campaign.pk).status == pending
+
+    for role in ("anonymous", "marketer"):  # marketers submitted it: they may not approve
+        clients[role].post(f"/approvals/{campaign.pk}/approve/", seen)
+        clients[role].post(f"/admin/campaigns/pendingapproval/{campaign.pk}/approve/", seen)
+        clients[role].post(f"/admin/campaigns/campaign/{campaign.pk}/transition/approve/")
+        assert still_pending(), role
+    for role in ("anonymous", "approver"):  # approvers may not cancel
+        clients[role].post(f"/campaigns/{campaign.pk}/action/cancel/", confirm)
+        clients[role].post(f"/admin/campaigns/campaign/{campaign.pk}/transition/cancel/", confirm)
+        assert still_pending(), role
+    for role in ("anonymous", "approver"):
+        before = Campaign.objects.count()
+        response = clients[role].post("/campaigns/new/", {"name": "Sneaky", "body": "Hi"})
+        assert outcome(response) in (LOGIN, FORBIDDEN) and Campaign.objects.count() == before
+        response = clients[role].post(f"/admin/contacts/importjob/{job.pk}/rollback/")
+        assert outcome(response) in (ADMIN_LOGIN, FORBIDDEN)
+        assert ImportJob.objects.get(pk=job.pk).status == ImportJob.Status.COMPLETED
+    response = clients["anonymous"].post("/admin/auth/user/add/", {"username": "intruder"})
+    assert outcome(response) == ADMIN_LOGIN and not User.objects.filter(username="intruder")
+    clients["approver"].post(f"/approvals/{campaign.pk}/approve/", seen)
+    assert not still_pending()  # an approver may: the refusals above are not a broken request
