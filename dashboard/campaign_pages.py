@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import messages
@@ -28,6 +29,7 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from audit.models import AuditEvent
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.preview import estimate
 from contacts.resources import neutralise_formula
@@ -66,22 +68,28 @@ ACTIONS = {
     a.name: a
     for a in (
         Action("submit", "Submit for approval", (S.DRAFT,)),
-        Action("approve", "Approve", (S.PENDING_APPROVAL,), approver=True, note_label="Note"),
+        Action(
+            "approve",
+            "Approve",
+            (S.PENDING_APPROVAL,),
+            approver=True,
+            note_label="Note for approving",
+        ),
         Action(
             "reject",
             "Reject",
             (S.PENDING_APPROVAL,),
             approver=True,
-            note_label="Reason",
+            note_label="Reason for rejecting",
             destructive=True,
         ),
-        Action("pause", "Pause", (S.SENDING,), note_label="Reason"),
+        Action("pause", "Pause", (S.SENDING,), note_label="Reason for pausing"),
         Action("resume", "Resume", (S.PAUSED,)),
         Action(
             "cancel",
             "Cancel campaign",
             (S.DRAFT, S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED),
-            note_label="Reason",
+            note_label="Reason for cancelling",
             destructive=True,
         ),
     )
@@ -202,25 +210,32 @@ def delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
 
 
 def _delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
-    """Deliveries per minute, hour or day (by span), bucketed in SQL, laid out as SVG bars."""
+    """Deliveries per minute, hour or day (by span), bucketed in SQL, laid out as SVG bars.
+
+    Buckets are cut in the campaign's own time zone, so a day is the audience's day and
+    an hour in a half-hour zone (India, Newfoundland) starts where their clocks say.
+    """
     if campaign.started_at is None:
         return None
+    zone = ZoneInfo(campaign.time_zone)
     delivered = campaign.messages.filter(delivered_at__isnull=False).order_by()
     # The span of the campaign itself, so no extra pass over the messages to find it.
     length: timedelta = (campaign.completed_at or timezone.now()) - campaign.started_at
     trunc: TruncBase
     if length <= timedelta(hours=3):
-        trunc, unit = TruncMinute("delivered_at"), "minute"
+        trunc, unit = TruncMinute("delivered_at", tzinfo=zone), "minute"
     elif length <= timedelta(days=3):
-        trunc, unit = TruncHour("delivered_at"), "hour"
+        trunc, unit = TruncHour("delivered_at", tzinfo=zone), "hour"
     else:
-        trunc, unit = TruncDay("delivered_at"), "day"
+        trunc, unit = TruncDay("delivered_at", tzinfo=zone), "day"
     rows = list(
         delivered.annotate(bucket=trunc).values("bucket").annotate(n=Count("pk")).order_by("bucket")
     )
     if not rows:
         return None
-    return chart_layout([(row["bucket"], row["n"]) for row in rows], unit)
+    chart = chart_layout([(row["bucket"], row["n"]) for row in rows], unit)
+    chart["time_zone"] = campaign.time_zone
+    return chart
 
 
 def chart_layout(buckets: list[tuple[datetime, int]], unit: str) -> dict[str, Any]:
@@ -323,6 +338,12 @@ def cell_text(value: Any) -> str:
 @require_GET
 def campaign_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     campaign = viewable_campaign(request, pk)
+    AuditEvent.record(
+        AuditEvent.Action.EXPORT,
+        actor=request.user,
+        obj=campaign,
+        detail={"export": "campaign recipients"},
+    )
     response = StreamingHttpResponse(export_lines(campaign), content_type="text/csv")
     filename = f"campaign-{campaign.pk}-results.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

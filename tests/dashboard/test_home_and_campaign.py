@@ -1,8 +1,9 @@
 import csv
 import io
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -358,6 +359,30 @@ def test_delivery_chart_buckets_by_minute(client: Client, marketer: User, draft:
     assert [bar["n"] for bar in chart["bars"]] == [2, 1, 3]
     html = response.content.decode()
     assert "<svg" in html and "6 delivered between" in html
+
+
+def test_delivery_chart_cuts_days_in_the_campaigns_own_time_zone(
+    client: Client, marketer: User, draft: Campaign
+) -> None:
+    # 20:00 and 23:00 UTC on 1 March are 01:30 and 04:30 on 2 March in Kolkata: one day
+    # there, while 02:00 UTC on 1 March (07:30 Kolkata) is the day before.
+    first = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    Campaign.objects.filter(pk=draft.pk).update(
+        time_zone="Asia/Kolkata", started_at=first, completed_at=first + timedelta(days=5)
+    )
+    add_messages(draft, M.DELIVERED, delivered_at=first)
+    add_messages(draft, M.DELIVERED, delivered_at=datetime(2026, 3, 1, 20, 0, tzinfo=UTC))
+    add_messages(draft, M.DELIVERED, delivered_at=datetime(2026, 3, 1, 23, 0, tzinfo=UTC))
+    client.force_login(marketer)
+    response = client.get(reverse("dashboard:campaign", args=(draft.pk,)))
+    chart = response.context["chart"]
+    assert chart["unit"] == "day"
+    kolkata = ZoneInfo("Asia/Kolkata")
+    assert [(bar["at"].astimezone(kolkata).date(), bar["n"]) for bar in chart["bars"]] == [
+        (date(2026, 3, 1), 1),
+        (date(2026, 3, 2), 2),
+    ]
+    assert "Asia/Kolkata" in response.content.decode()
 
 
 def test_campaign_page_queries_do_not_grow_with_messages(

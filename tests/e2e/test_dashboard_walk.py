@@ -3,6 +3,7 @@
 Screenshots of every page go to tests/artefacts/ (not committed) to be looked at.
 """
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from campaigns import tasks
 from campaigns.models import Campaign
@@ -64,7 +66,7 @@ def test_marketer_builds_approver_approves_and_it_completes(
     page.fill("#id_body", "Hi {{first_name|there}}, autumn sale today")
     page.check("label.choice:has-text('Newsletter') input")
     # The live preview counts the audience and prices it as the marketer types.
-    page.wait_for_function("document.querySelector('#preview-sendable').textContent.trim() === '5'")
+    expect(page.locator("#preview-sendable")).to_have_text("5", timeout=10_000)
     assert "Hi Name0, autumn sale today" in page.inner_text("#preview-samples")
     shot(page, "builder")
 
@@ -95,13 +97,11 @@ def test_marketer_builds_approver_approves_and_it_completes(
     messaging_tasks.poll_statuses()
 
     page.goto(f"{base}/campaigns/{campaign.pk}/")
-    page.wait_for_function(
-        "parseFloat(document.querySelector('[data-field=percent_done]').textContent) === 100"
+    expect(page.locator("[data-field=percent_done]").first).to_have_text(
+        re.compile(r"^\s*100(\.0+)?\s*$"), timeout=15_000
     )
     # The counters update themselves (every few seconds) as the delivery reports come in.
-    page.wait_for_function(
-        "document.querySelector('[data-count=delivered]').textContent.trim() === '5'"
-    )
+    expect(page.locator("[data-count=delivered]").first).to_have_text("5", timeout=15_000)
     assert "Completed" in page.inner_text("main")
     assert "5 delivered" in page.inner_text("main")  # the chart's text summary
     shot(page, "campaign-completed")
