@@ -354,7 +354,9 @@ def fuzz_world(db: Any) -> None:
     OptOut.objects.create(phone=phone(1), channel=Channel.SMS)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: pytest-django runs the live-server (transactional) tests after the rest,
+# so a module-scoped counter would be torn down and restarted between them.
+@pytest.fixture(scope="session")
 def fuzz_counts() -> Iterator[Counter[str]]:
     counts: Counter[str] = Counter()
     yield counts
