@@ -231,6 +231,8 @@ Q_CLUSTER = {
 # LOG_FORMAT: "json" (one JSON object a line, the default without DEBUG) or "plain".
 # Either way phone numbers, bodies and secrets are masked (config/logging.py).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+# Error pages and error e-mails mask variables named like secrets, with DEBUG on or off.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.errors.HeraldExceptionReporterFilter"
 LOGGING = logging_config(
     json_lines=LOG_FORMAT == "json", level=env.str("LOG_LEVEL", default="INFO")
 )

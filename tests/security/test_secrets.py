@@ -230,19 +230,25 @@ def explode(request: Any) -> Any:
     """A view with a bug, holding decrypted credentials when it fails."""
     account = ProviderAccount.objects.get(name="bulksmsrates")
     credentials = account.credentials
+    headers = {"Authorization": f"Bearer {credentials['api_key']}"}  # as a backend builds it
+    basic_auth = ("herald", credentials["api_secret"])
+    assert headers and basic_auth
     raise RuntimeError(f"unexpected state for {account.name} ({len(credentials)} credentials)")
 
 
 urlpatterns = [path("explode/", explode)]
 
 
-@override_settings(ROOT_URLCONF=__name__, DEBUG=False)
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG on (make run)"])
 def test_a_500_page_and_its_log_show_no_secret(
-    accounts: dict[str, ProviderAccount], everything_logged: pytest.LogCaptureFixture
+    accounts: dict[str, ProviderAccount], everything_logged: pytest.LogCaptureFixture, debug: bool
 ) -> None:
     client = Client(raise_request_exception=False)
-    response = client.get("/explode/")
+    with override_settings(ROOT_URLCONF=__name__, DEBUG=debug):
+        response = client.get("/explode/")
     assert response.status_code == 500
+    if debug:  # Django's technical page, with every frame's variables
+        assert "basic_auth" in response.content.decode()
     assert_no_secret(response.content.decode(), "500 page")
     text = logged_text(everything_logged)
     assert "unexpected state for bulksmsrates" in text  # the error was logged
