@@ -186,6 +186,9 @@ HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
 HERALD_RECONCILE_AFTER_SECONDS = env.int("HERALD_RECONCILE_AFTER_SECONDS", default=60)
 # The dashboard's message counts per campaign are kept this long (0: counted every time).
 HERALD_LIVE_COUNTS_SECONDS = env.int("HERALD_LIVE_COUNTS_SECONDS", default=2)
+# A report page (one date range) is counted once and shown to everyone for this long
+# (0: counted every time); its CSV export is always counted afresh.
+HERALD_REPORT_SECONDS = env.int("HERALD_REPORT_SECONDS", default=60)
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # Uploaded contact files up to this size are checked in the request; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
