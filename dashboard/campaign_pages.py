@@ -181,6 +181,17 @@ def preview_of(campaign: Campaign) -> dict[str, Any]:
 
 
 def failure_reasons(campaign: Campaign) -> list[dict[str, Any]]:
+    """Failure reasons, kept for half a minute like the chart: every failed message is read."""
+    key = f"herald:campaign:{campaign.pk}:failure-reasons"
+    reasons: list[dict[str, Any]] | None = cache.get(key)
+    if reasons is None:
+        reasons = _failure_reasons(campaign)
+        if reasons:  # none yet is not worth keeping: the first failure should show at once
+            cache.set(key, reasons, CHART_CACHE_SECONDS)
+    return reasons
+
+
+def _failure_reasons(campaign: Campaign) -> list[dict[str, Any]]:
     """Failed messages per provider error code, most common first, with one example text."""
     rows = (
         campaign.messages.filter(status=Message.Status.FAILED)
