@@ -124,12 +124,14 @@ class Web:
             start_new_session=True,
         )
 
-    def wait_until_up(self, seconds: float = 30) -> None:
+    def wait_until_up(self, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_tail()
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code in (200, 503):
+            # The socket is bound before a worker has loaded Django: on a busy machine the
+            # first request may be accepted and not answered in time (a read timeout).
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code in (200, 503):
                     return
             time.sleep(0.2)
         pytest.fail(f"gunicorn did not answer within {seconds}s\n{self.log_tail()}")
