@@ -389,12 +389,13 @@ def _attributes_json(text: str) -> dict[str, str]:
     attributes = {normalise_header(k): "" if v is None else str(v) for k, v in parsed.items()}
     # JSON escapes can spell what no file could hold: NUL (PostgreSQL refuses it) and
     # lone surrogates (no database can encode them).
-    if not all(_storable_text(value) for value in attributes.values()):
+    if not all(storable_text(value) for value in attributes.values()):
         raise RowError("the attributes column holds NUL or unpaired surrogate characters")
     return attributes
 
 
-def _storable_text(text: str) -> bool:
+def storable_text(text: str) -> bool:
+    """Whether every database can store `text`: no NUL, no unpaired surrogate."""
     if "\x00" in text:
         return False
     try:

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from contacts.importing import storable_text
 from contacts.models import Channel, OptOut
 from contacts.phones import InvalidPhoneNumber, redact, to_e164
 from messaging.backends.base import StatusUpdate
@@ -127,7 +128,7 @@ def _storable(value: Any) -> bool:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             return False
-        if isinstance(item, str) and not _storable_text(item):
+        if isinstance(item, str) and not storable_text(item):
             return False
         if isinstance(item, float) and not math.isfinite(item):
             return False
@@ -135,16 +136,6 @@ def _storable(value: Any) -> bool:
             stack.extend((part, depth + 1) for pair in item.items() for part in pair)
         elif isinstance(item, list):
             stack.extend((part, depth + 1) for part in item)
-    return True
-
-
-def _storable_text(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
     return True
 
 
