@@ -33,9 +33,9 @@ from django.utils import timezone  # noqa: E402
 from bench.datasets import FIRST, FIRST_NUMBER, LAST  # noqa: E402
 from campaigns.models import Campaign  # noqa: E402
 from campaigns.sending import materialise, run_campaign  # noqa: E402
+from contacts.bulk import bulk_insert  # noqa: E402
 from contacts.jobs import refresh_planner_statistics  # noqa: E402
 from contacts.models import Contact, Group  # noqa: E402
-from contacts.resources import bulk_insert  # noqa: E402
 from messaging.models import ProviderAccount  # noqa: E402
 
 NAME = "bench-campaign"

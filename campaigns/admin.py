@@ -1,16 +1,11 @@
 """Campaigns in the admin: the marketer's page (preview, test send, live counts), buttons
 that call the state machine's methods, and the approvers' queue."""
 
-import copy
 import zoneinfo
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import (
@@ -26,8 +21,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
+from campaigns.actions import ACTIONS, Action, available_to, may_take
+from campaigns.forms import CampaignForm, TestSendForm, TransitionForm
 from campaigns.models import (
     Campaign,
     CampaignTransition,
@@ -35,13 +31,22 @@ from campaigns.models import (
     PendingApproval,
     TransitionNotAllowed,
 )
-from campaigns.preview import estimate
+from campaigns.presenters import (
+    FINAL_STATUSES,
+    describe_test,
+    error_text,
+    highlight,
+    live_counts_of,
+    money,
+    preview_of,
+    progress_of,
+    when,
+)
 from campaigns.testsend import first_recipient, send_test
-from contacts.models import normalise_phone
 from contacts.phones import redact
 from messaging.admin import ReadOnlyAdmin
 from messaging.models import Message
-from messaging.rendering import render, ucs2_characters
+from messaging.rendering import render
 
 
 @admin.register(MessageTemplate)
@@ -51,271 +56,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     search_fields = ("name", "body")
 
 
-@dataclass(frozen=True)
-class Action:
-    """A button on the campaign page: which method it calls and who may press it."""
-
-    name: str
-    label: str
-    from_statuses: tuple[str, ...]
-    permission: str
-    note_label: str = ""
-    note_required: bool = False
-
-
 S = Campaign.Status
-ACTIONS = {
-    a.name: a
-    for a in (
-        Action("submit", "Submit for approval", (S.DRAFT,), "change"),
-        Action("approve", "Approve", (S.PENDING_APPROVAL,), "approve", "Note (optional)"),
-        Action("reject", "Reject", (S.PENDING_APPROVAL,), "approve", "Reason", note_required=True),
-        Action("pause", "Pause", (S.SENDING,), "change", "Reason (optional)"),
-        Action("resume", "Resume", (S.PAUSED,), "change"),
-        Action(
-            "cancel",
-            "Cancel campaign",
-            (S.DRAFT, S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED),
-            "change",
-            "Reason (optional)",
-        ),
-    )
-}
-
-
-class TransitionForm(forms.Form):
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-
-
-def error_text(exc: Exception) -> str:
-    """What a refused action says to the person who tried it: the model's own words."""
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-
-
-# What the preview, live counts and test send panels show.
-
-ENCODING_LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
-#: Statuses in which the campaign page keeps its message counts up to date.
-LIVE_STATUSES = (S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED)
-FINAL_STATUSES = (S.COMPLETED, S.CANCELLED)
-
-
-def money(amount: Decimal | str | None, currency: str) -> str:
-    """An amount as prices are read: always the cents, smaller fractions only when there."""
-    value = Decimal(str(amount or 0))
-    cents = value.quantize(Decimal("0.01"))
-    shown = str(cents) if cents == value else f"{value.normalize():f}"
-    return f"{shown} {currency}".strip()
-
-
-def code_point(character: str) -> str:
-    """U+201C: names characters that look like others (quotes) or like nothing (spaces)."""
-    return f"U+{ord(character):04X}"
-
-
-def highlight(text: str) -> SafeString:
-    """`text` escaped, each character that forces UCS-2 in a <mark> (titled with its code)."""
-    forcing = set(ucs2_characters(text))
-    return format_html_join(
-        "",
-        "{}",
-        (
-            (format_html('<mark title="{}">{}</mark>', code_point(c), c) if c in forcing else c,)
-            for c in text
-        ),
-    )
-
-
-def preview_of(campaign: Campaign) -> dict[str, Any] | None:
-    """Worked out now for a draft; once submitted, the estimate the approver approves."""
-    if campaign.status == S.DRAFT:
-        figures = estimate(campaign).as_json()
-    elif campaign.estimate:
-        figures = campaign.estimate
-    else:
-        return None
-    counted = ("audience", "opted_out", "sendable", "segments", "ucs2_messages")
-    return {
-        "live": campaign.status == S.DRAFT,
-        **{name: figures.get(name, 0) for name in counted},
-        "cost": money(figures.get("cost"), figures.get("currency", "")),
-        "ucs2_characters": [(c, code_point(c)) for c in figures.get("ucs2_characters", [])],
-        "samples": [
-            {
-                "contact": sample["contact"],
-                "body": highlight(sample["body"]),
-                "encoding": ENCODING_LABELS.get(sample["encoding"], sample["encoding"]),
-                "segments": sample["segments"],
-            }
-            for sample in figures.get("samples", [])
-        ],
-    }
-
-
-def progress_of(campaign: Campaign) -> dict[str, Any]:
-    """The live counts endpoint's answer: messages per status, every status present."""
-    counts = campaign.messages.all().status_counts()
-    return {
-        "status": campaign.status,
-        "status_label": campaign.get_status_display(),
-        "counts": counts,
-        "total": sum(counts.values()),
-    }
-
-
-def live_counts_of(campaign: Campaign) -> dict[str, Any]:
-    progress = progress_of(campaign)
-    final: list[tuple[str, int]] = []
-    if campaign.status == S.COMPLETED:
-        final = [
-            (label, campaign.final_counts[value])
-            for value, label in Message.Status.choices
-            if campaign.final_counts.get(value)
-        ]
-    return {
-        **progress,
-        "url": reverse("admin:campaigns_campaign_progress", args=(campaign.pk,)),
-        "rows": [
-            (value, label, progress["counts"][value]) for value, label in Message.Status.choices
-        ],
-        "polling": campaign.status in LIVE_STATUSES,
-        "final": final,
-        "final_cost": (
-            money(campaign.final_cost, campaign.provider_account.currency)
-            if campaign.status == S.COMPLETED and campaign.final_cost is not None
-            else ""
-        ),
-    }
-
-
-def when(moment: datetime, format_name: str = "DATETIME_FORMAT") -> str:
-    return date_format(timezone.localtime(moment), format_name)
-
-
-def describe_test(campaign: Campaign) -> str:
-    """Whether, when, by whom and to what number a test went, and how it fared."""
-    if campaign.test_sent_at is None:
-        return "No test sent"
-    who = campaign.test_sent_by.get_username() if campaign.test_sent_by else "(deleted user)"
-    message = campaign.test_message
-    if message is None:
-        return f"Sent {when(campaign.test_sent_at)} by {who}"
-    return format_html(
-        "Sent {} by {} to {}: <strong>{}</strong>",
-        when(campaign.test_sent_at),
-        who,
-        redact(message.phone),
-        message.get_status_display().lower(),
-    )
-
-
-# Forms.
-
-
-class LocalDateTimeField(forms.SplitDateTimeField):
-    """A date and a time as typed, left naive: the form reads them in the campaign's zone."""
-
-    def compress(self, data_list: Any) -> datetime | None:
-        if not data_list:
-            return None
-        day, time = data_list
-        if day in self.empty_values:
-            raise ValidationError(self.error_messages["invalid_date"], code="invalid_date")
-        if time in self.empty_values:
-            raise ValidationError(self.error_messages["invalid_time"], code="invalid_time")
-        return datetime.combine(day, time)
-
-
-def in_zone(local: datetime, zone_name: str) -> datetime:
-    """Wall-clock `local` in `zone_name`, as aware UTC; refused when a clock change skips
-    that time or passes it twice, rather than guessing which one was meant."""
-    aware = local.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
-    if aware.utcoffset() != aware.replace(fold=1).utcoffset():
-        raise ValidationError(
-            "%(time)s happens twice or not at all in %(zone)s (the clocks change): "
-            "pick another time.",
-            code="ambiguous_time",
-            params={"time": local.strftime("%Y-%m-%d %H:%M"), "zone": zone_name},
-        )
-    return aware.astimezone(UTC)
-
-
-class CampaignForm(forms.ModelForm):
-    scheduled_at = LocalDateTimeField(required=False, widget=AdminSplitDateTime)
-    time_zone = forms.ChoiceField(
-        choices=[(name, name) for name in sorted(zoneinfo.available_timezones())],
-        initial="Europe/London",
-        help_text=Campaign._meta.get_field("time_zone").help_text,
-    )
-
-    #: Left out of a post altogether (a script, a page from before they existed), these
-    #: keep their value, as Django already does for optional fields with a default.
-    KEEP_IF_OMITTED = ("time_zone", "brake_failure_rate", "brake_window")
-
-    class Meta:
-        model = Campaign
-        fields = (
-            "name",
-            "channel",
-            "provider_account",
-            "sender",
-            "template",
-            "body",
-            "groups",
-            "tags",
-            "exclude_groups",
-            "scheduled_at",
-            "time_zone",
-            "window_start",
-            "window_end",
-            "brake_failure_rate",
-            "brake_window",
-        )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        zone = self.instance.time_zone
-        if "scheduled_at" in self.fields:
-            self.fields["scheduled_at"].help_text = (
-                f"Local time in the campaign's time zone, below (now {zone}). "
-                "Empty: send once approved."
-            )
-            if self.instance.scheduled_at:
-                local = timezone.localtime(self.instance.scheduled_at, zoneinfo.ZoneInfo(zone))
-                self.initial["scheduled_at"] = local.replace(tzinfo=None)
-        if self.is_bound:
-            self._keep_omitted_settings()
-
-    def _keep_omitted_settings(self) -> None:
-        omitted = [n for n in self.KEEP_IF_OMITTED if n in self.fields and n not in self.data]
-        if omitted:
-            data: Any = copy.copy(self.data)  # a QueryDict's copy is a mutable one
-            for name in omitted:
-                data[name] = str(getattr(self.instance, name))
-            self.data = data
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        cleaned = self.cleaned_data
-        local = cleaned.get("scheduled_at")
-        zone_name = cleaned.get("time_zone", self.instance.time_zone)
-        if isinstance(local, datetime) and timezone.is_naive(local):
-            try:
-                cleaned["scheduled_at"] = in_zone(local, zone_name)
-            except ValidationError as exc:
-                self.add_error("scheduled_at", exc)
-        return cleaned
-
-
-class TestSendForm(forms.Form):
-    phone = forms.CharField(
-        label="Your phone number",
-        max_length=40,
-        help_text="International (+44 7911 123456) or national form.",
-    )
-
-    def clean_phone(self) -> str:
-        return normalise_phone(self.cleaned_data["phone"])
 
 
 class TransitionInline(admin.TabularInline):
@@ -350,6 +91,33 @@ class CampaignTransitionAdmin(ReadOnlyAdmin):
     date_hierarchy = "at"
 
 
+BulkAction = Callable[["CampaignAdmin", HttpRequest, QuerySet[Campaign]], None]
+
+
+def bulk_action(chosen: Action) -> BulkAction:
+    """The changelist action taking `chosen` on each selected campaign, as it permits."""
+
+    def take(
+        modeladmin: "CampaignAdmin", request: HttpRequest, queryset: QuerySet[Campaign]
+    ) -> None:
+        modeladmin.take_on_each(request, queryset, chosen)
+
+    take.__name__ = f"{chosen.name}_selected"
+    # An admin action's permission names a has_<codename>_permission method of the admin:
+    # "campaigns.change_campaign" -> has_change_permission, approve -> has_approve_permission.
+    codename = chosen.permission.partition(".")[2].removesuffix("_campaign")
+    described = admin.action(
+        description=f"{chosen.label} (selected campaigns)", permissions=[codename]
+    )
+    return described(take)
+
+
+#: Taken on many campaigns at once: the actions that ask for no reason or confirmation.
+BULK_ACTIONS = tuple(
+    bulk_action(a) for a in ACTIONS.values() if not (a.reason_required or a.confirmation)
+)
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     list_display = ("name", "status", "channel", "provider_account", "submitted_by", "approved_by")
@@ -358,7 +126,7 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("groups", "tags", "exclude_groups")
     inlines = (TransitionInline,)
-    actions = ("submit_selected", "approve_selected", "pause_selected", "resume_selected")
+    actions = BULK_ACTIONS
     form = CampaignForm
     # The brake may be tightened or loosened while sending, not after the end; the rest
     # of the form is what submit freezes.
@@ -489,18 +257,6 @@ class CampaignAdmin(admin.ModelAdmin):
         ]
         return own + super().get_urls()
 
-    def available_actions(self, request: HttpRequest, campaign: Campaign) -> list[Action]:
-        return [
-            a
-            for a in ACTIONS.values()
-            if campaign.status in a.from_statuses and self._may(request, a, campaign)
-        ]
-
-    def _may(self, request: HttpRequest, action: Action, campaign: Campaign) -> bool:
-        if action.permission == "approve":
-            return request.user.has_perm("campaigns.approve_campaign")
-        return self.has_change_permission(request, campaign)
-
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
@@ -509,7 +265,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if campaign is not None:
             extra_context["transition_actions"] = [
                 (a, reverse("admin:campaigns_campaign_transition", args=(campaign.pk, a.name)))
-                for a in self.available_actions(request, campaign)
+                for a in available_to(request.user, campaign)
             ]
             extra_context["preview"] = preview_of(campaign)
             if campaign.status != S.DRAFT:
@@ -577,12 +333,13 @@ class CampaignAdmin(admin.ModelAdmin):
     def transition_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         campaign = get_object_or_404(Campaign, pk=pk)
         chosen = ACTIONS.get(action)
-        if chosen is None or not self._may(request, chosen, campaign):
+        if chosen is None or not may_take(request.user, chosen):
             raise PermissionDenied
         change_url = reverse("admin:campaigns_campaign_change", args=(campaign.pk,))
-        form = TransitionForm(request.POST or None)
+        form = TransitionForm(request.POST or None, action=chosen)
         confirmed = request.method == "POST" and form.is_valid()
-        if confirmed and self._perform(request, chosen, campaign, form.cleaned_data["note"]):
+        note = form.cleaned_data.get("note", "") if confirmed else ""
+        if confirmed and self._perform(request, chosen, campaign, note):
             return HttpResponseRedirect(change_url)
         context = {
             **self.admin_site.each_context(request),
@@ -612,36 +369,20 @@ class CampaignAdmin(admin.ModelAdmin):
 
     # Bulk actions on the changelist, reporting what moved and what did not.
 
-    def _bulk(self, request: HttpRequest, queryset: QuerySet[Campaign], action: str) -> None:
+    def take_on_each(
+        self, request: HttpRequest, queryset: QuerySet[Campaign], chosen: Action
+    ) -> None:
         moved, refused = 0, []
         for campaign in queryset:
             try:
-                campaign.act(action, request.user)
+                campaign.act(chosen.name, request.user)
                 moved += 1
             except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
                 refused.append(f"{campaign}: {error_text(exc)}")
         if moved:
-            self.message_user(
-                request, f"{action.capitalize()}: {moved} campaign(s).", messages.SUCCESS
-            )
+            self.message_user(request, f"{chosen.label}: {moved} campaign(s).", messages.SUCCESS)
         for line in refused:
             self.message_user(request, line, messages.WARNING)
-
-    @admin.action(description="Submit selected campaigns for approval", permissions=["change"])
-    def submit_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._bulk(request, queryset, "submit")
-
-    @admin.action(description="Approve selected campaigns", permissions=["approve"])
-    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._bulk(request, queryset, "approve")
-
-    @admin.action(description="Pause selected campaigns", permissions=["change"])
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._bulk(request, queryset, "pause")
-
-    @admin.action(description="Resume selected campaigns", permissions=["change"])
-    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
-        self._bulk(request, queryset, "resume")
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("campaigns.approve_campaign")

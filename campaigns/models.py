@@ -20,6 +20,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from campaigns.actions import ACTIONS, check_reason, may_take
+from campaigns.actions import action as staff_action
 from contacts.models import Channel, Contact, Group, Tag
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import placeholders
@@ -148,6 +150,12 @@ class Campaign(models.Model):
     )
     approved_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(blank=True)
+    held_reason = models.TextField(
+        blank=True, editable=False, help_text="Why it came back for approval after it was approved."
+    )
+    held_changes = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="The approved samples beside the new."
+    )
     pause_reason = models.CharField(max_length=500, blank=True)
     audience_stats = models.JSONField(default=dict, blank=True, editable=False)
     estimate = models.JSONField(
@@ -212,12 +220,13 @@ class Campaign(models.Model):
 
     def compute_content_hash(self) -> str:
         """What an approver approves: content, audience definition, provider and sender."""
+        from campaigns.content import Content
+
         frozen = {
             "channel": self.channel,
             "provider_account": self.provider_account_id,
             "sender": self.sender_id,
-            "body": self.message_body,
-            "whatsapp_template": self.template.whatsapp_template_id if self.template else "",
+            **Content.of(self).frozen(),
             "groups": sorted(self.groups.values_list("pk", flat=True)),
             "tags": sorted(self.tags.values_list("pk", flat=True)),
             "exclude_groups": sorted(self.exclude_groups.values_list("pk", flat=True)),
@@ -260,27 +269,34 @@ class Campaign(models.Model):
             self._submit(by)
 
     def _submit(self, by: Any) -> None:
+        from campaigns.approval import record_estimate
         from campaigns.preview import estimate
 
         self.validate_for_submit()
+        figures = estimate(self)
         self._transition(
             "submit",
-            {self.Status.DRAFT: self.Status.PENDING_APPROVAL},
+            ACTIONS["submit"].moves,
             by,
             submitted_by=by,
             submitted_at=timezone.now(),
             content_hash=self.compute_content_hash(),
             rejection_reason="",
-            estimate=estimate(self).as_json(),
+            held_reason="",
+            held_changes={},
+            estimate=figures.as_json(),
+            on_success=lambda: record_estimate(self, figures),
         )
 
     def approve(self, by: Any, note: str = "") -> None:
         self._check_approver(by)
         if by.pk == self.submitted_by_id:
             raise PermissionDenied("You cannot approve a campaign you submitted yourself.")
+        if self.status == self.Status.PENDING_APPROVAL and self.content_hash:
+            self._refuse_if_changed_since_submit()
         self._transition(
             "approve",
-            {self.Status.PENDING_APPROVAL: self.Status.SCHEDULED},
+            ACTIONS["approve"].moves,
             by,
             note=note,
             approved_by=by,
@@ -293,11 +309,10 @@ class Campaign(models.Model):
 
     def reject(self, by: Any, reason: str) -> None:
         self._check_approver(by)
-        if not reason.strip():
-            raise ValidationError("Say why the campaign is rejected, so the submitter can fix it.")
+        check_reason(ACTIONS["reject"], reason)
         self._transition(
             "reject",
-            {self.Status.PENDING_APPROVAL: self.Status.DRAFT},
+            ACTIONS["reject"].moves,
             by,
             note=reason,
             rejection_reason=reason,
@@ -319,6 +334,57 @@ class Campaign(models.Model):
             approved_at=None,
         )
 
+    def _refuse_if_changed_since_submit(self) -> None:
+        """A template edited after submit: what the approver was shown is not what would go."""
+        from campaigns.approval import ContentChanged
+
+        if self.compute_content_hash() == self.content_hash:
+            return
+        reason = "The message changed after it was submitted (its message template was edited)."
+        self.hold_for_approval(ContentChanged(reason))
+        raise ValidationError(
+            f"{reason} The figures and samples were worked out again: look again."
+        )
+
+    def hold_for_approval(self, error: Any) -> None:
+        """Back to the approval queue with what changed, the new figures, and nothing built.
+
+        By the engine, when what it is about to build is not what was approved (see
+        campaigns.approval); whatever was built already is deleted unsent.
+        """
+        from campaigns.approval import changes_for_hold
+        from campaigns.preview import estimate
+
+        figures = estimate(self)
+        changes = changes_for_hold(self, error, figures)
+        self._transition(
+            "hold",
+            dict.fromkeys(
+                (self.Status.PENDING_APPROVAL, self.Status.SCHEDULED, self.Status.SENDING),
+                self.Status.PENDING_APPROVAL,
+            ),
+            None,
+            note=error.reason,
+            audit={"reason": error.reason},
+            content_hash=self.compute_content_hash(),
+            estimate=figures.as_json(),
+            held_reason=error.reason,
+            held_changes=changes,
+            approved_by=None,
+            approved_at=None,
+            started_at=None,
+            audience_stats={},
+            materialised_at=None,
+            on_success=lambda: self._forget_build(figures),
+        )
+
+    def _forget_build(self, figures: Any) -> None:
+        from campaigns.approval import record_estimate
+
+        # Built but never sent: the build only hands rows to senders once it has finished.
+        self.messages.filter(status=Message.Status.PENDING).delete()
+        record_estimate(self, figures)
+
     def start(self) -> bool:
         """Scheduled -> sending, by the engine; False when another worker already started it."""
         try:
@@ -333,25 +399,16 @@ class Campaign(models.Model):
         return True
 
     def pause(self, by: Any, reason: str = "") -> None:
-        self._transition(
-            "pause", {self.Status.SENDING: self.Status.PAUSED}, by, note=reason, pause_reason=reason
-        )
+        self._transition("pause", ACTIONS["pause"].moves, by, note=reason, pause_reason=reason)
 
     def resume(self, by: Any) -> None:
-        self._transition("resume", {self.Status.PAUSED: self.Status.SENDING}, by, pause_reason="")
+        self._transition("resume", ACTIONS["resume"].moves, by, pause_reason="")
         self._wake_engine()
 
     def cancel(self, by: Any, reason: str = "") -> None:
-        cancellable = (
-            self.Status.DRAFT,
-            self.Status.PENDING_APPROVAL,
-            self.Status.SCHEDULED,
-            self.Status.SENDING,
-            self.Status.PAUSED,
-        )
         self._transition(
             "cancel",
-            dict.fromkeys(cancellable, self.Status.CANCELLED),
+            ACTIONS["cancel"].moves,
             by,
             note=reason,
             on_success=self._cancel_unsent_messages,
@@ -382,8 +439,13 @@ class Campaign(models.Model):
         return True
 
     def act(self, action: str, by: Any, note: str = "") -> None:
-        """Call the method behind a staff `action` name; the methods enforce every rule."""
-        moves: dict[str, Callable[[], None]] = {
+        """Take the staff `action` as `by`, `note` its reason: the table (campaigns.actions)
+        says who may and whether a reason is required; the method checks everything else."""
+        chosen = staff_action(action)
+        if not may_take(by, chosen):
+            raise PermissionDenied(chosen.refusal)
+        check_reason(chosen, note)
+        calls: dict[str, Callable[[], None]] = {
             "submit": lambda: self.submit(by=by),
             "approve": lambda: self.approve(by=by, note=note),
             "reject": lambda: self.reject(by=by, reason=note),
@@ -391,18 +453,14 @@ class Campaign(models.Model):
             "resume": lambda: self.resume(by=by),
             "cancel": lambda: self.cancel(by=by, reason=note),
         }
-        if action not in moves:
-            raise ValueError(f"unknown campaign action {action!r}")
-        moves[action]()
+        calls[chosen.name]()
 
     def _cancel_unsent_messages(self) -> None:
-        self.messages.filter(status=Message.Status.PENDING).update(
-            status=Message.Status.CANCELLED, updated_at=timezone.now()
-        )
+        self.messages.all().cancel_unsent()
 
     def _check_approver(self, by: Any) -> None:
-        if by is None or not by.has_perm("campaigns.approve_campaign"):
-            raise PermissionDenied("Only approvers may approve or reject campaigns.")
+        if not may_take(by, ACTIONS["approve"]):
+            raise PermissionDenied(ACTIONS["approve"].refusal)
 
     def _transition(
         self,
@@ -413,6 +471,7 @@ class Campaign(models.Model):
         note: str = "",
         extra_filter: dict[str, Any] | None = None,
         on_success: Callable[[], None] | None = None,
+        audit: dict[str, Any] | None = None,
         **changes: Any,
     ) -> None:
         with transaction.atomic():
@@ -439,7 +498,7 @@ class Campaign(models.Model):
                 AuditEvent.Action.CAMPAIGN_TRANSITION,
                 actor=by,
                 obj=self,
-                detail={"action": action, "from": current, "to": target},
+                detail={"action": action, "from": current, "to": target, **(audit or {})},
             )
             if on_success:
                 on_success()
@@ -474,6 +533,20 @@ class CampaignTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action}: {self.from_status} -> {self.to_status}"
+
+
+class ApprovedContent(models.Model):
+    """What an approval binds beyond the content hash: every distinct rendering the preview saw."""
+
+    campaign = models.OneToOneField(
+        Campaign, on_delete=models.CASCADE, related_name="approved_content"
+    )
+    #: Sorted 16-byte BLAKE2b fingerprints, one per distinct (text, parameters) rendering.
+    fingerprints = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"approved renderings of campaign {self.campaign_id}"
 
 
 class PendingApproval(Campaign):

@@ -1,22 +1,29 @@
 """What a campaign will send and cost, before anyone approves it.
 
-The whole audience is counted in SQL; segments are worked out once per distinct
-combination of the values the body uses (GROUP BY those fields), so a million
-recipients whose messages differ only by a first name cost a few thousand renders.
+The audience and its skip reasons come from the audience rule (campaigns.audience);
+segments are worked out once per distinct combination of the values the message uses
+(GROUP BY those fields), so a million recipients whose messages differ only by a first
+name cost a few thousand renders. Each distinct rendering is also fingerprinted: an
+approval binds exactly those texts (campaigns.approval).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import Count, QuerySet
 
-from campaigns.models import Campaign
-from contacts.models import Contact, OptOut
-from messaging.rendering import encoding_of, placeholders, render, segments_of, ucs2_characters
+from campaigns.audience import AudienceCount, AudienceRule
+from campaigns.content import Content
+from contacts.models import Contact
+from messaging.models import Message
+from messaging.rendering import segments_of, ucs2_characters
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign
 
 SAMPLES = 3
 
@@ -32,76 +39,107 @@ class Sample:
 @dataclass
 class Estimate:
     audience: int = 0
-    opted_out: int = 0
-    sendable: int = 0
+    queued: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
     segments: int = 0
     cost: Decimal = Decimal(0)
     currency: str = ""
     ucs2_messages: int = 0
     ucs2_characters: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    #: Fingerprints of every distinct rendering (not stored with the figures).
+    renderings: set[bytes] = field(default_factory=set, repr=False)
+
+    @property
+    def sendable(self) -> int:
+        return self.queued
+
+    @property
+    def opted_out(self) -> int:
+        return self.skipped.get(Message.SkipReason.OPTED_OUT, 0)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["renderings"]
         data["cost"] = str(self.cost)
+        # The names pages and stored estimates used before skip reasons were counted apart.
+        data["sendable"], data["opted_out"] = self.sendable, self.opted_out
         return data
 
 
-def estimate(campaign: Campaign, samples: int = SAMPLES) -> Estimate:
-    """Audience after suppression, segments and cost of the whole campaign, with samples."""
-    body = campaign.message_body
+def estimate(
+    campaign: Campaign, samples: int = SAMPLES, contacts: QuerySet[Contact] | None = None
+) -> Estimate:
+    """Audience by skip reason, segments and cost of the whole campaign, with samples.
+
+    `contacts` stands for the campaign's audience when it is not saved yet (the builder).
+    """
+    rule = AudienceRule(campaign, contacts)
+    counted = rule.count()
     account = campaign.provider_account
-    audience = campaign.audience()
-    suppressed = OptOut.objects.filter(phone=OuterRef("phone"), channel=campaign.channel)
-    sendable = audience.exclude(Exists(suppressed))
-    result = Estimate(currency=account.currency)
-    result.audience = audience.count()
-    result.sendable = sendable.count()
-    result.opted_out = result.audience - result.sendable
-    used = placeholders(body)
+    content = Content.of(campaign)
+    result = Estimate(
+        audience=counted.audience,
+        queued=counted.queued,
+        skipped=counted.skipped,
+        currency=account.currency,
+    )
     characters: dict[str, None] = {}
-    for fields, count in _distinct_fields(sendable, used):
-        text = render(body, fields)
-        encoding, segments = segments_of(text)
+    for fields, count in _distinct_fields(rule, counted, content):
+        rendered = content.render(fields)
+        encoding, segments = segments_of(rendered.body)
+        result.renderings.add(rendered.fingerprint)
         result.segments += segments * count
         if encoding != "gsm7":
             result.ucs2_messages += count
-            characters.update(dict.fromkeys(ucs2_characters(text)))
+            characters.update(dict.fromkeys(ucs2_characters(rendered.body)))
     result.ucs2_characters = list(characters)
     result.cost = result.segments * Decimal(str(account.price_per_segment))
-    for contact in sendable.order_by("pk")[:samples]:
-        text = render(body, contact.template_fields())
-        _, segments = segments_of(text)
-        label = " ".join(filter(None, [contact.first_name, contact.last_name])) or "(no name)"
-        result.samples.append(Sample(label, text, encoding_of(text), segments))
+    result.samples = samples_of(rule, content, samples)
     return result
 
 
+def samples_of(rule: AudienceRule, content: Content, how_many: int = SAMPLES) -> list[Sample]:
+    """The first queued recipients' messages, rendered as the build will render them."""
+    ids = rule.first_queued(how_many)
+    rows = content.with_fields(Contact.objects.filter(pk__in=ids)).order_by("pk")
+    found = []
+    for first_name, last_name, *values in rows.values_list(
+        "first_name", "last_name", *content.columns
+    ):
+        text = content.render(content.fields_of(values)).body
+        encoding, segments = segments_of(text)
+        label = " ".join(filter(None, [first_name, last_name])) or "(no name)"
+        found.append(Sample(label, text, encoding, segments))
+    return found
+
+
 def _distinct_fields(
-    contacts: QuerySet[Contact], names: list[str]
+    rule: AudienceRule, counted: AudienceCount, content: Content
 ) -> list[tuple[dict[str, str], int]]:
-    """(the values of `names`, how many contacts have them), one per distinct combination."""
-    if not names:
+    """(the values the content reads, how many queued contacts have them), per combination."""
+    groups = _grouped(rule.sendable(counted), content)
+    skipped = sorted(counted.window_skipped_ids)
+    if not skipped:
+        return groups
+    # Skipped for a reason SQL cannot see (no send window): taken off their groups.
+    less: Counter[tuple[str, ...]] = Counter()
+    for start in range(0, len(skipped), 5000):
+        chunk = Contact.objects.filter(pk__in=skipped[start : start + 5000])
+        for fields, count in _grouped(chunk, content):
+            less[tuple(fields.values())] += count
+    kept = [(fields, count - less[tuple(fields.values())]) for fields, count in groups]
+    return [(fields, count) for fields, count in kept if count > 0]
+
+
+def _grouped(contacts: QuerySet[Contact], content: Content) -> list[tuple[dict[str, str], int]]:
+    columns = content.columns
+    if not columns:
         return [({}, contacts.count())]
-    columns: dict[str, Any] = {}
-    for name in names:
-        if name in Contact.TEMPLATE_FIELDS:
-            continue
-        columns[f"attr_{name}"] = KeyTextTransform(name, "attributes")
-    fixed = [n for n in names if n in Contact.TEMPLATE_FIELDS]
     grouped = (
-        contacts.order_by()
-        .annotate(**columns)
-        .values(*fixed, *columns)
+        content.with_fields(contacts.order_by())
+        .values_list(*columns)
         .annotate(n=Count("pk"))
         .iterator(chunk_size=5000)
     )
-    out = []
-    for row in grouped:
-        fields = {name: row[name] or "" for name in fixed}
-        for name in names:
-            if name not in Contact.TEMPLATE_FIELDS:
-                value = row[f"attr_{name}"]
-                fields[name] = "" if value is None else str(value)
-        out.append((fields, row["n"]))
-    return out
+    return [(content.fields_of(row[:-1]), row[-1]) for row in grouped]

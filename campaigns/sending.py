@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,13 +22,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns.approval import Binding, ContentChanged
+from campaigns.audience import REASONS, AudienceRule
+from campaigns.content import Content, Rendered
 from campaigns.models import Campaign, TransitionNotAllowed
-from campaigns.windows import Window, recipient_zones
-from contacts.models import Channel, Contact, ErasedNumber, OptOut
-from contacts.resources import bulk_insert, json_column, tune_bulk_transaction
+from campaigns.windows import Window
+from contacts.bulk import bulk_insert, tune_bulk_transaction
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
-from messaging.rendering import placeholders, render, segments_of
+from messaging.rendering import segments_of
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ MATERIALISE_CHUNK = 5000
 PIPELINE_FROM = 10_000
 #: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
 MAX_CLAIM = 10_000
-E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 MESSAGE_COLUMNS = (
     "campaign_id",
@@ -74,31 +74,44 @@ def materialise(campaign: Campaign) -> dict[str, int]:
 
     Each chunk commits with the campaign's progress mark (the last contact id done)
     under a lock on the campaign row, so an interrupted run resumes where it
-    stopped and two workers never write the same chunk. Opted-out, invalid and
-    repeated numbers, and recipients whose zones never share the send window, are
-    kept as `skipped` with the reason, so the counts add up.
+    stopped and two workers never write the same chunk. Who is skipped, and why, is
+    the audience rule's answer (campaigns.audience), kept on each skipped row.
+
+    Only what was approved is built (campaigns.approval): content that changed, a
+    rendering the approver never saw or an audience grown too far holds the campaign
+    for approval again, and what was built of it is deleted unsent. Nothing is sent
+    before the build has finished.
 
     For a large audience the next chunk is read and rendered while a second
     connection writes the last one, so the database's work and ours overlap; small
     ones, and any inside a caller's transaction (which a second connection could
     not see), are written one chunk after another.
     """
-    while True:
-        plan = _Plan(campaign)
-        if connection.in_atomic_block or not _large(plan, campaign):
-            done = _build(campaign, plan, write=_write_chunk)
-        else:
-            with ThreadPoolExecutor(1, thread_name_prefix="materialise") as writer:
-                try:
-                    done = _build(campaign, plan, write=partial(_submit, writer))
-                finally:
-                    writer.submit(_close_connection).result()
+    while Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
+        try:
+            done = _build_once(campaign)
+        except ContentChanged as changed:
+            logger.warning("campaign %s: held for approval again: %s", campaign.pk, changed)
+            with contextlib.suppress(TransitionNotAllowed):
+                campaign.hold_for_approval(changed)
+            break
         if done:
             break
         # Another worker moved the mark under us: start again from where it is now.
     campaign.refresh_from_db(fields=["audience_stats", "materialised_at"])
     logger.info("campaign %s: materialised %s", campaign.pk, campaign.audience_stats)
     return campaign.audience_stats
+
+
+def _build_once(campaign: Campaign) -> bool:
+    plan = _Plan(campaign)
+    if connection.in_atomic_block or not _large(plan, campaign):
+        return _build(campaign, plan, write=_write_chunk)
+    with ThreadPoolExecutor(1, thread_name_prefix="materialise") as writer:
+        try:
+            return _build(campaign, plan, write=partial(_submit, writer))
+        finally:
+            writer.submit(_close_connection).result()
 
 
 def _close_connection() -> None:
@@ -157,7 +170,8 @@ def _write_chunk(
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign_id)
         mark = {**EMPTY_STATS, **locked.audience_stats}["after"]
-        if locked.materialised_at is not None or mark != expected_after:
+        stopped = locked.status != Campaign.Status.SENDING  # held, paused or cancelled
+        if stopped or locked.materialised_at is not None or mark != expected_after:
             return False
         tune_bulk_transaction()
         bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
@@ -178,19 +192,7 @@ def _finish(campaign_id: int, stats: dict[str, int]) -> bool:
     return True
 
 
-EMPTY_STATS = {
-    "after": 0,
-    "audience": 0,
-    "queued": 0,
-    "opted_out": 0,
-    "invalid": 0,
-    "duplicate": 0,
-    "no_send_window": 0,
-}
-
-
-SUPPRESSION_IN_MEMORY = 500_000
-STAT_FOR_REASON: dict[str, str] = {Message.SkipReason.INVALID_NUMBER: "invalid"}
+EMPTY_STATS = {"after": 0, "audience": 0, "queued": 0, **dict.fromkeys(REASONS, 0)}
 
 
 class _Plan:
@@ -198,76 +200,40 @@ class _Plan:
 
     def __init__(self, campaign: Campaign) -> None:
         self.campaign = campaign
-        self.body = campaign.message_body
-        self.audience = campaign.audience()
-        names = placeholders(self.body)
-        template = campaign.template if campaign.channel == Channel.WHATSAPP else None
-        self.template_id = template.whatsapp_template_id if template else ""
-        self.parameters = list(template.whatsapp_parameters) if template else []
-        wanted = set(names) | set(self.parameters)
-        self.fixed = [n for n in Contact.TEMPLATE_FIELDS if n in wanted and n != "phone"]
-        self.custom = sorted(wanted - set(Contact.TEMPLATE_FIELDS))
-        self.contact_columns = ("pk", "phone", "timezone", *self.fixed)
-        if self.custom:
-            self.contact_columns += ("attributes",)
-        self.window = Window(campaign.window_start, campaign.window_end)
-        self.start = max(timezone.now(), campaign.scheduled_at or timezone.now())
-        self.start_value = connection.ops.adapt_datetimefield_value(self.start)
+        self.binding = Binding.of(campaign)
+        self.content = Content.of(campaign)
+        self.rule = AudienceRule(campaign)
+        self.decider = self.rule.decider()
+        self.audience = self.content.with_fields(self.rule.contacts)
+        self.contact_columns = ("pk", "phone", "timezone", *self.content.columns)
         self.price = Decimal(str(campaign.provider_account.price_per_segment))
         ops = connection.ops
-        now = timezone.now()
-        self.now = ops.adapt_datetimefield_value(now)
-        self.params_json = "[]"
-        self._bodies: dict[tuple[str, ...], tuple[str, str, int, Any]] = {}
-        self._opens: dict[tuple[str, ...], Any] = {}
-        self._seen: set[str] = set()
-        # The suppression list, read once when it is small enough to hold (the usual case).
-        suppression = OptOut.objects.filter(channel=campaign.channel)
-        self.suppressed: set[str] | None = None
-        if suppression.count() <= SUPPRESSION_IN_MEMORY:
-            self.suppressed = set(suppression.values_list("phone", flat=True))
+        self.start_value = ops.adapt_datetimefield_value(self.rule.start)
+        self.now = ops.adapt_datetimefield_value(timezone.now())
+        self.template_id = self.content.whatsapp_template_id
+        self._bodies: dict[tuple[Any, ...], tuple[str, str, int, Any, str, Rendered]] = {}
+        self._opens: dict[Any, Any] = {}
 
     def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
         campaign = self.campaign
-        phones = [row[1] for row in chunk]
-        if self.suppressed is not None:
-            opted_out = self.suppressed
-            # Erased numbers are kept only as keyed hashes: each phone is hashed (~1.5 µs),
-            # and only while at least one number was ever erased.
-            erased = ErasedNumber.objects.among(phones)
-        else:
-            opted_out, erased = OptOut.objects.phones(campaign.channel, phones), set()
+        self.decider.prepare(row[1] for row in chunk)
         account_id = campaign.provider_account_id
         sender = campaign.sender_id
         rows = []
         refs = self._client_refs(len(chunk))
-        windowed = not self.window.always_open
         for contact, client_ref in zip(chunk, refs, strict=True):
             pk, phone, own_zone = contact[0], contact[1], contact[2]
-            fields = self._fields(contact)
-            body, encoding, segments, cost = self._render(fields)
-            zones: tuple[str, ...] = ()
-            due = self.start_value
-            if windowed:
-                zones = recipient_zones(phone, own_zone=own_zone, fallback=campaign.time_zone)
-                due = self._opening(zones)
-            status, reason = Message.Status.PENDING, ""
-            if phone in opted_out or phone in erased:
-                reason = Message.SkipReason.OPTED_OUT
-            elif not E164.fullmatch(phone):
-                reason = Message.SkipReason.INVALID_NUMBER
-            elif phone in self._seen:
-                reason = Message.SkipReason.DUPLICATE
-            elif due is None:
-                reason = Message.SkipReason.NO_SEND_WINDOW
-            self._seen.add(phone)
+            decision = self.decider.decide(phone, own_zone)
             stats["audience"] += 1
-            if reason:
+            if decision.reason:
                 status = Message.Status.SKIPPED
-                stats[STAT_FOR_REASON.get(reason, reason)] += 1
+                stats[decision.reason] += 1
             else:
+                status = Message.Status.PENDING
                 stats["queued"] += 1
-            params = [render(f"{{{{{name}}}}}", fields) for name in self.parameters]
+            body, encoding, segments, cost, params = self._render(
+                contact, queued=not decision.reason
+            )
             rows.append(
                 (
                     campaign.pk,
@@ -281,22 +247,23 @@ class _Plan:
                     segments,
                     cost,
                     client_ref,
-                    ",".join(zones),
+                    ",".join(decision.zones),
                     "",
                     "",
                     "",
                     self.template_id,
-                    json.dumps(params) if params else self.params_json,
+                    params,
                     status,
-                    reason,
+                    decision.reason,
                     0,
-                    due if due is not None else self.now,
+                    self._due(decision.due),
                     "",
                     "",
                     self.now,
                     self.now,
                 )
             )
+        self.binding.check_audience(stats["queued"])
         return rows
 
     def _client_refs(self, count: int) -> list[str]:
@@ -304,37 +271,30 @@ class _Plan:
         stamp = f"{self.campaign.pk:x}.{time.time_ns():x}."
         return [f"{stamp}{i:04x}" for i in range(count)]
 
-    def _fields(self, contact: tuple[Any, ...]) -> dict[str, str]:
-        fields = {"phone": contact[1]}
-        for i, name in enumerate(self.fixed, start=3):
-            fields[name] = contact[i] or ""
-        if self.custom:
-            attributes = json_column(contact[-1])
-            for name in self.custom:
-                value = attributes.get(name)
-                fields[name] = "" if value is None else str(value)
-        return fields
-
-    def _render(self, fields: dict[str, str]) -> tuple[str, str, int, Any]:
-        key = tuple(fields.get(n, "") for n in (*self.fixed, *self.custom))
+    def _render(self, contact: tuple[Any, ...], queued: bool) -> tuple[str, str, int, Any, str]:
+        """The message for one contact, worked out once per distinct set of values it reads."""
+        key = contact[3:]
         cached = self._bodies.get(key)
         if cached is None:
-            body = render(self.body, fields)
-            encoding, segments = segments_of(body)
+            rendered = self.content.render(self.content.fields_of(key))
+            encoding, segments = segments_of(rendered.body)
             cost = connection.ops.adapt_decimalfield_value(segments * self.price, 12, 5)
-            cached = self._bodies[key] = (body, encoding, segments, cost)
+            params = json.dumps(list(rendered.parameters))
+            cached = (rendered.body, encoding, segments, cost, params, rendered)
             if len(self._bodies) > 50_000:
                 self._bodies.clear()
-        return cached
+            self._bodies[key] = cached
+        if queued:
+            self.binding.check_rendering(cached[5], f"contact {contact[0]}")
+        return cached[:5]
 
-    def _opening(self, zones: tuple[str, ...]) -> Any:
-        """When the recipient's window next opens (adapted for the database), or None."""
-        if zones not in self._opens:
-            opening = self.window.next_open(zones, self.start)
-            self._opens[zones] = (
-                None if opening is None else connection.ops.adapt_datetimefield_value(opening)
-            )
-        return self._opens[zones]
+    def _due(self, due: Any) -> Any:
+        """When the message may go, adapted for the database (the build's time if never)."""
+        if due is None:
+            return self.now
+        if due not in self._opens:
+            self._opens[due] = connection.ops.adapt_datetimefield_value(due)
+        return self._opens[due]
 
 
 def run_campaign(campaign: Campaign) -> None:

@@ -12,28 +12,32 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from campaigns.audience import AudienceRule
+from campaigns.content import Content
 from campaigns.models import Campaign, CampaignTransition, TransitionNotAllowed
-from contacts.models import ERASED_REFUSAL, Channel, Contact, ErasedNumber, OptOut
+from contacts.models import ERASED_REFUSAL, Contact, ErasedNumber
 from contacts.phones import redact
 from messaging.dispatch import send_claimed
 from messaging.exceptions import AccountError
 from messaging.models import Message
-from messaging.rendering import render, segments_of
+from messaging.rendering import segments_of
 
 
 def first_recipient(campaign: Campaign) -> Contact | None:
     """The first contact the campaign would send to (the preview's first sample)."""
-    suppressed = OptOut.objects.filter(phone=OuterRef("phone"), channel=campaign.channel)
-    return campaign.audience().exclude(Exists(suppressed)).order_by("pk").first()
+    ids = AudienceRule(campaign).first_queued(1)
+    return Contact.objects.filter(pk__in=ids).first()
 
 
 def sample_fields(campaign: Campaign) -> dict[str, str]:
     """What the placeholders read: the first recipient's values, or none (so the defaults)."""
-    contact = first_recipient(campaign)
-    return contact.template_fields() if contact else {}
+    content = Content.of(campaign)
+    ids = AudienceRule(campaign).first_queued(1)
+    rows = content.with_fields(Contact.objects.filter(pk__in=ids)).values_list(*content.columns)
+    values = rows.first() if content.columns else None
+    return content.fields_of(values) if values else {}
 
 
 def send_test(campaign: Campaign, phone: str, by: Any) -> Message:
@@ -64,11 +68,10 @@ def _check_can_send(campaign: Campaign) -> None:
 
 
 def _test_message(campaign: Campaign, phone: str) -> Message:
-    fields = sample_fields(campaign)
-    text = render(campaign.message_body, fields)
+    content = Content.of(campaign)
+    rendered = content.render(sample_fields(campaign))
+    text = rendered.body
     encoding, segments = segments_of(text)
-    template = campaign.template if campaign.channel == Channel.WHATSAPP else None
-    parameters = list(template.whatsapp_parameters) if template else []
     account = campaign.provider_account
     return Message.objects.create(
         campaign=None,
@@ -81,8 +84,8 @@ def _test_message(campaign: Campaign, phone: str) -> Message:
         encoding=encoding,
         segments=segments,
         cost=segments * account.price_per_segment,
-        template_id=template.whatsapp_template_id if template else "",
-        template_params=[render(f"{{{{{name}}}}}", fields) for name in parameters],
+        template_id=content.whatsapp_template_id,
+        template_params=list(rendered.parameters),
         client_ref=Message.new_client_ref(),
     )
 
@@ -90,11 +93,11 @@ def _test_message(campaign: Campaign, phone: str) -> Message:
 def _give_up_if_unsent(message: Message, account_error: AccountError | None) -> None:
     """A test is tried once: left pending (account refused, gateway busy) it would wait forever,
     since nothing dispatches messages of no campaign. Say it failed, and why."""
-    changes: dict[str, Any] = {"status": Message.Status.FAILED, "updated_at": timezone.now()}
-    if account_error is not None:
-        changes["error_code"] = account_error.code[:50]
-        changes["error_message"] = account_error.message[:500]
-    Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(**changes)
+    unsent = Message.objects.filter(pk=message.pk)
+    if account_error is None:
+        unsent.give_up()
+    else:
+        unsent.give_up(account_error.code, account_error.message)
 
 
 def _record(campaign: Campaign, message: Message, by: Any) -> None:

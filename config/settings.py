@@ -190,6 +190,10 @@ HERALD_LIVE_COUNTS_SECONDS = env.int("HERALD_LIVE_COUNTS_SECONDS", default=2)
 # (0: counted every time); its CSV export is always counted afresh.
 HERALD_REPORT_SECONDS = env.int("HERALD_REPORT_SECONDS", default=60)
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
+# An approved campaign whose audience grew by more than this share, or by more than this
+# many recipients, between approval and build is held for approval again.
+HERALD_APPROVAL_GROWTH_SHARE = env.float("HERALD_APPROVAL_GROWTH_SHARE", default=0.10)
+HERALD_APPROVAL_GROWTH_RECIPIENTS = env.int("HERALD_APPROVAL_GROWTH_RECIPIENTS", default=1000)
 # Uploaded contact files up to this size are checked in the request; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
 # An import with no progress for this long lost its worker and may be resumed.

@@ -10,22 +10,23 @@ import codecs
 import csv
 import functools
 import io
-import itertools
 import json
 import re
 import zipfile
 import zlib
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import IO, Any, NamedTuple
 from xml.etree.ElementTree import ParseError
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from contacts.phones import InvalidPhoneNumber, to_e164
+from contacts.spreadsheets import unguard
+from contacts.storable import storable_text
 
 COLUMN_ALIASES = {
     "phone": ("phone", "mobile", "number", "phone_number", "mobile_number", "msisdn", "cell",
@@ -45,11 +46,6 @@ SNIFF_BYTES = 64 * 1024
 # Thousands of columns fit; a 10 MB "line" of a file that is no CSV does not.
 MAX_LINE_CHARS = 1024 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
-# Cells our own export neutralised against spreadsheet formulas: "'=SUM(...)".
-NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
-
-
-T = TypeVar("T")
 
 
 class FileProblem(Exception):
@@ -338,7 +334,8 @@ class RowError(ValueError):
 
 def clean_row(line: int, cells: list[str], columns: Columns, region: str | None) -> CleanRow:
     def cell(i: int) -> str:
-        return NEUTRALISED.sub("", cells[i].strip()) if i < len(cells) else ""
+        # Our own export quoted formulas ("'=SUM(...)"): that quote comes off again.
+        return unguard(cells[i].strip()) if i < len(cells) else ""
 
     raw_phone = cell(columns.index["phone"])
     if not raw_phone:
@@ -394,17 +391,6 @@ def _attributes_json(text: str) -> dict[str, str]:
     return attributes
 
 
-def storable_text(text: str) -> bool:
-    """Whether every database can store `text`: no NUL, no unpaired surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 @functools.lru_cache(maxsize=1024)
 def _is_time_zone(name: str) -> bool:
     try:
@@ -412,10 +398,3 @@ def _is_time_zone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Lists of `size` items (the last one shorter), read lazily."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,7 +70,7 @@ def confirm(job: ImportJob) -> bool:
 
 def resume(job: ImportJob) -> bool:
     """Queue a failed (or stalled) import to continue after its last committed line."""
-    moved = job.move([S.FAILED], S.QUEUED, failure_reason="") or _take_over(job, S.QUEUED)
+    moved = job.move([S.FAILED], S.QUEUED, failure_reason="") or job.take_over(S.QUEUED)
     if moved:
         from django_q.tasks import async_task
 
@@ -91,7 +90,7 @@ def run(
     # A job whose worker died mid-way (no progress for a while) is taken over: this is
     # how django-q2's retry of a lost task finishes the import.
     if not (
-        job.move([S.QUEUED], S.RUNNING, finished_at=None, **started) or _take_over(job, S.RUNNING)
+        job.move([S.QUEUED], S.RUNNING, finished_at=None, **started) or job.take_over(S.RUNNING)
     ):
         return job
     try:
@@ -147,15 +146,6 @@ def refresh_planner_statistics() -> None:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
-
-
-def _take_over(job: ImportJob, to: str) -> bool:
-    cutoff = timezone.now() - timedelta(seconds=settings.HERALD_IMPORT_STALL_SECONDS)
-    moved = ImportJob.objects.filter(pk=job.pk, status=S.RUNNING, updated_at__lt=cutoff).update(
-        status=to, updated_at=timezone.now(), failure_reason=""
-    )
-    job.refresh_from_db()
-    return moved == 1
 
 
 def roll_back(job: ImportJob) -> bool:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -410,6 +411,15 @@ class ImportJob(models.Model):
         moved = ImportJob.objects.filter(pk=self.pk, status__in=list(from_statuses)).update(
             status=to, updated_at=timezone.now(), **changes
         )
+        self.refresh_from_db()
+        return moved == 1
+
+    def take_over(self, to: str) -> bool:
+        """A stalled run (its worker died) moved on to `to`; False unless it really is stalled."""
+        quiet_since = timezone.now() - timedelta(seconds=settings.HERALD_IMPORT_STALL_SECONDS)
+        moved = ImportJob.objects.filter(
+            pk=self.pk, status=self.Status.RUNNING, updated_at__lt=quiet_since
+        ).update(status=to, updated_at=timezone.now(), failure_reason="")
         self.refresh_from_db()
         return moved == 1
 

@@ -3,9 +3,11 @@
 It is a django-import-export resource (export, and `import_data` on a tablib
 Dataset) extended with a streaming import for files of millions of rows: rows
 are cleaned in parallel worker processes (contacts.importing), then written a
-chunk at a time with set-based SQL: one query to find which numbers exist, bulk
-inserts for the new ones (COPY on PostgreSQL), updates only where something
-changed, and group/tag memberships added without touching existing ones.
+chunk at a time with set-based SQL (contacts.bulk): one query to find which
+numbers exist, bulk inserts for the new ones (COPY on PostgreSQL), updates only
+where something changed, and group/tag memberships added without touching
+existing ones. Every cell it exports is guarded against spreadsheet formulas
+(contacts.spreadsheets).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,15 @@ from django.utils import timezone
 from import_export import fields, resources, widgets
 from import_export.results import Result, RowResult
 
+from contacts.bulk import (
+    bulk_insert,
+    chunked,
+    insert_missing,
+    json_column,
+    select_contacts_by_phone,
+    select_pairs,
+    tune_bulk_transaction,
+)
 from contacts.importing import (
     FIELDS,
     CleanChunk,
@@ -34,27 +44,17 @@ from contacts.importing import (
     FileProblem,
     RowProblem,
     Source,
-    chunked,
     clean_chunk,
     encode_attributes,
 )
 from contacts.models import Contact, ErasedNumber, Group, OptOut, Tag
 from contacts.phones import to_e164
+from contacts.spreadsheets import guard_cell, guard_row
 
 CHUNK_ROWS = 5000
 ERASED_ROW = "number erased at its owner's request (GDPR): it may not be imported again"
 EXPORT_COLUMNS = (*("phone", *FIELDS), "groups", "tags", "attributes", "created_at")
 UPDATABLE = FIELDS
-# Cells a spreadsheet would run as a formula, unless they are plain numbers (+44 7911...).
-FORMULA_START = re.compile(r"^[=+\-@\t\r]")
-PLAIN_NUMBER = re.compile(r"^[+-]?[\d\s().-]*\d$")
-
-
-def neutralise_formula(value: Any) -> Any:
-    """Prefix a quote so spreadsheets show, not run, cells like `=HYPERLINK(...)`."""
-    if isinstance(value, str) and FORMULA_START.match(value) and not PLAIN_NUMBER.match(value):
-        return "'" + value
-    return value
 
 
 @dataclass
@@ -102,16 +102,14 @@ class ErrorReport:
     ) -> None:
         self.writer = csv.writer(stream) if stream is not None else None
         if self.writer and write_header:
-            self.writer.writerow(["line", "error", *header])
+            self.writer.writerow(guard_row(["line", "error", *header]))
         self.first: list[RowProblem] = []
 
     def add(self, problem: RowProblem) -> None:
         if len(self.first) < 200:
             self.first.append(problem)
         if self.writer:
-            self.writer.writerow(
-                [problem.line, problem.error, *map(neutralise_formula, problem.cells)]
-            )
+            self.writer.writerow(guard_row([problem.line, problem.error, *problem.cells]))
 
 
 class ContactResource(resources.ModelResource):
@@ -156,7 +154,7 @@ class ContactResource(resources.ModelResource):
         return json.dumps(contact.attributes, ensure_ascii=False) if contact.attributes else ""
 
     def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
-        return neutralise_formula(super().export_field(field, instance, **kwargs))
+        return guard_cell(super().export_field(field, instance, **kwargs))
 
     # Import.
 
@@ -327,7 +325,7 @@ class ChunkWriter:
 
     def _existing(self, phones: list[str]) -> dict[str, dict[str, Any]]:
         columns = ("id", "phone", *UPDATABLE, "attributes")
-        found = select_by_phones(columns, phones)
+        found = select_contacts_by_phone(columns, phones)
         return {row[1]: dict(zip(columns, row, strict=True)) for row in found}
 
     def _changes(
@@ -372,7 +370,7 @@ class ChunkWriter:
             for r in rows
         ]
         bulk_insert(Contact._meta.db_table, columns, values)
-        found = select_by_phones(("id", "phone"), [r.phone for r in rows])
+        found = select_contacts_by_phone(("id", "phone"), [r.phone for r in rows])
         return {phone: pk for pk, phone in found}
 
     def _update(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
@@ -436,108 +434,6 @@ def _placeholder(name: str) -> str:
     return "%s::jsonb" if name == "attributes" and connection.vendor == "postgresql" else "%s"
 
 
-def select_by_phones(columns: Iterable[str], phones: list[str]) -> list[tuple[Any, ...]]:
-    """Plain SQL: the ORM's per-value work on an IN of thousands of numbers is the slow part.
-
-    JSON columns come back as text (compared as text first, decoded only when they differ).
-    """
-    table = Contact._meta.db_table
-    names = ", ".join(
-        "attributes::text" if c == "attributes" and connection.vendor == "postgresql"
-        else connection.ops.quote_name(c)
-        for c in columns
-    )  # fmt: skip
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One text parameter split server-side: far cheaper than adapting a 5,000-item list.
-            sql = f"SELECT {names} FROM {table} WHERE phone = ANY(string_to_array(%s, ','))"  # noqa: S608
-            cursor.execute(sql, [",".join(phones)])
-        else:
-            marks = ", ".join(["%s"] * len(phones))
-            cursor.execute(f"SELECT {names} FROM {table} WHERE phone IN ({marks})", phones)  # noqa: S608
-        return cursor.fetchall()
-
-
-def tune_bulk_transaction() -> None:
-    """PostgreSQL settings for one chunk's transaction of an import.
-
-    No waiting for the WAL flush at commit: a crash can lose the last chunks, but their
-    progress record goes with them, so a resume simply redoes them. And point lookups
-    of thousands of numbers: the planner would otherwise scan the table for each chunk.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute("SET LOCAL enable_seqscan = off")
-
-
-def json_column(value: Any) -> dict[str, Any]:
-    """JSON columns come back decoded from PostgreSQL, as text from SQLite."""
-    if isinstance(value, str):
-        return json.loads(value) if value else {}
-    return value or {}
-
-
-def select_pairs(
-    table: str, column: str, contact_ids: list[int], target_ids: list[int]
-) -> list[tuple[int, int]]:
-    """The (contact, group or tag) memberships that already exist among these."""
-    if not contact_ids:
-        return []
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            sql = (
-                f"SELECT contact_id, {column} FROM {table} "  # noqa: S608 - names from model meta
-                f"WHERE contact_id = ANY(string_to_array(%s, ',')::bigint[]) AND {column} = ANY(%s)"
-            )
-            cursor.execute(sql, [",".join(map(str, contact_ids)), target_ids])
-        else:
-            marks = ", ".join(["%s"] * len(contact_ids))
-            targets = ", ".join(["%s"] * len(target_ids))
-            sql = (
-                f"SELECT contact_id, {column} FROM {table} "  # noqa: S608 - names from model meta
-                f"WHERE contact_id IN ({marks}) AND {column} IN ({targets})"
-            )
-            cursor.execute(sql, [*contact_ids, *target_ids])
-        return cursor.fetchall()
-
-
-def insert_missing(
-    table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], batch: int = 5000
-) -> list[tuple[Any, ...]]:
-    """Insert the rows a unique constraint does not already have; return those inserted."""
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    inserted: list[tuple[Any, ...]] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            values = ", ".join([one] * len(part))
-            sql = (
-                f"INSERT INTO {table} ({names}) VALUES {values} "  # noqa: S608 - names from meta
-                f"ON CONFLICT DO NOTHING RETURNING {names}"
-            )
-            cursor.execute(sql, [value for row in part for value in row])
-            inserted += cursor.fetchall()
-    return inserted
-
-
-def bulk_insert(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """Insert many rows fast: COPY on PostgreSQL, one prepared statement on SQLite."""
-    if not rows:
-        return
-    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            sql = f"INSERT INTO {table} ({quoted}) VALUES ({marks})"  # noqa: S608 - names from model meta
-            cursor.executemany(sql, rows)
-
-
 # Opt-outs: small lists, the plain import-export way.
 
 
@@ -557,4 +453,4 @@ class OptOutResource(resources.ModelResource):
 
     def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
         # A note typed in the admin reaches spreadsheets too.
-        return neutralise_formula(super().export_field(field, instance, **kwargs))
+        return guard_cell(super().export_field(field, instance, **kwargs))

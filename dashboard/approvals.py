@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from campaigns.admin import error_text, money
 from campaigns.models import Campaign, TransitionNotAllowed
+from campaigns.presenters import error_text, money
 from dashboard.access import can_approve
 
 PENDING = Campaign.Status.PENDING_APPROVAL

@@ -8,13 +8,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from campaigns.admin import code_point, error_text, money
 from campaigns.models import Campaign, TransitionNotAllowed, unknown_variables
+from campaigns.presenters import code_point, error_text, money
 from campaigns.preview import estimate
 from campaigns.testsend import send_test
 from contacts.models import Contact
@@ -126,18 +127,29 @@ def campaign_preview(request: HttpRequest) -> JsonResponse:
         template=cleaned.get("template"),
         # A body with unknown variables fails the model's clean; the preview still shows it.
         body=cleaned.get("body", request.POST.get("body", "")),
+        # The audience rule's other inputs: quiet hours and when it starts.
+        scheduled_at=cleaned.get("scheduled_at"),
+        time_zone=cleaned.get("time_zone") or Campaign._meta.get_field("time_zone").get_default(),
+        window_start=cleaned.get("window_start"),
+        window_end=cleaned.get("window_end"),
     )
+    if None in (campaign.window_start, campaign.window_end) or (
+        campaign.window_start == campaign.window_end
+    ):
+        campaign.window_start = campaign.window_end = None  # no window (yet) as typed
+    # An unsaved campaign has no many-to-many rows to read its audience from: the preview
+    # counts the audience chosen on the form instead.
     audience = Contact.objects.in_audience(
         cleaned.get("groups", ()), cleaned.get("tags", ()), cleaned.get("exclude_groups", ())
     )
-    # An unsaved campaign has no many-to-many rows to read its audience from: the preview
-    # counts the audience chosen on the form instead.
-    setattr(campaign, "audience", lambda: audience)  # noqa: B010
-    return JsonResponse(preview_json(campaign, has_account="provider_account" in cleaned))
+    has_account = "provider_account" in cleaned
+    return JsonResponse(preview_json(campaign, has_account=has_account, contacts=audience))
 
 
-def preview_json(campaign: Campaign, has_account: bool = True) -> dict[str, Any]:
-    figures = estimate(campaign)
+def preview_json(
+    campaign: Campaign, has_account: bool = True, contacts: QuerySet[Contact] | None = None
+) -> dict[str, Any]:
+    figures = estimate(campaign, contacts=contacts)
     body = campaign.message_body
     errors = []
     unknown = unknown_variables(body)
@@ -150,6 +162,8 @@ def preview_json(campaign: Campaign, has_account: bool = True) -> dict[str, Any]
         errors.append("Choose a provider account to see the cost.")
     return {
         "audience": figures.audience,
+        "queued": figures.queued,
+        "skipped": figures.skipped,
         "opted_out": figures.opted_out,
         "sendable": figures.sendable,
         "segments": figures.segments,

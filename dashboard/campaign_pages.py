@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,17 +28,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from audit.models import AuditEvent
+from campaigns.actions import ACTIONS, Action, available_to
 from campaigns.models import Campaign, TransitionNotAllowed
-from campaigns.preview import estimate
-from contacts.resources import neutralise_formula
-from dashboard.access import can_approve, can_build
+from campaigns.presenters import LIVE_STATUSES, error_text, preview_of, progress_of
+from contacts.spreadsheets import csv_lines
 from messaging.models import Message
 
 VIEW_CAMPAIGNS = "campaigns.view_campaign"
-S = Campaign.Status
-#: Statuses whose counts can still move, so the page keeps polling.
-LIVE_STATUSES = (S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED)
-ENCODING_LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
 EXPORT_COLUMNS = (
     "phone",
     "status",
@@ -50,54 +44,6 @@ EXPORT_COLUMNS = (
     "sent_at",
     "delivered_at",
 )
-
-
-@dataclass(frozen=True)
-class Action:
-    """A button on the campaign page: the model method it calls and what it asks first."""
-
-    name: str
-    label: str
-    from_statuses: tuple[str, ...]
-    approver: bool = False  # an approver's action; otherwise a marketer's (change permission)
-    note_label: str = ""
-    destructive: bool = False  # needs an explicit confirmation before it is done
-
-
-ACTIONS = {
-    a.name: a
-    for a in (
-        Action("submit", "Submit for approval", (S.DRAFT,)),
-        Action(
-            "approve",
-            "Approve",
-            (S.PENDING_APPROVAL,),
-            approver=True,
-            note_label="Note for approving",
-        ),
-        Action(
-            "reject",
-            "Reject",
-            (S.PENDING_APPROVAL,),
-            approver=True,
-            note_label="Reason for rejecting",
-            destructive=True,
-        ),
-        Action("pause", "Pause", (S.SENDING,), note_label="Reason for pausing"),
-        Action("resume", "Resume", (S.PAUSED,)),
-        Action(
-            "cancel",
-            "Cancel campaign",
-            (S.DRAFT, S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED),
-            note_label="Reason for cancelling",
-            destructive=True,
-        ),
-    )
-}
-
-
-def may_take(user: Any, action: Action) -> bool:
-    return can_approve(user) if action.approver else can_build(user)
 
 
 # Counts, shared with the home page.
@@ -128,19 +74,6 @@ def counts_by_campaign(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]
     return {**counts, **fresh}
 
 
-def progress_from(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any]:
-    """The live counters' figures; done means no longer waiting to go (or in doubt)."""
-    total = sum(counts.values())
-    unfinished = sum(counts.get(status, 0) for status in Message.UNFINISHED_STATUSES)
-    return {
-        "status": campaign.status,
-        "status_label": campaign.get_status_display(),
-        "counts": counts,
-        "total": total,
-        "percent_done": round(100 * (total - unfinished) / total, 1) if total else 0,
-    }
-
-
 def delivery_rate(counts: dict[str, int]) -> float | None:
     """Delivered out of what reached the provider (sent, delivered or failed), in percent."""
     reached = counts.get("sent", 0) + counts.get("delivered", 0) + counts.get("failed", 0)
@@ -166,18 +99,6 @@ def viewable_campaign(request: HttpRequest, pk: int) -> Campaign:
 
 
 # The page's panels.
-
-
-def preview_of(campaign: Campaign) -> dict[str, Any]:
-    """What the approver approved (frozen at submit); worked out now before then."""
-    # Past draft, the figures are the ones stored at submit: never recounted on a page view.
-    frozen = campaign.status != S.DRAFT
-    figures = (campaign.estimate or {}) if frozen else estimate(campaign).as_json()
-    samples = [
-        {**sample, "encoding": ENCODING_LABELS.get(sample["encoding"], sample["encoding"])}
-        for sample in figures.get("samples", [])
-    ]
-    return {**figures, "frozen": frozen, "samples": samples}
 
 
 def failure_reasons(campaign: Campaign) -> list[dict[str, Any]]:
@@ -277,17 +198,6 @@ def chart_layout(buckets: list[tuple[datetime, int]], unit: str) -> dict[str, An
     }
 
 
-def actions_for(user: Any, campaign: Campaign) -> list[Action]:
-    """Buttons to show: what this user's role allows in this state (the model has the say)."""
-    return [
-        a
-        for a in ACTIONS.values()
-        if campaign.status in a.from_statuses
-        and may_take(user, a)
-        and not (a.name == "approve" and campaign.submitted_by_id == user.pk)
-    ]
-
-
 # Views.
 
 
@@ -299,7 +209,7 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "title": campaign.name,
         "campaign": campaign,
-        "progress": progress_from(campaign, counts),
+        "progress": progress_of(campaign, counts),
         "bar": bar_segments(counts),
         "count_rows": [(value, label, counts[value]) for value, label in Message.Status.choices],
         "live": campaign.status in LIVE_STATUSES,
@@ -308,7 +218,7 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "preview": preview_of(campaign),
         "chart": delivery_chart(campaign),
         "failures": failure_reasons(campaign),
-        "actions": actions_for(request.user, campaign),
+        "actions": available_to(request.user, campaign),
         "self_submitted": campaign.submitted_by_id == request.user.pk,
     }
     return render(request, "dashboard/campaign.html", context)
@@ -319,22 +229,14 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
 def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
     campaign = viewable_campaign(request, pk)
     counts = counts_by_campaign([campaign.pk])[campaign.pk]
-    return JsonResponse(progress_from(campaign, counts))
+    return JsonResponse(progress_of(campaign, counts))
 
 
-class _Echo:
-    """csv.writer's file: hands each line back instead of storing it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def export_lines(campaign: Campaign) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
+def export_rows(campaign: Campaign) -> Iterator[Iterable[Any]]:
+    yield EXPORT_COLUMNS
     rows = campaign.messages.order_by("pk").values_list(*EXPORT_COLUMNS)
     for row in rows.iterator(chunk_size=2000):
-        yield writer.writerow([neutralise_formula(cell_text(value)) for value in row])
+        yield [cell_text(value) for value in row]
 
 
 def cell_text(value: Any) -> str:
@@ -355,7 +257,7 @@ def campaign_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
         obj=campaign,
         detail={"export": "campaign recipients"},
     )
-    response = StreamingHttpResponse(export_lines(campaign), content_type="text/csv")
+    response = StreamingHttpResponse(csv_lines(export_rows(campaign)), content_type="text/csv")
     filename = f"campaign-{campaign.pk}-results.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -367,29 +269,24 @@ def campaign_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     chosen = ACTIONS.get(action)
     if chosen is None:
         raise PermissionDenied
-    if request.method == "GET" and chosen.destructive:
+    if request.method == "GET" and chosen.confirmation:
         return confirm_page(request, campaign, chosen)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     note = request.POST.get("note", "").strip()
-    if chosen.destructive and request.POST.get("confirm") != "yes":
-        problem = "Tick the box to confirm: this cannot be undone."
+    if chosen.confirmation and request.POST.get("confirm") != "yes":
+        problem = "Tick the box to confirm."
         return confirm_page(request, campaign, chosen, note=note, problem=problem, status=400)
-    # Approve and reject go to the model even without the permission: it refuses in its words.
-    if not chosen.approver and not can_build(request.user):
-        messages.error(request, "Only marketers may change campaigns.")
-    else:
-        take(request, campaign, chosen, note)
+    # Whoever may not take it is refused by the model, in the action table's words.
+    take(request, campaign, chosen, note)
     return redirect("dashboard:campaign", pk=campaign.pk)
 
 
 def take(request: HttpRequest, campaign: Campaign, action: Action, note: str) -> None:
     try:
         campaign.act(action.name, request.user, note)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    except (TransitionNotAllowed, PermissionDenied) as exc:
-        messages.error(request, str(exc))
+    except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
+        messages.error(request, error_text(exc))
     else:
         label = campaign.get_status_display().lower()
         messages.success(request, f"“{campaign}” is now {label}.")

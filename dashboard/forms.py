@@ -6,7 +6,7 @@ from django import forms
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
-from campaigns.admin import CampaignForm, TestSendForm
+from campaigns.forms import CampaignForm, TestSendForm
 
 __all__ = ["BuilderForm", "TestSendForm"]
 

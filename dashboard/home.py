@@ -10,14 +10,9 @@ from django.shortcuts import render
 from django.urls import path
 
 from campaigns.models import Campaign
+from campaigns.presenters import progress_of
 from dashboard.access import can_approve
-from dashboard.campaign_pages import (
-    VIEW_CAMPAIGNS,
-    bar_segments,
-    counts_by_campaign,
-    delivery_rate,
-    progress_from,
-)
+from dashboard.campaign_pages import VIEW_CAMPAIGNS, bar_segments, counts_by_campaign, delivery_rate
 from messaging.models import ProviderAccount
 
 S = Campaign.Status
@@ -45,7 +40,7 @@ def campaign_sections(user: Any) -> dict[str, Any]:
         "in_flight": [
             {
                 "campaign": c,
-                "progress": progress_from(c, counts[c.pk]),
+                "progress": progress_of(c, counts[c.pk]),
                 "bar": bar_segments(counts[c.pk]),
             }
             for c in in_flight

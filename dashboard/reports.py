@@ -7,7 +7,6 @@ million-message campaign is scanned once, not once per table.
 
 from __future__ import annotations
 
-import csv
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from campaigns.models import Campaign
+from contacts import spreadsheets
 from messaging.models import Message, ProviderAccount
 
 REPORTED_STATUSES = (Campaign.Status.SENDING, Campaign.Status.COMPLETED)
@@ -267,42 +267,28 @@ def chart_of(days: dict[datetime.date, Figures], width: int = 720, height: int =
     return Chart(width, height, left, top, baseline, peak, bars, labels)
 
 
-class Echo:
-    """A file-like object whose write() hands the line back, for streaming csv.writer output."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def spreadsheet_safe(text: str) -> str:
-    """Stop a campaign name such as `=HYPERLINK(...)` being run as a spreadsheet formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def csv_lines(report: Report) -> Iterator[str]:
-    writer = csv.writer(Echo())
-    yield writer.writerow(CSV_COLUMNS)
+def csv_rows(report: Report) -> Iterator[Iterable[Any]]:
+    yield CSV_COLUMNS
     for row in report.campaigns:
         campaign, figures = row.campaign, row.figures
         rate = figures.delivery_rate
-        yield writer.writerow(
-            [
-                spreadsheet_safe(campaign.name),
-                campaign.status,
-                campaign.started_at.isoformat() if campaign.started_at else "",
-                spreadsheet_safe(campaign.provider_account.name),
-                figures.sent,
-                figures.delivered,
-                figures.failed,
-                "" if rate is None else f"{rate:.4f}",
-                f"{figures.cost:.5f}",
-                campaign.provider_account.currency,
-            ]
-        )
+        yield [
+            campaign.name,
+            campaign.status,
+            campaign.started_at.isoformat() if campaign.started_at else "",
+            campaign.provider_account.name,
+            figures.sent,
+            figures.delivered,
+            figures.failed,
+            "" if rate is None else f"{rate:.4f}",
+            f"{figures.cost:.5f}",
+            campaign.provider_account.currency,
+        ]
 
 
 def csv_response(report: Report) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(csv_lines(report), content_type="text/csv; charset=utf-8")
+    lines = spreadsheets.csv_lines(csv_rows(report))
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     filename = f"campaigns-{report.start:%Y%m%d}-{report.end:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

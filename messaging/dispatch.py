@@ -10,17 +10,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from contacts.importing import chunked
+from contacts.bulk import chunked
 from contacts.models import OptOut
 from contacts.phones import redact
-from messaging.backends import BACKEND_CLASSES, backend_class
+from messaging.backends import backend_class
 from messaging.backends.base import SendResult
 from messaging.exceptions import (
     AccountError,
@@ -30,7 +29,7 @@ from messaging.exceptions import (
     RetryableError,
 )
 from messaging.http import MESSAGE_RETRY
-from messaging.models import Message, ProviderAccount
+from messaging.models import Message, MessageQuerySet, ProviderAccount
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +60,7 @@ def _drop_suppressed(messages: Sequence[Message]) -> list[Message]:
     sendable = []
     for message in messages:
         if (message.channel, message.phone) in suppressed:
-            Message.objects.filter(
-                pk=message.pk, claim_token=message.claim_token, status=Message.Status.SENDING
-            ).update(
-                status=Message.Status.SKIPPED,
-                skip_reason=Message.SkipReason.OPTED_OUT,
-                updated_at=timezone.now(),
-            )
+            _held(message).skip_at_send(Message.SkipReason.OPTED_OUT)
         else:
             sendable.append(message)
     return sendable
@@ -105,17 +98,8 @@ def _record_accepted(results: list[SendResult]) -> None:
         _store_provider_ids([r for r in results if r.provider_message_id or r.cost is not None])
         for batch_id, pks in by_batch.items():
             for chunk in chunked(pks, 5000):
-                Message.objects.filter(
-                    pk__in=chunk, claim_token__in=tokens, status=Message.Status.SENDING
-                ).update(
-                    status=Message.Status.SENT,
-                    provider_batch_id=batch_id,
-                    sent_at=now,
-                    updated_at=now,
-                    lease_expires_at=None,
-                    error_code="",
-                    error_message="",
-                )
+                held = Message.objects.filter(pk__in=chunk, claim_token__in=tokens)
+                held.mark_sent(batch_id, at=now)
 
 
 def _store_provider_ids(results: list[SendResult]) -> None:
@@ -137,28 +121,16 @@ def _store_provider_ids(results: list[SendResult]) -> None:
 def _record_failure(result: SendResult) -> None:
     message, error = result.message, result.error
     assert error is not None
-    held = Message.objects.filter(
-        pk=message.pk, claim_token=message.claim_token, status=Message.Status.SENDING
-    )
-    common = {
-        "error_code": error.code[:50],
-        "error_message": error.message[:500],
-        "updated_at": timezone.now(),
-        "lease_expires_at": None,
-    }
+    held = _held(message)
     if isinstance(error, RetryableError) and message.attempts < settings.HERALD_MAX_SEND_ATTEMPTS:
         delay = backoff_seconds(message.attempts, error.retry_after)
-        held.update(
-            status=Message.Status.PENDING,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-            **common,
-        )
+        held.retry_later(timezone.now() + timedelta(seconds=delay), error.code, error.message)
         logger.info("message %s: retry in %.0fs (%s)", message.client_ref, delay, error)
     elif isinstance(error, InDoubtError):
-        held.update(status=Message.Status.IN_DOUBT, request_ref=error.request_ref, **common)
+        held.mark_in_doubt(error.code, error.message, request_ref=error.request_ref)
         logger.warning("message %s: in doubt (%s)", message.client_ref, error)
     else:
-        held.update(status=Message.Status.FAILED, **common)
+        held.mark_failed(error.code, error.message)
         if isinstance(error, RecipientError) and error.opted_out:
             OptOut.objects.get_or_create(
                 phone=message.phone,
@@ -170,27 +142,18 @@ def _record_failure(result: SendResult) -> None:
 
 def _release(message: Message) -> None:
     """Give a row back untouched: the account, not the message, was refused."""
-    _give_back(message)
+    _held(message).release()
 
 
 def release_until(due: dict[Message, datetime]) -> None:
     """Give claimed rows back to be sent at the given times (not counted as attempts)."""
     for message, at in due.items():
-        _give_back(message, next_attempt_at=at)
+        _held(message).release(next_attempt_at=at)
 
 
-def _give_back(message: Message, **changes: Any) -> None:
-    """Our claimed row back to pending, its attempt not counted; nothing if no longer ours."""
-    Message.objects.filter(
-        pk=message.pk, claim_token=message.claim_token, status=Message.Status.SENDING
-    ).update(
-        status=Message.Status.PENDING,
-        attempts=F("attempts") - 1,
-        lease_expires_at=None,
-        claim_token=None,
-        updated_at=timezone.now(),
-        **changes,
-    )
+def _held(message: Message) -> MessageQuerySet:
+    """The row while our claim still holds it (a move on it writes nothing once it does not)."""
+    return Message.objects.filter(pk=message.pk, claim_token=message.claim_token)
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
@@ -200,12 +163,7 @@ def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
 
 def mark_expired_leases_in_doubt() -> int:
     """Rows whose worker vanished mid-send: they may have gone out, so never resend blindly."""
-    return Message.objects.lease_expired().update(
-        status=Message.Status.IN_DOUBT,
-        error_code="LEASE_EXPIRED",
-        error_message="worker stopped while sending; not resent until reconciled",
-        updated_at=timezone.now(),
-    )
+    return Message.objects.mark_expired_leases_in_doubt()
 
 
 def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
@@ -219,7 +177,7 @@ def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
     """
     settled = {"sent": 0, "resend": 0}
     grace = timedelta(seconds=settings.HERALD_RECONCILE_AFTER_SECONDS)
-    kinds = [k for k in BACKEND_CLASSES if backend_class(k).supports_reconcile]
+    kinds = [k for k in ProviderAccount.Backend if backend_class(k).supports_reconcile]
     accounts = ProviderAccount.objects.filter(is_active=True, backend__in=kinds)
     for account in accounts:
         doubtful = Message.objects.filter(
@@ -239,29 +197,11 @@ def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
         for row in rows:
             # Only the row as it was read: another reconciler may have settled it (and it
             # may have been sent and gone in doubt again) while the provider was asked.
-            still = Message.objects.filter(
-                pk=row.pk, status=Message.Status.IN_DOUBT, updated_at=row.updated_at
-            )
+            still = Message.objects.filter(pk=row.pk, updated_at=row.updated_at)
             if row.pk in found:
-                settled["sent"] += still.update(
-                    status=Message.Status.SENT,
-                    provider_message_id=found[row.pk],
-                    sent_at=row.sent_at or now,
-                    lease_expires_at=None,
-                    error_code="",
-                    error_message="",
-                    updated_at=now,
-                )
+                settled["sent"] += still.settle_found(found[row.pk], sent_at=row.sent_at or now)
             else:
-                settled["resend"] += still.update(
-                    status=Message.Status.PENDING,
-                    next_attempt_at=now,
-                    claim_token=None,
-                    lease_expires_at=None,
-                    error_code="NOT_AT_PROVIDER",
-                    error_message="in doubt, and the provider has no record of it: sent again",
-                    updated_at=now,
-                )
+                settled["resend"] += still.resend()
     if settled["sent"] or settled["resend"]:
         logger.info("in-doubt messages settled: %s", settled)
     return settled
@@ -283,7 +223,7 @@ def poll_statuses(limit: int = STATUS_POLL_LIMIT) -> int:
     backlog is worked through over several polls rather than asked about again
     and again. Each lookup request goes through the account's rate limiter.
     """
-    lookup_kinds = [k for k in BACKEND_CLASSES if backend_class(k).supports_status_lookup]
+    lookup_kinds = [k for k in ProviderAccount.Backend if backend_class(k).supports_status_lookup]
     accounts = ProviderAccount.objects.filter(is_active=True, backend__in=lookup_kinds)
     moved = 0
     for account in accounts:

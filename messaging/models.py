@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -14,6 +15,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from contacts.models import Channel, Contact, PhoneNumberField
+from messaging import backends
 from messaging.crypto import decrypt_credentials, encrypt_credentials
 
 if TYPE_CHECKING:
@@ -23,13 +25,8 @@ if TYPE_CHECKING:
 class ProviderAccount(models.Model):
     """One set of credentials at one gateway; campaigns send through an account."""
 
-    class Backend(models.TextChoices):
-        SIMULATOR = "simulator", "Simulator (built in, sends nothing)"
-        CONSOLE = "console", "Console (prints messages)"
-        LOCMEM = "locmem", "In-memory (tests)"
-        BUZZBIP = "buzzbip", "Buzzbip (SMS, WhatsApp)"
-        BULKSMSRATES = "bulksmsrates", "BulkSMSRates (SMS, WhatsApp)"
-        BWATMESAJ = "bwatmesaj", "Bwatmesaj (SMS)"
+    #: The gateways an account can use, listed once in messaging.backends.
+    Backend: TypeAlias = backends.Backend
 
     name = models.SlugField(
         max_length=50, unique=True, help_text="Used in webhook URLs and the CLI."
@@ -73,7 +70,14 @@ class ProviderAccount(models.Model):
         return backend_class(self.backend)(self)
 
 
+def _error(code: str, message: str) -> dict[str, str]:
+    """A provider's error as Message columns, cut to their lengths."""
+    return {"error_code": code[:50], "error_message": message[:500]}
+
+
 class MessageQuerySet(models.QuerySet["Message"]):
+    """Rows of Message; every status move is one of its methods, checked by Message.TRANSITIONS."""
+
     def due(self) -> MessageQuerySet:
         return self.filter(status=Message.Status.PENDING, next_attempt_at__lte=timezone.now())
 
@@ -94,13 +98,7 @@ class MessageQuerySet(models.QuerySet["Message"]):
             ids = list(candidates.values_list("pk", flat=True)[:limit])
             if not ids:
                 return []
-            Message.objects.filter(pk__in=ids, status=Message.Status.PENDING).update(
-                status=Message.Status.SENDING,
-                claim_token=token,
-                lease_expires_at=lease_ends,
-                attempts=F("attempts") + 1,
-                updated_at=now,
-            )
+            Message.objects.filter(pk__in=ids).mark_sending(token, lease_ends)
         claimed = Message.objects.filter(pk__in=ids, claim_token=token)
         rows = list(claimed.only(*Message.SEND_FIELDS).order_by("pk"))
         # One account object per account, not one per row (a claim may hold 10,000 rows).
@@ -112,11 +110,184 @@ class MessageQuerySet(models.QuerySet["Message"]):
             row.lease_expires_at = lease_ends
         return rows
 
+    def mark_sending(self, token: uuid.UUID, lease_ends: datetime) -> int:
+        """pending -> sending, held under `token` until `lease_ends`; the attempt is counted."""
+        return self._move(
+            Message.Status.SENDING,
+            [Message.Status.PENDING],
+            claim_token=token,
+            lease_expires_at=lease_ends,
+            attempts=F("attempts") + 1,
+            updated_at=timezone.now(),
+        )
+
+    def mark_sent(self, batch_id: str, at: datetime) -> int:
+        """sending -> sent: the provider accepted them (in its request `batch_id`) at `at`."""
+        return self._move(
+            Message.Status.SENT,
+            [Message.Status.SENDING],
+            provider_batch_id=batch_id,
+            sent_at=at,
+            updated_at=at,
+            lease_expires_at=None,
+            error_code="",
+            error_message="",
+        )
+
+    def retry_later(self, at: datetime, error_code: str, error_message: str) -> int:
+        """sending -> pending, due again at `at`: a passing error, the attempt counted."""
+        return self._move(
+            Message.Status.PENDING,
+            [Message.Status.SENDING],
+            next_attempt_at=at,
+            lease_expires_at=None,
+            updated_at=timezone.now(),
+            **_error(error_code, error_message),
+        )
+
+    def release(self, next_attempt_at: datetime | None = None) -> int:
+        """sending -> pending, its attempt not counted: not tried (account refused, window shut)."""
+        due = {} if next_attempt_at is None else {"next_attempt_at": next_attempt_at}
+        return self._move(
+            Message.Status.PENDING,
+            [Message.Status.SENDING],
+            attempts=F("attempts") - 1,
+            lease_expires_at=None,
+            claim_token=None,
+            updated_at=timezone.now(),
+            **due,
+        )
+
+    def mark_in_doubt(self, error_code: str, error_message: str, request_ref: str = "") -> int:
+        """sending -> in doubt: the request may have reached the provider; never resent blindly."""
+        return self._move(
+            Message.Status.IN_DOUBT,
+            [Message.Status.SENDING],
+            request_ref=request_ref,
+            lease_expires_at=None,
+            updated_at=timezone.now(),
+            **_error(error_code, error_message),
+        )
+
+    def mark_expired_leases_in_doubt(self) -> int:
+        """Rows whose worker vanished mid-send: they may have gone out, so never resend blindly."""
+        return self.lease_expired()._move(
+            Message.Status.IN_DOUBT,
+            [Message.Status.SENDING],
+            error_code="LEASE_EXPIRED",
+            error_message="worker stopped while sending; not resent until reconciled",
+            updated_at=timezone.now(),
+        )
+
+    def mark_failed(self, error_code: str, error_message: str) -> int:
+        """sending -> failed: the provider refused them for good."""
+        return self._move(
+            Message.Status.FAILED,
+            [Message.Status.SENDING],
+            lease_expires_at=None,
+            updated_at=timezone.now(),
+            **_error(error_code, error_message),
+        )
+
+    def give_up(self, error_code: str | None = None, error_message: str | None = None) -> int:
+        """pending -> failed: rows nothing will send again; an error given replaces the last one."""
+        given = error_code is not None or error_message is not None
+        error = _error(error_code or "", error_message or "") if given else {}
+        return self._move(
+            Message.Status.FAILED, [Message.Status.PENDING], updated_at=timezone.now(), **error
+        )
+
+    def skip(self, reason: str) -> int:
+        """pending -> skipped for `reason`, never to be sent.
+
+        `updated_at` is left as it was: reports date a row never handed over by it.
+        """
+        return self._move(Message.Status.SKIPPED, [Message.Status.PENDING], skip_reason=reason)
+
+    def skip_at_send(self, reason: str) -> int:
+        """sending -> skipped: claimed, then found not to be sent after all (an opt-out since)."""
+        return self._move(
+            Message.Status.SKIPPED,
+            [Message.Status.SENDING],
+            skip_reason=reason,
+            updated_at=timezone.now(),
+        )
+
+    def cancel_unsent(self) -> int:
+        """pending -> cancelled: their campaign was cancelled before they went."""
+        return self._move(
+            Message.Status.CANCELLED, [Message.Status.PENDING], updated_at=timezone.now()
+        )
+
+    def settle_found(self, provider_message_id: str, sent_at: datetime) -> int:
+        """in doubt -> sent: the provider has them, under `provider_message_id`."""
+        return self._move(
+            Message.Status.SENT,
+            [Message.Status.IN_DOUBT],
+            provider_message_id=provider_message_id,
+            sent_at=sent_at,
+            lease_expires_at=None,
+            error_code="",
+            error_message="",
+            updated_at=timezone.now(),
+        )
+
+    def resend(self) -> int:
+        """in doubt -> pending, due now: the provider has no record of them."""
+        return self._move(
+            Message.Status.PENDING,
+            [Message.Status.IN_DOUBT],
+            next_attempt_at=timezone.now(),
+            claim_token=None,
+            lease_expires_at=None,
+            error_code="NOT_AT_PROVIDER",
+            error_message="in doubt, and the provider has no record of it: sent again",
+            updated_at=timezone.now(),
+        )
+
+    def record_report(
+        self, status: str, occurred_at: datetime, error_code: str = "", error_message: str = ""
+    ) -> int:
+        """A provider's report moves rows forward only: from sent or in doubt, as the table allows.
+
+        A late "sent" never undoes "delivered": delivered rows are not among those it moves.
+        """
+        if status not in (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.FAILED):
+            raise ValueError(f"a report cannot move a message to {status}")
+        changes: dict[str, Any] = {"updated_at": timezone.now()}
+        if status == Message.Status.DELIVERED:
+            changes["delivered_at"] = occurred_at
+        if error_code or error_message:
+            changes.update(_error(error_code, error_message))
+        reported = (Message.Status.SENT, Message.Status.IN_DOUBT)
+        sources = [s for s in reported if status in Message.TRANSITIONS[s]]
+        return self._move(status, sources, **changes)
+
+    def _move(self, to: str, sources: Sequence[str], **changes: Any) -> int:
+        """Those of these rows now in `sources` to `to`, in one conditional UPDATE.
+
+        The transitions table is the check: a move it does not list from each of
+        `sources` is refused before anything is written.
+        """
+        refused = [s for s in sources if to not in Message.TRANSITIONS[s]]
+        if refused or not sources:
+            origin = ", ".join(refused) or "nowhere"
+            raise ValueError(f"a message may not move from {origin} to {to}")
+        return self.filter(status__in=sources).update(status=to, **changes)
+
     def lease_expired(self) -> MessageQuerySet:
         return self.filter(status=Message.Status.SENDING, lease_expires_at__lt=timezone.now())
 
     def awaiting_report(self, older_than: timedelta = timedelta(0)) -> MessageQuerySet:
         return self.filter(status=Message.Status.SENT, sent_at__lte=timezone.now() - older_than)
+
+    def skip_reason_counts(self) -> dict[str, int]:
+        """Skipped rows per reason, every reason present (zero when none)."""
+        counts = dict.fromkeys(Message.SkipReason.values, 0)
+        skipped = self.filter(status=Message.Status.SKIPPED).order_by()
+        for row in skipped.values("skip_reason").annotate(n=Count("pk")):
+            counts[row["skip_reason"]] = row["n"]
+        return counts
 
     def status_counts(self) -> dict[str, int]:
         """Rows per status, every status present (zero when none)."""
@@ -140,7 +311,8 @@ class Message(models.Model):
         CANCELLED = "cancelled", "Cancelled"  # its campaign was cancelled before it went (final)
 
     class SkipReason(models.TextChoices):
-        OPTED_OUT = "opted_out", "Opted out"
+        OPTED_OUT = "opted_out", "Opted out"  # on the suppression list of the message's channel
+        ERASED = "erased", "Number erased"  # erased at its owner's request (GDPR)
         INVALID_NUMBER = "invalid_number", "Invalid number"
         DUPLICATE = "duplicate", "Duplicate number"
         NO_SEND_WINDOW = "no_send_window", "Never inside the send window"
@@ -160,6 +332,26 @@ class Message(models.Model):
         "time_zones",
     )
 
+    #: The only status moves a message makes, each by one MessageQuerySet method.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        # claim (mark_sending) · skip (erased) · cancel_unsent · give_up (a test send)
+        Status.PENDING: frozenset(
+            {Status.SENDING, Status.SKIPPED, Status.CANCELLED, Status.FAILED}
+        ),
+        # mark_sent · retry_later, release · mark_in_doubt, mark_expired_leases_in_doubt
+        # · mark_failed · skip_at_send (opted out since it was queued)
+        Status.SENDING: frozenset(
+            {Status.SENT, Status.PENDING, Status.IN_DOUBT, Status.FAILED, Status.SKIPPED}
+        ),
+        # record_report: delivered or failed; a repeated "sent" report restamps it
+        Status.SENT: frozenset({Status.SENT, Status.DELIVERED, Status.FAILED}),
+        # settle_found · resend · record_report (a report settles the doubt too)
+        Status.IN_DOUBT: frozenset({Status.SENT, Status.PENDING, Status.DELIVERED, Status.FAILED}),
+        Status.DELIVERED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.SKIPPED: frozenset(),
+        Status.CANCELLED: frozenset(),
+    }
     FINAL_STATUSES = (Status.DELIVERED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
     UNFINISHED_STATUSES = (Status.PENDING, Status.SENDING, Status.IN_DOUBT)
 
@@ -270,14 +462,10 @@ class Message(models.Model):
         )
         if not created:
             return False
-        changes: dict[str, Any] = {"status": update.status, "updated_at": timezone.now()}
-        if update.status == Message.Status.DELIVERED:
-            changes["delivered_at"] = update.occurred_at
-        if update.error_code or update.error_message:
-            changes.update(error_code=update.error_code, error_message=update.error_message[:500])
-        # Reports only move a message forward: a late "sent" never undoes "delivered".
-        movable = (Message.Status.SENT, Message.Status.IN_DOUBT)
-        return Message.objects.filter(pk=self.pk, status__in=movable).update(**changes) == 1
+        moved = Message.objects.filter(pk=self.pk).record_report(
+            update.status, update.occurred_at, update.error_code, update.error_message
+        )
+        return moved == 1
 
 
 class StatusEvent(models.Model):

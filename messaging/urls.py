@@ -1,13 +1,13 @@
 from django.urls import path
 
-from messaging import webhooks
+from messaging.webhooks.bulksmsrates import BulkSMSRatesWebhookView
 
 app_name = "messaging"
 
 urlpatterns = [
     path(
         "webhooks/bulksmsrates/<slug:account>/",
-        webhooks.bulksmsrates_webhook,
+        BulkSMSRatesWebhookView.as_view(),
         name="bulksmsrates-webhook",
     ),
 ]

@@ -1,5 +1,6 @@
 import os
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,18 @@ FIRST_NUMBER = 447911200000
 
 def phone(i: int) -> str:
     return f"+{FIRST_NUMBER + i}"
+
+
+def reschedule(campaign: Campaign, at: datetime) -> None:
+    """Move an approved campaign's start, as if the clock had moved on to it.
+
+    The schedule is part of what an approval binds, so its hash moves with it: an
+    approved campaign whose schedule changes in any other way is held for approval again.
+    """
+    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=at)
+    campaign.refresh_from_db()
+    Campaign.objects.filter(pk=campaign.pk).update(content_hash=campaign.compute_content_hash())
+    campaign.refresh_from_db()
 
 
 @pytest.fixture(autouse=True)

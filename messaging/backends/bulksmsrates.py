@@ -13,11 +13,11 @@ Contract (../shared/providers/bulksmsrates.txt):
   the marketer was shown), so identical bodies go as they are and personalised
   ones as the per-recipient variable `text` of the body `{{text}}`. The answer
   counts recipients and names the batch but not per-recipient ids: delivery
-  reports are matched by number (messaging.webhooks).
+  reports are matched by number (messaging.webhooks.bulksmsrates).
 - `POST /v1/whatsapp/send` with an approved template and its ordered parameters.
 - Errors are {"error": {"code", "message", "details"}}; each documented code
   maps to the class that tells the engine what to do (ERRORS below).
-- `GET /v1/sms/{id}` for status; signed DLR webhooks (messaging.webhooks);
+- `GET /v1/sms/{id}` for status; signed DLR webhooks (messaging.webhooks.bulksmsrates);
   `GET /v1/billing/balance` for `provider check`.
 """
 

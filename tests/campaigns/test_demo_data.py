@@ -42,7 +42,8 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
         "audience": 120,
         "queued": 118,
         "opted_out": 2,
-        "invalid": 0,
+        "erased": 0,
+        "invalid_number": 0,
         "duplicate": 0,
         "no_send_window": 0,
     }

@@ -15,7 +15,7 @@ from campaigns.sending import dispatch_batch, materialise
 from contacts.models import Contact, Group, OptOut, Tag
 from messaging import tasks as messaging_tasks
 from messaging.models import Message, ProviderAccount, StatusEvent
-from tests.conftest import phone
+from tests.conftest import phone, reschedule
 
 S = Campaign.Status
 M = Message.Status
@@ -38,7 +38,7 @@ def started_without_sending(campaign: Campaign, marketer: User, approver: User) 
     campaign.scheduled_at = timezone.now() + timedelta(hours=1)
     campaign.save()
     approve(campaign, marketer, approver)
-    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now())
+    reschedule(campaign, timezone.now())
     assert campaign.start()
     materialise(campaign)
     return campaign
@@ -80,7 +80,8 @@ def test_demo_flow_sends_every_message_once_and_completes(
         "audience": 5,
         "queued": 5,
         "opted_out": 0,
-        "invalid": 0,
+        "erased": 0,
+        "invalid_number": 0,
         "duplicate": 0,
         "no_send_window": 0,
     }
@@ -285,7 +286,7 @@ def test_a_scheduled_campaign_waits_for_its_time(
     assert Campaign.objects.get(pk=campaign.pk).status == S.SCHEDULED
     assert messaging.outbox == []
 
-    Campaign.objects.filter(pk=campaign.pk).update(scheduled_at=timezone.now())
+    reschedule(campaign, timezone.now())
     tasks.tick()
     messaging_tasks.poll_statuses()
     assert Campaign.objects.get(pk=campaign.pk).status == S.COMPLETED

@@ -234,8 +234,8 @@ def test_a_campaign_never_messages_an_erased_number(
     campaign = send(make_campaign(locmem, group), marketer, approver)
     assert erased not in [m.phone for m in messaging.outbox] and len(messaging.outbox) == 2
     skipped = campaign.messages.get(phone=erased)
-    assert (skipped.status, skipped.skip_reason) == (M.SKIPPED, Message.SkipReason.OPTED_OUT)
-    assert campaign.audience_stats["opted_out"] == 1
+    assert (skipped.status, skipped.skip_reason) == (M.SKIPPED, Message.SkipReason.ERASED)
+    assert campaign.audience_stats["erased"] == 1
 
 
 def test_a_row_already_queued_for_an_erased_number_is_dropped_at_the_moment_of_sending(

@@ -6,6 +6,11 @@
     python manage.py campaign submit|approve|reject|pause|resume|cancel ID --as USERNAME
                                      [--reason TEXT]
     python manage.py campaign status ID [--json]
+    python manage.py campaign preview ID [--json]
+
+`preview` is the audience rule's answer now: audience, queued, skipped by reason
+(every reason a key, 0 when none), segments and cost. Once the campaign is built,
+`status` adds up to it: skipped is the sum of the reasons, the rest is queued.
 
 `create` prints nothing but the new id, so scripts can capture it. Every change of
 state goes through the campaign's own methods, so the shell obeys the same rules as
@@ -13,7 +18,8 @@ the admin: a submitter cannot approve their own campaign, a rejection needs a re
 """
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
@@ -22,7 +28,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 
+from campaigns.actions import ACTIONS, check_reason
 from campaigns.models import Campaign, MessageTemplate, TransitionNotAllowed
+from campaigns.presenters import error_text
+from campaigns.preview import estimate
 from contacts.models import Channel, Group, Tag
 from messaging.backends import backend_class
 from messaging.models import Message, ProviderAccount
@@ -33,15 +42,7 @@ COUNT_KEYS: tuple[str, ...] = tuple(
     status.value
     for status in (M.PENDING, M.SENDING, M.SENT, M.DELIVERED, M.FAILED, M.SKIPPED, M.IN_DOUBT)
 )
-# Transitions whose note (`--reason`) the campaign's log keeps.
-TRANSITIONS_WITH_REASON = {
-    "approve": "a note for the log",
-    "reject": "why it is rejected (required), shown to the submitter",
-    "pause": "why it is paused, shown to staff",
-    "cancel": "why it is cancelled, for the log",
-}
 Named = TypeVar("Named", Group, Tag)
-TRANSITIONS = ("submit", "approve", "reject", "pause", "resume", "cancel")
 
 
 class Command(BaseCommand):
@@ -50,19 +51,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
         _add_create_parser(subcommands)
-        for action in TRANSITIONS:
-            transition = subcommands.add_parser(action, help=f"{action} a campaign")
+        # One subcommand per staff action; those taking a reason take it as --reason.
+        for chosen in ACTIONS.values():
+            transition = subcommands.add_parser(chosen.name, help=f"{chosen.name} a campaign")
             transition.add_argument("id", type=int, help="the campaign's id")
             transition.add_argument(
                 "--as", dest="username", required=True, help="the staff user acting"
             )
-            if action in TRANSITIONS_WITH_REASON:
-                transition.add_argument(
-                    "--reason", default="", help=TRANSITIONS_WITH_REASON[action]
-                )
+            if chosen.takes_reason:
+                transition.add_argument("--reason", default="", help=chosen.reason_help)
         status = subcommands.add_parser("status", help="show a campaign's state and counts")
         status.add_argument("id", type=int, help="the campaign's id")
         status.add_argument("--json", action="store_true", help="one line of JSON for scripts")
+        preview = subcommands.add_parser(
+            "preview", help="who the campaign reaches now, who is skipped and why, and the cost"
+        )
+        preview.add_argument("id", type=int, help="the campaign's id")
+        preview.add_argument("--json", action="store_true", help="one line of JSON for scripts")
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options["subcommand"]
@@ -70,6 +75,8 @@ class Command(BaseCommand):
             self.create(options)
         elif subcommand == "status":
             self.status(options)
+        elif subcommand == "preview":
+            self.preview(options)
         else:
             self.transition(subcommand, options)
 
@@ -104,17 +111,16 @@ class Command(BaseCommand):
     def transition(self, action: str, options: dict[str, Any]) -> None:
         campaign = _campaign(options["id"])
         reason = options.get("reason", "")
-        if action == "reject" and not reason.strip():
-            raise CommandError("reject needs --reason: say why, so the submitter can fix it")
+        try:
+            check_reason(ACTIONS[action], reason)
+        except ValidationError as exc:
+            raise CommandError(f"{action} needs --reason: {error_text(exc)}") from None
         user = _user(options["username"])
         old_status = campaign.status
-        move = _transition_call(campaign, action, reason)
         try:
-            move(user)
-        except (PermissionDenied, TransitionNotAllowed) as exc:
-            raise CommandError(str(exc)) from None
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
+            campaign.act(action, user, reason)
+        except (PermissionDenied, TransitionNotAllowed, ValidationError) as exc:
+            raise CommandError(error_text(exc)) from None
         self.stdout.write(f"campaign {campaign.pk}: {old_status} -> {campaign.status}")
 
     # status
@@ -136,6 +142,37 @@ class Command(BaseCommand):
         count_width = max(len(str(count)) for count in counts.values())
         for key, count in counts.items():
             self.stdout.write(f"  {key.ljust(label_width)}  {str(count).rjust(count_width)}")
+
+    # preview
+
+    def preview(self, options: dict[str, Any]) -> None:
+        campaign = _campaign(options["id"])
+        figures = estimate(campaign, samples=0)
+        summary = {
+            "id": campaign.pk,
+            "audience": figures.audience,
+            "queued": figures.queued,
+            "skipped": figures.skipped,
+            "segments": figures.segments,
+            "cost": amount_text(figures.cost),
+            "currency": figures.currency,
+        }
+        if options["json"]:
+            self.stdout.write(json.dumps(summary))
+            return
+        self.stdout.write(f"campaign {campaign.pk}: {campaign.name} ({campaign.status})")
+        self.stdout.write(f"audience  {figures.audience}")
+        self.stdout.write(f"queued    {figures.queued}")
+        for reason, count in figures.skipped.items():
+            self.stdout.write(f"  skipped, {Message.SkipReason(reason).label.lower()}: {count}")
+        self.stdout.write(f"segments  {figures.segments}")
+        self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
+
+
+def amount_text(amount: Decimal) -> str:
+    """Always the cents, smaller fractions only when there: "41.30", "0.0035"."""
+    cents = amount.quantize(Decimal("0.01"))
+    return str(cents) if cents == amount else f"{amount.normalize():f}"
 
 
 def _add_create_parser(subcommands: Any) -> None:
@@ -223,16 +260,3 @@ def _validate(instance: models.Model) -> None:
     except ValidationError as exc:
         problems = (f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
         raise CommandError("; ".join(problems)) from None
-
-
-def _transition_call(campaign: Campaign, action: str, reason: str) -> Callable[[Any], None]:
-    """The campaign method for `action`, with the reason bound where the log keeps one."""
-    calls: dict[str, Callable[[Any], None]] = {
-        "submit": campaign.submit,
-        "approve": lambda by: campaign.approve(by, note=reason),
-        "reject": lambda by: campaign.reject(by, reason),
-        "pause": lambda by: campaign.pause(by, reason),
-        "resume": campaign.resume,
-        "cancel": lambda by: campaign.cancel(by, reason),
-    }
-    return calls[action]

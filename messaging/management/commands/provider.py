@@ -25,7 +25,7 @@ from django.db import transaction
 
 from contacts.models import ERASED_REFUSAL, Channel, ErasedNumber, normalise_phone
 from contacts.phones import redact
-from messaging.backends import BACKEND_CLASSES, backend_class
+from messaging.backends import Backend, backend_class
 from messaging.backends.base import BaseBackend
 from messaging.crypto import CredentialsUnreadable
 from messaging.dispatch import send_claimed
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
         add = subcommands.add_parser("add", help="create or update an account")
         add.add_argument("name", help="account name (a slug; used in webhook URLs)")
-        add.add_argument("--backend", required=True, help=f"one of {', '.join(BACKEND_CLASSES)}")
+        add.add_argument("--backend", required=True, help=f"one of {', '.join(Backend.values)}")
         add.add_argument("--base-url", help="the gateway's address; empty for the provider's own")
         add.add_argument("--sender", help="default sender ID or number; empty to clear")
         add.add_argument("--rate-limit", type=float, help="requests per second, all workers")

@@ -1,0 +1,241 @@
+"""Who a campaign reaches, and why not: the one audience rule.
+
+The preview, the approval screen, the builder, `campaign preview` and the build of
+the message rows all ask this module, so their numbers cannot differ. It answers in
+two forms that are tested against each other:
+
+- counting (`AudienceRule.count`): the whole audience in a few SQL statements, for
+  previews and approvals of a million recipients;
+- building (`AudienceRule.decider`): one decision per contact, for the engine that
+  writes a Message row for each of them.
+
+A contact is *queued*, or *skipped* for the first of these reasons that applies
+(`REASONS`, in this order): opted out on the campaign's channel; its number erased
+at its owner's request; a number that is not E.164; a number seen earlier in the
+audience; no moment in the coming days when the send window is open in all of its
+time zones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from campaigns.windows import Window, recipient_zones
+from contacts.models import Contact, ErasedNumber, OptOut
+from messaging.models import Message
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign
+
+R = Message.SkipReason
+#: Every reason a recipient is skipped, in the order they are checked.
+REASONS: tuple[str, ...] = (
+    R.OPTED_OUT,
+    R.ERASED,
+    R.INVALID_NUMBER,
+    R.DUPLICATE,
+    R.NO_SEND_WINDOW,
+)
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+E164_SQL = r"^\+[1-9][0-9]{6,14}$"
+#: The suppression list is read into memory once when it is at most this long.
+SUPPRESSION_IN_MEMORY = 500_000
+#: Rows read per statement when the counting form must look at each number.
+READ_CHUNK = 5000
+
+
+@dataclass
+class AudienceCount:
+    """The rule's answer for a whole audience: how many, queued, skipped per reason."""
+
+    audience: int = 0
+    queued: int = 0
+    skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    #: The numbers of erased contacts (usually none), for callers that filter in SQL.
+    erased_phones: set[str] = field(default_factory=set, repr=False)
+    #: Contacts skipped for a reason SQL cannot see: their send window never opens.
+    window_skipped_ids: set[int] = field(default_factory=set, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"audience": self.audience, "queued": self.queued, "skipped": dict(self.skipped)}
+
+
+class AudienceRule:
+    """The audience of one campaign (or of a builder's unsaved form), and who is skipped."""
+
+    def __init__(self, campaign: Campaign, contacts: QuerySet[Contact] | None = None) -> None:
+        self.channel = campaign.channel
+        self.contacts = campaign.audience() if contacts is None else contacts
+        self.window = Window(campaign.window_start, campaign.window_end)
+        self.fallback_zone = campaign.time_zone
+        now = timezone.now()
+        #: From when messages may go: the schedule, or now when that has passed.
+        self.start = max(now, campaign.scheduled_at or now)
+
+    # --- counting --------------------------------------------------------------------------
+
+    def count(self) -> AudienceCount:
+        """The whole audience counted: one scan in SQL, plus a pass over the numbers only
+        when some number was ever erased (kept as keyed hashes) or a send window is set."""
+        result = AudienceCount()
+        totals = self.contacts.order_by().aggregate(
+            audience=Count("pk"),
+            opted_out=Count("pk", filter=Q(self._suppressed())),
+            invalid=Count("pk", filter=~Q(self._suppressed()) & ~Q(phone__regex=E164_SQL)),
+        )
+        result.audience = totals["audience"]
+        result.skipped[R.OPTED_OUT] = totals["opted_out"]
+        result.skipped[R.INVALID_NUMBER] = totals["invalid"]
+        erased = self._erased_phones()
+        if erased:
+            result.erased_phones = erased
+            result.skipped[R.ERASED] = len(erased)
+            # Erased comes first: an erased number that is also malformed counts as erased.
+            result.skipped[R.INVALID_NUMBER] -= sum(1 for p in erased if not E164.fullmatch(p))
+        # Contact.phone is unique, so an audience never holds a number twice: the building
+        # form checks all the same, and counts what it finds.
+        result.skipped[R.DUPLICATE] = 0
+        if not self.window.always_open:
+            result.window_skipped_ids = self._never_open_ids(erased)
+            result.skipped[R.NO_SEND_WINDOW] = len(result.window_skipped_ids)
+        result.queued = result.audience - sum(result.skipped.values())
+        return result
+
+    def sendable(self, counted: AudienceCount | None = None) -> QuerySet[Contact]:
+        """The audience minus what SQL can tell is skipped: opted out, malformed and (once
+        counted) erased numbers. Only the send window is left to check, in Python."""
+        contacts = self.contacts.exclude(self._suppressed()).filter(phone__regex=E164_SQL)
+        if counted is not None and counted.erased_phones:
+            contacts = contacts.exclude(phone__in=counted.erased_phones)
+        return contacts
+
+    def first_queued(self, how_many: int) -> list[int]:
+        """The ids of the first `how_many` queued contacts (for samples and test sends)."""
+        decider = self.decider()
+        found: list[int] = []
+        for rows in self._chunks(self.sendable(), "pk", "phone", "timezone", size=100):
+            decider.prepare(phone for _, phone, _ in rows)
+            found += [pk for pk, phone, zone in rows if not decider.decide(phone, zone).reason]
+            if len(found) >= how_many:
+                break
+        return found[:how_many]
+
+    def _suppressed(self) -> Exists:
+        return Exists(OptOut.objects.filter(phone=OuterRef("phone"), channel=self.channel))
+
+    def _erased_phones(self) -> set[str]:
+        if not ErasedNumber.objects.exists():
+            return set()
+        erased: set[str] = set()
+        for phones in self._chunks(self.contacts.exclude(self._suppressed()), "phone"):
+            erased |= ErasedNumber.objects.among([phone for (phone,) in phones])
+        return erased
+
+    def _never_open_ids(self, erased: set[str]) -> set[int]:
+        candidates = self.sendable()
+        decider = _WindowDecider(self)
+        closed: set[int] = set()
+        for rows in self._chunks(candidates, "pk", "phone", "timezone"):
+            for pk, phone, own_zone in rows:
+                if phone not in erased and decider.opening(phone, own_zone)[1] is None:
+                    closed.add(pk)
+        return closed
+
+    @staticmethod
+    def _chunks(
+        contacts: QuerySet[Contact], *columns: str, size: int = READ_CHUNK
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """`columns` of `contacts` in id order, `size` rows a statement (keyset paging)."""
+        after = 0
+        while True:
+            rows = list(
+                contacts.filter(pk__gt=after).order_by("pk").values_list("pk", *columns)[:size]
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [row[1:] for row in rows]
+
+    # --- building --------------------------------------------------------------------------
+
+    def decider(self) -> Decider:
+        """The building form: one decision per contact, in the order the build reads them."""
+        return Decider(self)
+
+
+class _WindowDecider:
+    """When a recipient's window next opens, worked out once per set of zones."""
+
+    def __init__(self, rule: AudienceRule) -> None:
+        self.window = rule.window
+        self.start = rule.start
+        self.fallback_zone = rule.fallback_zone
+        self._opens: dict[tuple[str, ...], datetime | None] = {}
+
+    def opening(self, phone: str, own_zone: str) -> tuple[tuple[str, ...], datetime | None]:
+        """(the recipient's zones, the first moment from the start inside the window)."""
+        if self.window.always_open:
+            return (), self.start
+        zones = recipient_zones(phone, own_zone=own_zone, fallback=self.fallback_zone)
+        if zones not in self._opens:
+            self._opens[zones] = self.window.next_open(zones, self.start)
+        return zones, self._opens[zones]
+
+
+class Decision(NamedTuple):
+    reason: str  # "" when queued
+    zones: tuple[str, ...]
+    due: datetime | None
+
+
+class Decider:
+    """Decides contact after contact; `prepare` each chunk of numbers first."""
+
+    def __init__(self, rule: AudienceRule) -> None:
+        self.channel = rule.channel
+        self.windows = _WindowDecider(rule)
+        self._seen: set[str] = set()
+        self._erased: set[str] = set()
+        self._opted_out: set[str] = set()
+        # The suppression list, read once when it is small enough to hold (the usual case).
+        suppression = OptOut.objects.filter(channel=rule.channel)
+        self._all_opted_out: set[str] | None = None
+        if suppression.count() <= SUPPRESSION_IN_MEMORY:
+            self._all_opted_out = set(suppression.values_list("phone", flat=True))
+
+    def prepare(self, phones: Iterable[str]) -> None:
+        """Look up the chunk's numbers on the suppression and erasure lists."""
+        phones = list(phones)
+        if self._all_opted_out is None:
+            self._opted_out = set(
+                OptOut.objects.filter(channel=self.channel, phone__in=phones).values_list(
+                    "phone", flat=True
+                )
+            )
+        # Erased numbers are kept only as keyed hashes: each phone is hashed (~1.5 µs),
+        # and only while at least one number was ever erased.
+        self._erased = ErasedNumber.objects.among(phones)
+
+    def decide(self, phone: str, own_zone: str) -> Decision:
+        zones, due = self.windows.opening(phone, own_zone)
+        opted_out = self._all_opted_out if self._all_opted_out is not None else self._opted_out
+        reason = ""
+        if phone in opted_out:
+            reason = R.OPTED_OUT
+        elif phone in self._erased:
+            reason = R.ERASED
+        elif not E164.fullmatch(phone):
+            reason = R.INVALID_NUMBER
+        elif phone in self._seen:
+            reason = R.DUPLICATE
+        elif due is None:
+            reason = R.NO_SEND_WINDOW
+        self._seen.add(phone)
+        return Decision(reason, zones, due)

@@ -1,0 +1,105 @@
+"""What a campaign sends: its text and WhatsApp parameters, rendered per recipient.
+
+The preview, the test send and the build all render through `Content`, and each
+rendering carries a fingerprint, so an approval can bind the exact texts its
+preview saw (campaigns.approval) and the build can refuse any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTextTransform
+
+from contacts.models import Channel, Contact
+from messaging.rendering import placeholders, render
+
+if TYPE_CHECKING:
+    from campaigns.models import Campaign
+
+#: Bytes of BLAKE2b kept per rendering: a collision by chance needs ~2^64 texts.
+FINGERPRINT_BYTES = 16
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: str
+    parameters: tuple[str, ...]
+
+    @property
+    def fingerprint(self) -> bytes:
+        return fingerprint(self.body, self.parameters)
+
+
+def fingerprint(body: str, parameters: tuple[str, ...] | list[str] = ()) -> bytes:
+    """A short digest of one rendering: its text and its ordered WhatsApp parameters."""
+    payload = json.dumps([body, list(parameters)], ensure_ascii=False).encode()
+    return hashlib.blake2b(payload, digest_size=FINGERPRINT_BYTES).digest()
+
+
+@dataclass(frozen=True)
+class Content:
+    body: str
+    whatsapp_template_id: str
+    parameters: tuple[str, ...]  # contact fields, in the template's order
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> Content:
+        template = campaign.template if campaign.channel == Channel.WHATSAPP else None
+        return cls(
+            body=campaign.message_body,
+            whatsapp_template_id=template.whatsapp_template_id if template else "",
+            parameters=tuple(template.whatsapp_parameters) if template else (),
+        )
+
+    @property
+    def variables(self) -> list[str]:
+        """Every field a rendering reads: the body's placeholders and the parameters."""
+        return list(dict.fromkeys([*placeholders(self.body), *self.parameters]))
+
+    @property
+    def custom_variables(self) -> list[str]:
+        return sorted(set(self.variables) - set(Contact.TEMPLATE_FIELDS))
+
+    @property
+    def columns(self) -> list[str]:
+        """What `with_fields` selects, in the order `fields_of` reads it."""
+        fixed = [name for name in Contact.TEMPLATE_FIELDS if name in self.variables]
+        return [*fixed, *(f"attr_{name}" for name in self.custom_variables)]
+
+    def with_fields(self, contacts: QuerySet[Contact]) -> QuerySet[Contact]:
+        """`contacts` with each custom variable as a text column.
+
+        Every rendering reads attributes through the database's own JSON-to-text, so the
+        preview (grouped in SQL) and the build (row by row) see the very same strings.
+        """
+        return contacts.annotate(
+            **{
+                f"attr_{name}": KeyTextTransform(name, "attributes")
+                for name in self.custom_variables
+            }
+        )
+
+    def fields_of(self, values: Sequence[Any]) -> dict[str, str]:
+        """{variable: text} from the `columns` values of one contact (None reads as empty)."""
+        fields = {}
+        for column, value in zip(self.columns, values, strict=True):
+            fields[column.removeprefix("attr_")] = "" if value is None else str(value)
+        return fields
+
+    def render(self, fields: dict[str, str]) -> Rendered:
+        parameters = tuple(render(f"{{{{{name}}}}}", fields) for name in self.parameters)
+        return Rendered(render(self.body, fields), parameters)
+
+    def frozen(self) -> dict[str, Any]:
+        """What the approval's content hash covers of the text itself."""
+        return {
+            "body": self.body,
+            "whatsapp_template": self.whatsapp_template_id,
+            "whatsapp_parameters": list(self.parameters),
+        }

@@ -1,0 +1,137 @@
+"""Forms of a campaign, used by the admin and the dashboard alike: the campaign itself (its
+schedule read in the campaign's own time zone), a test send, and a staff action's reason."""
+
+import copy
+import zoneinfo
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from campaigns.actions import Action
+from campaigns.models import Campaign
+from contacts.models import normalise_phone
+
+
+class LocalDateTimeField(forms.SplitDateTimeField):
+    """A date and a time as typed, left naive: the form reads them in the campaign's zone."""
+
+    def compress(self, data_list: Any) -> datetime | None:
+        if not data_list:
+            return None
+        day, time = data_list
+        if day in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_date"], code="invalid_date")
+        if time in self.empty_values:
+            raise ValidationError(self.error_messages["invalid_time"], code="invalid_time")
+        return datetime.combine(day, time)
+
+
+def in_zone(local: datetime, zone_name: str) -> datetime:
+    """Wall-clock `local` in `zone_name`, as aware UTC; refused when a clock change skips
+    that time or passes it twice, rather than guessing which one was meant."""
+    aware = local.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
+    if aware.utcoffset() != aware.replace(fold=1).utcoffset():
+        raise ValidationError(
+            "%(time)s happens twice or not at all in %(zone)s (the clocks change): "
+            "pick another time.",
+            code="ambiguous_time",
+            params={"time": local.strftime("%Y-%m-%d %H:%M"), "zone": zone_name},
+        )
+    return aware.astimezone(UTC)
+
+
+class CampaignForm(forms.ModelForm):
+    scheduled_at = LocalDateTimeField(required=False, widget=AdminSplitDateTime)
+    time_zone = forms.ChoiceField(
+        choices=[(name, name) for name in sorted(zoneinfo.available_timezones())],
+        initial="Europe/London",
+        help_text=Campaign._meta.get_field("time_zone").help_text,
+    )
+
+    #: Left out of a post altogether (a script, a page from before they existed), these
+    #: keep their value, as Django already does for optional fields with a default.
+    KEEP_IF_OMITTED = ("time_zone", "brake_failure_rate", "brake_window")
+
+    class Meta:
+        model = Campaign
+        fields = (
+            "name",
+            "channel",
+            "provider_account",
+            "sender",
+            "template",
+            "body",
+            "groups",
+            "tags",
+            "exclude_groups",
+            "scheduled_at",
+            "time_zone",
+            "window_start",
+            "window_end",
+            "brake_failure_rate",
+            "brake_window",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zone = self.instance.time_zone
+        if "scheduled_at" in self.fields:
+            self.fields["scheduled_at"].help_text = (
+                f"Local time in the campaign's time zone, below (now {zone}). "
+                "Empty: send once approved."
+            )
+            if self.instance.scheduled_at:
+                local = timezone.localtime(self.instance.scheduled_at, zoneinfo.ZoneInfo(zone))
+                self.initial["scheduled_at"] = local.replace(tzinfo=None)
+        if self.is_bound:
+            self._keep_omitted_settings()
+
+    def _keep_omitted_settings(self) -> None:
+        omitted = [n for n in self.KEEP_IF_OMITTED if n in self.fields and n not in self.data]
+        if omitted:
+            data: Any = copy.copy(self.data)  # a QueryDict's copy is a mutable one
+            for name in omitted:
+                data[name] = str(getattr(self.instance, name))
+            self.data = data
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
+        local = cleaned.get("scheduled_at")
+        zone_name = cleaned.get("time_zone", self.instance.time_zone)
+        if isinstance(local, datetime) and timezone.is_naive(local):
+            try:
+                cleaned["scheduled_at"] = in_zone(local, zone_name)
+            except ValidationError as exc:
+                self.add_error("scheduled_at", exc)
+        return cleaned
+
+
+class TestSendForm(forms.Form):
+    phone = forms.CharField(
+        label="Your phone number",
+        max_length=40,
+        help_text="International (+44 7911 123456) or national form.",
+    )
+
+    def clean_phone(self) -> str:
+        return normalise_phone(self.cleaned_data["phone"])
+
+
+class TransitionForm(forms.Form):
+    """A staff action's confirmation: its reason (if it takes one), labelled and required
+    as the action table says."""
+
+    def __init__(self, *args: Any, action: Action, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if action.takes_reason:
+            self.fields["note"] = forms.CharField(
+                label=action.field_label,
+                required=action.reason_required,
+                error_messages={"required": action.reason_missing},
+                widget=forms.Textarea(attrs={"rows": 3}),
+            )

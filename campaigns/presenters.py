@@ -1,0 +1,148 @@
+"""A campaign's numbers and labels as its pages show them, in the dashboard and the admin:
+the preview, the live counts, the test send, prices and refusals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from campaigns.models import Campaign
+from campaigns.preview import estimate
+from contacts.phones import redact
+from messaging.models import Message
+from messaging.rendering import ucs2_characters
+
+S = Campaign.Status
+ENCODING_LABELS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+#: Statuses whose counts can still move, so a campaign's page keeps polling them.
+LIVE_STATUSES = (S.PENDING_APPROVAL, S.SCHEDULED, S.SENDING, S.PAUSED)
+FINAL_STATUSES = (S.COMPLETED, S.CANCELLED)
+
+
+def error_text(exc: Exception) -> str:
+    """What a refused action says to the person who tried it: the model's own words."""
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+
+
+def money(amount: Decimal | str | None, currency: str) -> str:
+    """An amount as prices are read: always the cents, smaller fractions only when there."""
+    value = Decimal(str(amount or 0))
+    cents = value.quantize(Decimal("0.01"))
+    shown = str(cents) if cents == value else f"{value.normalize():f}"
+    return f"{shown} {currency}".strip()
+
+
+def code_point(character: str) -> str:
+    """U+201C: names characters that look like others (quotes) or like nothing (spaces)."""
+    return f"U+{ord(character):04X}"
+
+
+def highlight(text: str) -> SafeString:
+    """`text` escaped, each character that forces UCS-2 in a <mark> (titled with its code)."""
+    forcing = set(ucs2_characters(text))
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (format_html('<mark title="{}">{}</mark>', code_point(c), c) if c in forcing else c,)
+            for c in text
+        ),
+    )
+
+
+def preview_of(campaign: Campaign) -> dict[str, Any] | None:
+    """Worked out now for a draft; past draft, the estimate stored at submit (what the
+    approver approves, never recounted on a page view); None when none was stored."""
+    frozen = campaign.status != S.DRAFT
+    figures = campaign.estimate if frozen else estimate(campaign).as_json()
+    if not figures:
+        return None
+    counted = ("audience", "opted_out", "sendable", "segments", "ucs2_messages")
+    currency = figures.get("currency", "")
+    return {
+        **dict.fromkeys(counted, 0),
+        **figures,
+        "frozen": frozen,
+        "currency": currency,
+        "cost_shown": money(figures.get("cost"), currency),
+        "ucs2_code_points": [(c, code_point(c)) for c in figures.get("ucs2_characters", [])],
+        "samples": [
+            {
+                **sample,
+                "highlighted": highlight(sample["body"]),
+                "encoding": ENCODING_LABELS.get(sample["encoding"], sample["encoding"]),
+            }
+            for sample in figures.get("samples", [])
+        ],
+    }
+
+
+def progress_of(campaign: Campaign, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """Messages per status (every status present, counted now unless given) and the share
+    done: no longer waiting to go or in doubt."""
+    if counts is None:
+        counts = campaign.messages.all().status_counts()
+    total = sum(counts.values())
+    unfinished = sum(counts.get(status, 0) for status in Message.UNFINISHED_STATUSES)
+    return {
+        "status": campaign.status,
+        "status_label": campaign.get_status_display(),
+        "counts": counts,
+        "total": total,
+        "percent_done": round(100 * (total - unfinished) / total, 1) if total else 0,
+    }
+
+
+def live_counts_of(campaign: Campaign) -> dict[str, Any]:
+    """The admin's live counts panel: a row per message status, and the final figures."""
+    progress = progress_of(campaign)
+    final: list[tuple[str, int]] = []
+    if campaign.status == S.COMPLETED:
+        final = [
+            (label, campaign.final_counts[value])
+            for value, label in Message.Status.choices
+            if campaign.final_counts.get(value)
+        ]
+    return {
+        **progress,
+        "url": reverse("admin:campaigns_campaign_progress", args=(campaign.pk,)),
+        "rows": [
+            (value, label, progress["counts"][value]) for value, label in Message.Status.choices
+        ],
+        "polling": campaign.status in LIVE_STATUSES,
+        "final": final,
+        "final_cost": (
+            money(campaign.final_cost, campaign.provider_account.currency)
+            if campaign.status == S.COMPLETED and campaign.final_cost is not None
+            else ""
+        ),
+    }
+
+
+def when(moment: datetime, format_name: str = "DATETIME_FORMAT") -> str:
+    return date_format(timezone.localtime(moment), format_name)
+
+
+def describe_test(campaign: Campaign) -> str:
+    """Whether, when, by whom and to what number a test went, and how it fared."""
+    if campaign.test_sent_at is None:
+        return "No test sent"
+    who = campaign.test_sent_by.get_username() if campaign.test_sent_by else "(deleted user)"
+    message = campaign.test_message
+    if message is None:
+        return f"Sent {when(campaign.test_sent_at)} by {who}"
+    return format_html(
+        "Sent {} by {} to {}: <strong>{}</strong>",
+        when(campaign.test_sent_at),
+        who,
+        redact(message.phone),
+        message.get_status_display().lower(),
+    )
