@@ -1,11 +1,14 @@
 """The campaign engine at scale, against the fake gateway in its own process.
 
     DATABASE_URL=... python bench/campaign.py setup --contacts N --gateway URL
+    DATABASE_URL=... python bench/campaign.py preview
     DATABASE_URL=... python bench/campaign.py materialise
     DATABASE_URL=... python bench/campaign.py work          # one dispatch worker
 
 `setup` loads N contacts in one group straight into the tables and makes a
-BulkSMSRates account and a campaign already approved and sending; `materialise`
+BulkSMSRates account and a campaign, submitted, approved and sending; `preview` times
+the audience rule's count with segments and cost (what submit and `campaign preview`
+do); `materialise`
 builds its Message rows; `work` runs the engine's own loop (campaigns.sending.
 run_campaign) until nothing is left to claim. Each prints key=value lines:
 seconds, and the process's own peak memory (VmHWM) in MB.
@@ -27,11 +30,13 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from bench.datasets import FIRST, FIRST_NUMBER, LAST  # noqa: E402
 from campaigns.models import Campaign  # noqa: E402
+from campaigns.preview import estimate  # noqa: E402
 from campaigns.sending import materialise, run_campaign  # noqa: E402
 from contacts.bulk import bulk_insert  # noqa: E402
 from contacts.jobs import refresh_planner_statistics  # noqa: E402
@@ -93,15 +98,25 @@ def setup(contacts: int, gateway: str) -> None:
     )
     account.set_credentials({"api_key": "bsms_test_key", "api_secret": "sk_test_secret"})
     account.save()
-    campaign = Campaign.objects.create(
-        name=NAME,
-        provider_account=account,
-        body=BODY,
-        status=Campaign.Status.SENDING,
-        started_at=timezone.now(),
-    )
+    campaign = Campaign.objects.create(name=NAME, provider_account=account, body=BODY)
     campaign.groups.add(group)
+    # Through the doors a user takes: what is built is what was approved.
+    marketer = User.objects.create_user("bench-marketer")
+    approver = User.objects.create_user("bench-approver")
+    approver.user_permissions.add(Permission.objects.get(codename="approve_campaign"))
+    approver = User.objects.get(pk=approver.pk)
+    campaign.submit(by=marketer)
+    campaign.approve(by=approver)  # its wake-up waits in the queue: the bench runs the steps
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.SENDING, started_at=timezone.now()
+    )
     print(f"contacts={contacts}")
+
+
+def preview() -> None:
+    """The audience rule counted, segments and cost worked out, samples rendered."""
+    figures = estimate(campaign())
+    print(f"queued={figures.queued}")
 
 
 def campaign() -> Campaign:
@@ -110,13 +125,15 @@ def campaign() -> Campaign:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=("setup", "materialise", "work"))
+    parser.add_argument("step", choices=("setup", "preview", "materialise", "work"))
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--gateway", default="")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.step == "setup":
         setup(args.contacts, args.gateway)
+    elif args.step == "preview":
+        preview()
     elif args.step == "materialise":
         stats = materialise(campaign())
         print(f"queued={stats['queued']}")

@@ -250,6 +250,8 @@ def bench_campaign(db: Database, recipients: int, figures: dict[str, Figure]) ->
         requests.post(f"{gateway}/_fake/config", json={"bulk_balance": 10**12}, timeout=10)
         step = [PYTHON, "bench/campaign.py"]
         run_step(db, [*step, "setup", "--contacts", str(recipients), "--gateway", gateway])
+        previewed = run_step(db, [*step, "preview"])
+        figures["preview_s"].samples.append(previewed["seconds"])
         built = run_step(db, [*step, "materialise"])
         figures["materialise_s"].samples.append(built["seconds"])
         started = time.perf_counter()
@@ -293,6 +295,13 @@ def campaign_figures(kind: str, recipients: int) -> list[tuple[str, Figure, floa
             "materialise_s",
             Figure(f"build {recipients:,} messages", kind, "s", "<= 20", False),
             20,
+        ),
+        (
+            "preview_s",
+            Figure(
+                f"preview {recipients:,} (audience rule, segments, cost)", kind, "s", "-", False
+            ),
+            None,
         ),
         (
             "dispatch_rate",

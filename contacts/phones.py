@@ -1,7 +1,18 @@
-"""Phone numbers: parse anything a person types, keep E.164."""
+"""Phone numbers: parse anything a person types, keep E.164; and the zones a number is in."""
+
+from dataclasses import dataclass
+from functools import cache
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
+
+# libphonenumber recompiles a metadata pattern whenever it has dropped out of re's own
+# cache (512 patterns), which numbers from many countries make it do all the time: parsing
+# and typing them gets several times slower. Its ~1,200 patterns are cheap to keep.
+phonenumbers.enable_pattern_cache()
+
+_COUNTRY_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
 
 class InvalidPhoneNumber(ValueError):
@@ -26,11 +37,92 @@ def to_e164(raw: str, region: str | None = None) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def time_zones_for(e164: str) -> list[str]:
-    """IANA zones the number may be in; empty when libphonenumber cannot say."""
-    number = phonenumbers.parse(e164, None)
-    zones = [z for z in phone_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
-    return zones
+def time_zones_for(e164: str) -> tuple[str, ...]:
+    """The IANA zones a valid E.164 number may be in, sorted; empty when libphonenumber cannot say.
+
+    Exactly libphonenumber's `time_zones_for_number` less "Etc/Unknown", for a valid number
+    (what every Contact.phone is); empty for text that is not "+", digits and a known country
+    code. Costs ~0.5 µs a number, ~10-30 µs where the answer depends on the number's type.
+    """
+    digits = e164[1:]
+    if not (e164.startswith("+") and digits.isascii() and digits.isdigit()):
+        return ()
+    country = _country_of(digits)
+    if country is None or len(digits) == len(country.code):
+        return ()
+    if country.only_zones is not None:
+        return country.only_zones
+    # libphonenumber gives a number of a type tied to an area (fixed line; mobile in a few
+    # countries) the zones of its longest prefix in its data, any other the country's zones,
+    # and a valid number always has a type. Finding the type is the costly part (~10-30 µs,
+    # the number's patterns), so only ask when the two answers differ.
+    by_prefix = country.zones_by_prefix(digits)
+    if by_prefix == country.zones:
+        return by_prefix
+    return _zones_by_type(country.code, digits)
+
+
+@dataclass(frozen=True, slots=True)
+class _Country:
+    """A country calling code and every answer libphonenumber's zone data can give for it."""
+
+    code: str
+    zones: tuple[str, ...]  # the country's own: for numbers of types not tied to an area
+    prefix_lengths: tuple[int, ...]  # of the data's prefixes a number of it can start with
+    only_zones: tuple[str, ...] | None  # when every number of it gets the same answer
+
+    def zones_by_prefix(self, digits: str) -> tuple[str, ...]:
+        """The zones of the longest prefix of `digits` in the data, as libphonenumber finds it."""
+        for length in self.prefix_lengths:
+            zones = _ZONES.get(digits[:length])
+            if zones is not None:
+                return zones
+        return ()
+
+
+def _known_zones(zones: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(zone for zone in zones if zone != phone_timezone.UNKNOWN_TIMEZONE))
+
+
+_ZONES = {
+    prefix: _known_zones(zones)
+    for prefix, zones in TIMEZONE_DATA.items()
+    if len(prefix) <= TIMEZONE_LONGEST_PREFIX
+}
+
+
+def _country_of(digits: str) -> _Country | None:
+    # Country calling codes are prefix-free, so the first one found is the only one.
+    for length in (1, 2, 3):
+        if digits[:length] in _COUNTRY_CODES:
+            return _country(digits[:length])
+    return None
+
+
+@cache
+def _country(code: str) -> _Country:
+    of_code = {prefix: zones for prefix, zones in _ZONES.items() if prefix.startswith(code)}
+    heads = [code[:length] for length in range(len(code), 0, -1) if code[:length] in _ZONES]
+    # What a number matching no prefix longer than its code gets; the country's own zones
+    # are looked up the same way, but never by a one-digit prefix of a longer code.
+    fallback = _ZONES[heads[0]] if heads else ()
+    own = next((_ZONES[head] for head in heads if len(head) >= min(2, len(code))), ())
+    lengths = sorted({len(prefix) for prefix in of_code} | {len(head) for head in heads})
+    answers = {*of_code.values(), fallback, own}
+    only = answers.pop() if len(answers) == 1 else None
+    return _Country(code, own, tuple(reversed(lengths)), only)
+
+
+def _zones_by_type(code: str, digits: str) -> tuple[str, ...]:
+    # Built from its digits rather than parsed: the same number, at a fifth of the cost.
+    national = digits[len(code) :]
+    number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(national))
+    # Italian numbers keep their leading zeros (06 for Rome) as part of the number.
+    leading_zeros = min(len(national) - len(national.lstrip("0")), len(national) - 1)
+    if leading_zeros:
+        number.italian_leading_zero = True
+        number.number_of_leading_zeros = leading_zeros
+    return _known_zones(phone_timezone.time_zones_for_number(number))
 
 
 def redact(e164: str) -> str:

@@ -8,26 +8,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from contacts.models import Contact, Group, OptOut, Tag
-from contacts.resources import ContactResource, neutralise_formula
+from contacts.resources import ContactResource
 from tests.contacts.conftest import uk
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.mark.parametrize(
-    ("value", "exported"),
-    [
-        ('=HYPERLINK("http://evil")', '\'=HYPERLINK("http://evil")'),
-        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
-        ("-2+3", "'-2+3"),
-        ("@SUM(1)", "'@SUM(1)"),
-        ("+44 7911 123456", "+44 7911 123456"),  # a phone number is not a formula
-        ("-12.5", "-12.5"),
-        ("plain", "plain"),
-    ],
-)
-def test_formula_cells_are_neutralised(value: str, exported: str) -> None:
-    assert neutralise_formula(value) == exported
 
 
 def test_export_keeps_numbers_and_defuses_formulas_and_reimports_cleanly() -> None:

@@ -552,6 +552,6 @@ def test_formula_cells_are_stored_as_text_never_run(
     assert (job.status, job.imported) == (S.COMPLETED, 1)
     contact = Contact.objects.get(phone=uk(9))
     # Stripped of surrounding blanks like every cell; a quote our own export put in front
-    # of a formula is taken off again (contacts.importing.NEUTRALISED).
+    # of a formula is taken off again (contacts.spreadsheets.unguard).
     stored = formula.strip().removeprefix("'")
     assert (contact.first_name, contact.attributes) == (stored, {"note": stored})
