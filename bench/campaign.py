@@ -107,9 +107,7 @@ def setup(contacts: int, gateway: str) -> None:
     approver = User.objects.get(pk=approver.pk)
     campaign.submit(by=marketer)
     campaign.approve(by=approver)  # its wake-up waits in the queue: the bench runs the steps
-    Campaign.objects.filter(pk=campaign.pk).update(
-        status=Campaign.Status.SENDING, started_at=timezone.now()
-    )
+    campaign.start()
     print(f"contacts={contacts}")
 
 

@@ -1,5 +1,7 @@
 """Phone numbers: parse anything a person types, keep E.164; and the zones a number is in."""
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
@@ -53,23 +55,44 @@ def time_zones_for(e164: str) -> tuple[str, ...]:
     if country.only_zones is not None:
         return country.only_zones
     # libphonenumber gives a number of a type tied to an area (fixed line; mobile in a few
-    # countries) the zones of its longest prefix in its data, any other the country's zones,
-    # and a valid number always has a type. Finding the type is the costly part (~10-30 µs,
-    # the number's patterns), so only ask when the two answers differ.
+    # countries) the zones of its longest prefix in its data, any other number the country's
+    # zones; a valid number always has a type. Only when the two answers differ does it matter
+    # which type the number is.
     by_prefix = country.zones_by_prefix(digits)
     if by_prefix == country.zones:
         return by_prefix
-    return _zones_by_type(country.code, digits)
+    tied_to_area = country.tied_to_area(digits[len(country.code) :])
+    if tied_to_area is None:
+        return _zones_by_type(country.code, digits)
+    return by_prefix if tied_to_area else country.zones
+
+
+# The number types libphonenumber never ties to an area, whatever the country.
+_TYPES_WITHOUT_AREA = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class _Country:
-    """A country calling code and every answer libphonenumber's zone data can give for it."""
+    """A country calling code: every zone answer its numbers can get, and how to choose one."""
 
     code: str
-    zones: tuple[str, ...]  # the country's own: for numbers of types not tied to an area
-    prefix_lengths: tuple[int, ...]  # of the data's prefixes a number of it can start with
+    zones: tuple[str, ...]  # its own, for numbers of types not tied to an area
+    prefix_lengths: tuple[int, ...]  # of the prefixes in the data its numbers can start with
     only_zones: tuple[str, ...] | None  # when every number of it gets the same answer
+    # Full matches of the patterns of its regions' types, by kind (see `tied_to_area`).
+    untied_types: re.Pattern[str]
+    fixed_lines: re.Pattern[str]
+    mobiles: re.Pattern[str]
+    mobiles_tied_to_area: bool
 
     def zones_by_prefix(self, digits: str) -> tuple[str, ...]:
         """The zones of the longest prefix of `digits` in the data, as libphonenumber finds it."""
@@ -78,6 +101,21 @@ class _Country:
             if zones is not None:
                 return zones
         return ()
+
+    def tied_to_area(self, national: str) -> bool | None:
+        """Whether a valid number's type is one tied to an area; None when only its type tells.
+
+        A number is of a type only if it matches that type's pattern in its region's metadata,
+        so a number matching none of the untied types' patterns in any region of the code is a
+        fixed line or a mobile (a fixed line or a mobile pattern that is the fixed line's).
+        """
+        if self.untied_types.fullmatch(national):
+            return None
+        if self.mobiles_tied_to_area or not self.mobiles.fullmatch(national):
+            return True
+        if not self.fixed_lines.fullmatch(national):
+            return False
+        return None
 
 
 def _known_zones(zones: tuple[str, ...]) -> tuple[str, ...]:
@@ -109,12 +147,40 @@ def _country(code: str) -> _Country:
     own = next((_ZONES[head] for head in heads if len(head) >= min(2, len(code))), ())
     lengths = sorted({len(prefix) for prefix in of_code} | {len(head) for head in heads})
     answers = {*of_code.values(), fallback, own}
-    only = answers.pop() if len(answers) == 1 else None
-    return _Country(code, own, tuple(reversed(lengths)), only)
+    regions = _regions_metadata(int(code))
+    return _Country(
+        code=code,
+        zones=own,
+        prefix_lengths=tuple(reversed(lengths)),
+        only_zones=answers.pop() if len(answers) == 1 else None,
+        untied_types=_any_of(getattr(m, kind) for m in regions for kind in _TYPES_WITHOUT_AREA),
+        fixed_lines=_any_of(m.fixed_line for m in regions),
+        # A region whose mobiles share the fixed lines' pattern has no number typed mobile.
+        mobiles=_any_of(m.mobile for m in regions if not m.same_mobile_and_fixed_line_pattern),
+        mobiles_tied_to_area=phonenumbers.is_number_type_geographical(
+            phonenumbers.PhoneNumberType.MOBILE, int(code)
+        ),
+    )
+
+
+def _regions_metadata(code: int) -> list[phonenumbers.PhoneMetadata]:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[code]
+    found = (
+        phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, r) for r in regions
+    )
+    return [metadata for metadata in found if metadata is not None]
+
+
+def _any_of(descs: Iterable[phonenumbers.PhoneNumberDesc | None]) -> re.Pattern[str]:
+    """A pattern matching in full what any of the descriptions' patterns does."""
+    patterns = sorted(
+        {desc.national_number_pattern for desc in descs if desc is not None} - {None, ""}
+    )
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns) or "(?!)")
 
 
 def _zones_by_type(code: str, digits: str) -> tuple[str, ...]:
-    # Built from its digits rather than parsed: the same number, at a fifth of the cost.
+    # Built from its digits rather than parsed: the same number, at a fraction of the cost.
     national = digits[len(code) :]
     number = phonenumbers.PhoneNumber(country_code=int(code), national_number=int(national))
     # Italian numbers keep their leading zeros (06 for Rome) as part of the number.

@@ -95,7 +95,7 @@ def erase_messages(
     ids = list(messages.values_list("pk", flat=True))
     changed = {"messages": len(ids), "status events": 0, "webhook events": 0}
     for chunk in (ids[i : i + BATCH] for i in range(0, len(ids), BATCH)):
-        Message.objects.filter(pk__in=chunk).skip(Message.SkipReason.OPTED_OUT)
+        Message.objects.filter(pk__in=chunk).skip(Message.SkipReason.ERASED)
         Message.objects.filter(pk__in=chunk).update(
             phone=ERASED_PHONE,
             contact=None,

@@ -3,17 +3,20 @@
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.utils import timezone
 
 import messaging
 from campaigns.models import Campaign, CampaignTransition, TransitionNotAllowed
 from campaigns.sending import run_campaign
 from contacts.models import Contact, Group
 from messaging.models import Message, ProviderAccount
+from tests.conftest import reschedule
 
 pytestmark = [
     pytest.mark.postgres,
@@ -75,12 +78,18 @@ def test_two_workers_sending_one_campaign_send_each_number_once(
     make_contacts: Callable[..., list[Contact]],
     locmem: ProviderAccount,
     settings: Any,
+    marketer: User,
+    approver: User,
 ) -> None:
     settings.HERALD_DISPATCH_BATCH_SIZE = 25
     group = Group.objects.create(name="G")
     make_contacts(600, group)
     campaign = make_campaign(locmem, group)
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SCHEDULED)
+    campaign.scheduled_at = timezone.now() + timedelta(hours=1)  # approved, not started yet
+    campaign.save()
+    campaign.submit(by=marketer)
+    campaign.approve(by=approver)
+    reschedule(campaign, timezone.now())
 
     outcomes = in_threads(
         *(lambda: run_campaign(Campaign.objects.get(pk=campaign.pk)) for _ in range(3))
