@@ -8,15 +8,11 @@ from django.http import HttpRequest
 from audit.models import AuditEvent
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("at", "actor_name", "action", "object_type", "object_id", "ip")
-    list_filter = ("action", "object_type")
-    search_fields = ("actor_name", "object_id", "ip")
-    date_hierarchy = "at"
-    list_select_related = ("actor",)
-    fields = ("at", "actor", "actor_name", "action", "object_type", "object_id", "ip", "detail")
-    readonly_fields = fields
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened: visible to staff, written only by Herald itself.
+
+    Every app's logs use it (the audit trail, messages, delivery reports, campaign history).
+    """
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -26,3 +22,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("at", "actor_name", "action", "object_type", "object_id", "ip")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor_name", "object_id", "ip")
+    date_hierarchy = "at"
+    list_select_related = ("actor",)
+    fields = ("at", "actor", "actor_name", "action", "object_type", "object_id", "ip", "detail")
+    readonly_fields = fields

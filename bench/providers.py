@@ -77,15 +77,19 @@ def stats(gateway: str) -> dict[str, float]:
     return requests.get(f"{gateway}/_fake/stats", timeout=10).json()
 
 
-def bench_bulk_backend(gateway: str, count: int) -> float:
-    owner = account(gateway, "bench-bulk", rate=100)
-    batch = messages(owner, count, "bulk")
+def sends_per_second(owner: ProviderAccount, count: int, label: str) -> float:
+    """`count` messages handed to the backend in one call, all accepted: per second."""
+    batch = messages(owner, count, label)
     backend = owner.get_backend()
     started = time.perf_counter()
     results = backend.send_messages(batch)
     elapsed = time.perf_counter() - started
-    assert all(r.accepted for r in results), "bulk send refused"
+    assert all(r.accepted for r in results), f"{label} send refused"
     return count / elapsed
+
+
+def bench_bulk_backend(gateway: str, count: int) -> float:
+    return sends_per_second(account(gateway, "bench-bulk", rate=100), count, "bulk")
 
 
 def bench_bulk_engine(gateway: str, count: int) -> float:
@@ -106,13 +110,8 @@ def bench_single(gateway: str, count: int) -> tuple[float, float]:
     time.sleep(1.1)  # let the key's bucket fill up again
     before = stats(gateway)["rate_limited"]
     owner = account(gateway, "bench-single", rate=100, bulk=False)
-    batch = messages(owner, count, "single")
-    backend = owner.get_backend()
-    started = time.perf_counter()
-    results = backend.send_messages(batch)
-    elapsed = time.perf_counter() - started
-    assert all(r.accepted for r in results), "single send refused"
-    return count / elapsed, stats(gateway)["rate_limited"] - before
+    rate = sends_per_second(owner, count, "single")
+    return rate, stats(gateway)["rate_limited"] - before
 
 
 def bench_overhead(gateway: str, count: int) -> tuple[float, float]:

@@ -21,6 +21,7 @@ downloaded, and cached in .bench-data/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,8 +208,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_providers(db: Database, figures: dict[str, Figure]) -> None:
-    db.fresh()
+@contextlib.contextmanager
+def fake_gateway() -> Iterator[str]:
+    """tests/fakegateway.py in a process of its own on a free loopback port: its address."""
     port = free_port()
     fake = subprocess.Popen(
         [PYTHON, "tests/fakegateway.py", "--port", str(port)],
@@ -218,11 +220,17 @@ def bench_providers(db: Database, figures: dict[str, Figure]) -> None:
     )
     try:
         time.sleep(1.0)
-        cmd = [PYTHON, "bench/providers.py", "--gateway", f"http://127.0.0.1:{port}"]
-        result = subprocess.run(cmd, cwd=ROOT, env=db.env(), capture_output=True, text=True)
+        yield f"http://127.0.0.1:{port}"
     finally:
         fake.terminate()
         fake.wait(timeout=10)
+
+
+def bench_providers(db: Database, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    with fake_gateway() as gateway:
+        cmd = [PYTHON, "bench/providers.py", "--gateway", gateway]
+        result = subprocess.run(cmd, cwd=ROOT, env=db.env(), capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(result.stderr)
     values = dict(line.split("=") for line in result.stdout.split())
@@ -235,16 +243,7 @@ def bench_providers(db: Database, figures: dict[str, Figure]) -> None:
 
 def bench_campaign(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
     db.fresh()
-    port = free_port()
-    gateway = f"http://127.0.0.1:{port}"
-    fake = subprocess.Popen(
-        [PYTHON, "tests/fakegateway.py", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(1.0)
+    with fake_gateway() as gateway:
         import requests
 
         requests.post(f"{gateway}/_fake/config", json={"bulk_balance": 10**12}, timeout=10)
@@ -263,9 +262,6 @@ def bench_campaign(db: Database, recipients: int, figures: dict[str, Figure]) ->
         ]
         outputs = [worker.communicate()[0] for worker in workers]
         wall = time.perf_counter() - started
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
     peaks = [parse_values(out)["peak_mb"] for out in outputs]
     figures["dispatch_rate"].samples.append(recipients / wall)
     figures["dispatch_s"].samples.append(wall)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
+from audit.admin import ReadOnlyAdmin
 from campaigns.actions import ACTIONS, Action, available_to, may_take
 from campaigns.forms import CampaignForm, TestSendForm, TransitionForm
 from campaigns.models import (
@@ -44,7 +45,6 @@ from campaigns.presenters import (
 )
 from campaigns.testsend import first_recipient, send_test
 from contacts.phones import redact
-from messaging.admin import ReadOnlyAdmin
 from messaging.models import Message
 from messaging.rendering import render
 

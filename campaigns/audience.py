@@ -19,12 +19,13 @@ time zones.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, OuterRef, QuerySet, Value, When
 from django.utils import timezone
 
 from campaigns.windows import Window, recipient_zones
@@ -32,6 +33,7 @@ from contacts.models import Contact, ErasedNumber, OptOut
 from messaging.models import Message
 
 if TYPE_CHECKING:
+    from campaigns.content import Content
     from campaigns.models import Campaign
 
 R = Message.SkipReason
@@ -62,6 +64,8 @@ class AudienceCount:
     erased_phones: set[str] = field(default_factory=set, repr=False)
     #: Contacts skipped for a reason SQL cannot see: their send window never opens.
     window_skipped_ids: set[int] = field(default_factory=set, repr=False)
+    #: Queued contacts per distinct combination of the values the content reads.
+    groups: Counter[tuple[Any, ...]] = field(default_factory=Counter, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {"audience": self.audience, "queued": self.queued, "skipped": dict(self.skipped)}
@@ -81,32 +85,69 @@ class AudienceRule:
 
     # --- counting --------------------------------------------------------------------------
 
-    def count(self) -> AudienceCount:
-        """The whole audience counted: one scan in SQL, plus a pass over the numbers only
-        when some number was ever erased (kept as keyed hashes) or a send window is set."""
+    def count(self, content: Content | None = None) -> AudienceCount:
+        """The whole audience counted in two scans; with `content`, the queued contacts are
+        also grouped by the values it reads (`AudienceCount.groups`), for segments and cost.
+
+        Numbers are looked at one by one only when some number was ever erased (they are
+        kept as keyed hashes) or when a send window is set.
+        """
         result = AudienceCount()
-        totals = self.contacts.order_by().aggregate(
-            audience=Count("pk"),
-            opted_out=Count("pk", filter=Q(self._suppressed())),
-            invalid=Count("pk", filter=~Q(self._suppressed()) & ~Q(phone__regex=E164_SQL)),
-        )
-        result.audience = totals["audience"]
-        result.skipped[R.OPTED_OUT] = totals["opted_out"]
-        result.skipped[R.INVALID_NUMBER] = totals["invalid"]
+        result.audience = self.contacts.count()
+        not_suppressed = 0
+        for values, valid, count in self._grouped(
+            self.contacts.exclude(self._suppressed()), content
+        ):
+            not_suppressed += count
+            if valid:
+                result.groups[values] += count
+            else:
+                result.skipped[R.INVALID_NUMBER] += count
+        result.skipped[R.OPTED_OUT] = result.audience - not_suppressed
         erased = self._erased_phones()
         if erased:
             result.erased_phones = erased
             result.skipped[R.ERASED] = len(erased)
             # Erased comes first: an erased number that is also malformed counts as erased.
             result.skipped[R.INVALID_NUMBER] -= sum(1 for p in erased if not E164.fullmatch(p))
+            ids = self.contacts.filter(phone__in=erased).values_list("pk", flat=True)
+            self._take_off(result, list(ids), content)
         # Contact.phone is unique, so an audience never holds a number twice: the building
         # form checks all the same, and counts what it finds.
         result.skipped[R.DUPLICATE] = 0
         if not self.window.always_open:
             result.window_skipped_ids = self._never_open_ids(erased)
             result.skipped[R.NO_SEND_WINDOW] = len(result.window_skipped_ids)
+            self._take_off(result, sorted(result.window_skipped_ids), content)
         result.queued = result.audience - sum(result.skipped.values())
         return result
+
+    def _grouped(
+        self, contacts: QuerySet[Contact], content: Content | None
+    ) -> Iterator[tuple[tuple[Any, ...], bool, int]]:
+        """(the values `content` reads, whether the number is E.164, how many), per group."""
+        columns = content.columns if content else []
+        if content is not None:
+            contacts = content.with_fields(contacts)
+        valid = Case(When(phone__regex=E164_SQL, then=Value(True)), default=Value(False))
+        rows = (
+            contacts.order_by()
+            .annotate(valid_number=valid)
+            .values_list(*columns, "valid_number")
+            .annotate(n=Count("pk"))
+        )
+        for *values, is_valid, count in rows.iterator(chunk_size=5000):
+            yield tuple(values), bool(is_valid), count
+
+    def _take_off(self, result: AudienceCount, ids: list[int], content: Content | None) -> None:
+        """Contacts skipped for a reason SQL cannot see, taken off the queued groups."""
+        for start in range(0, len(ids), READ_CHUNK):
+            chunk = Contact.objects.filter(pk__in=ids[start : start + READ_CHUNK])
+            for values, valid, count in self._grouped(chunk, content):
+                if valid:
+                    result.groups[values] -= count
+        for values in [v for v, count in result.groups.items() if count <= 0]:
+            del result.groups[values]
 
     def sendable(self, counted: AudienceCount | None = None) -> QuerySet[Contact]:
         """The audience minus what SQL can tell is skipped: opted out, malformed and (once

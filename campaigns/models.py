@@ -32,6 +32,10 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a time zone name, e.g. Europe/London.")
 
 
+#: What an approval records of the figures it was shown.
+APPROVED_FIGURES = ("audience", "queued", "skipped", "segments", "cost", "currency")
+
+
 class TransitionNotAllowed(Exception):
     """The campaign is not in a state this action applies to (or someone else got there first)."""
 
@@ -299,6 +303,8 @@ class Campaign(models.Model):
             ACTIONS["approve"].moves,
             by,
             note=note,
+            # The audience rule's result the approval binds, kept in the audit log with it.
+            audit={"approved": {k: self.estimate.get(k) for k in APPROVED_FIGURES}},
             approved_by=by,
             approved_at=timezone.now(),
             # Only what the approver was shown: a copy from before an edit and resubmit

@@ -9,14 +9,13 @@ approval binds exactly those texts (campaigns.approval).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
-from campaigns.audience import AudienceCount, AudienceRule
+from campaigns.audience import AudienceRule
 from campaigns.content import Content
 from contacts.models import Contact
 from messaging.models import Message
@@ -75,9 +74,9 @@ def estimate(
     `contacts` stands for the campaign's audience when it is not saved yet (the builder).
     """
     rule = AudienceRule(campaign, contacts)
-    counted = rule.count()
-    account = campaign.provider_account
     content = Content.of(campaign)
+    counted = rule.count(content)
+    account = campaign.provider_account
     result = Estimate(
         audience=counted.audience,
         queued=counted.queued,
@@ -85,8 +84,8 @@ def estimate(
         currency=account.currency,
     )
     characters: dict[str, None] = {}
-    for fields, count in _distinct_fields(rule, counted, content):
-        rendered = content.render(fields)
+    for values, count in counted.groups.items():
+        rendered = content.render(content.fields_of(values))
         encoding, segments = segments_of(rendered.body)
         result.renderings.add(rendered.fingerprint)
         result.segments += segments * count
@@ -112,34 +111,3 @@ def samples_of(rule: AudienceRule, content: Content, how_many: int = SAMPLES) ->
         label = " ".join(filter(None, [first_name, last_name])) or "(no name)"
         found.append(Sample(label, text, encoding, segments))
     return found
-
-
-def _distinct_fields(
-    rule: AudienceRule, counted: AudienceCount, content: Content
-) -> list[tuple[dict[str, str], int]]:
-    """(the values the content reads, how many queued contacts have them), per combination."""
-    groups = _grouped(rule.sendable(counted), content)
-    skipped = sorted(counted.window_skipped_ids)
-    if not skipped:
-        return groups
-    # Skipped for a reason SQL cannot see (no send window): taken off their groups.
-    less: Counter[tuple[str, ...]] = Counter()
-    for start in range(0, len(skipped), 5000):
-        chunk = Contact.objects.filter(pk__in=skipped[start : start + 5000])
-        for fields, count in _grouped(chunk, content):
-            less[tuple(fields.values())] += count
-    kept = [(fields, count - less[tuple(fields.values())]) for fields, count in groups]
-    return [(fields, count) for fields, count in kept if count > 0]
-
-
-def _grouped(contacts: QuerySet[Contact], content: Content) -> list[tuple[dict[str, str], int]]:
-    columns = content.columns
-    if not columns:
-        return [({}, contacts.count())]
-    grouped = (
-        content.with_fields(contacts.order_by())
-        .values_list(*columns)
-        .annotate(n=Count("pk"))
-        .iterator(chunk_size=5000)
-    )
-    return [(content.fields_of(row[:-1]), row[-1]) for row in grouped]

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from campaigns.approval import Binding, ContentChanged
 from campaigns.audience import REASONS, AudienceRule
-from campaigns.content import Content, Rendered
+from campaigns.content import Content
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window
 from contacts.bulk import bulk_insert, tune_bulk_transaction
@@ -211,7 +211,7 @@ class _Plan:
         self.start_value = ops.adapt_datetimefield_value(self.rule.start)
         self.now = ops.adapt_datetimefield_value(timezone.now())
         self.template_id = self.content.whatsapp_template_id
-        self._bodies: dict[tuple[Any, ...], tuple[str, str, int, Any, str, Rendered]] = {}
+        self._bodies: dict[tuple[Any, ...], list[Any]] = {}
         self._opens: dict[Any, Any] = {}
 
     def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
@@ -280,13 +280,15 @@ class _Plan:
             encoding, segments = segments_of(rendered.body)
             cost = connection.ops.adapt_decimalfield_value(segments * self.price, 12, 5)
             params = json.dumps(list(rendered.parameters))
-            cached = (rendered.body, encoding, segments, cost, params, rendered)
+            cached = [rendered.body, encoding, segments, cost, params, rendered]
             if len(self._bodies) > 50_000:
                 self._bodies.clear()
             self._bodies[key] = cached
-        if queued:
+        if queued and cached[5] is not None:
+            # Checked once per distinct text: a queued text must be one the approver saw.
             self.binding.check_rendering(cached[5], f"contact {contact[0]}")
-        return cached[:5]
+            cached[5] = None
+        return cached[0], cached[1], cached[2], cached[3], cached[4]
 
     def _due(self, due: Any) -> Any:
         """When the message may go, adapted for the database (the build's time if never)."""

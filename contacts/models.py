@@ -182,7 +182,7 @@ class Contact(models.Model):
     @property
     def time_zones(self) -> list[str]:
         """The contact's own zone if set, else every zone its number may be in."""
-        return [self.timezone] if self.timezone else time_zones_for(self.phone)
+        return [self.timezone] if self.timezone else list(time_zones_for(self.phone))
 
     def template_fields(self) -> dict[str, str]:
         """What `{{name}}` placeholders may read: custom attributes, then the fixed fields."""

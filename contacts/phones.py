@@ -55,9 +55,9 @@ def time_zones_for(e164: str) -> tuple[str, ...]:
     if country.only_zones is not None:
         return country.only_zones
     # libphonenumber gives a number of a type tied to an area (fixed line; mobile in a few
-    # countries) the zones of its longest prefix in its data, any other number the country's
-    # zones; a valid number always has a type. Only when the two answers differ does it matter
-    # which type the number is.
+    # countries) the zones of its longest prefix in its data, and any other the country's
+    # zones (a valid number always has a type). Only where the two differ does the type,
+    # costly to find, matter.
     by_prefix = country.zones_by_prefix(digits)
     if by_prefix == country.zones:
         return by_prefix
@@ -103,11 +103,13 @@ class _Country:
         return ()
 
     def tied_to_area(self, national: str) -> bool | None:
-        """Whether a valid number's type is one tied to an area; None when only its type tells.
+        """Whether a valid number's type ties it to an area; None when only its type can tell.
 
-        A number is of a type only if it matches that type's pattern in its region's metadata,
-        so a number matching none of the untied types' patterns in any region of the code is a
-        fixed line or a mobile (a fixed line or a mobile pattern that is the fixed line's).
+        libphonenumber types a number only as a type whose pattern (in the metadata of the
+        number's region, one of the code's) it matches. So a valid number matching no untied
+        type's pattern in any of the regions is a fixed line or a mobile; no mobile if it
+        matches no region's mobile pattern (a region whose mobile and fixed-line patterns are
+        one types none mobile); a mobile if it matches no region's fixed-line pattern.
         """
         if self.untied_types.fullmatch(national):
             return None
@@ -130,10 +132,15 @@ _ZONES = {
 
 
 def _country_of(digits: str) -> _Country | None:
+    return _country_by_head(digits[:3])
+
+
+@cache  # at most the 1,110 strings of one to three digits
+def _country_by_head(head: str) -> _Country | None:
     # Country calling codes are prefix-free, so the first one found is the only one.
     for length in (1, 2, 3):
-        if digits[:length] in _COUNTRY_CODES:
-            return _country(digits[:length])
+        if head[:length] in _COUNTRY_CODES:
+            return _country(head[:length])
     return None
 
 
@@ -173,10 +180,10 @@ def _regions_metadata(code: int) -> list[phonenumbers.PhoneMetadata]:
 
 def _any_of(descs: Iterable[phonenumbers.PhoneNumberDesc | None]) -> re.Pattern[str]:
     """A pattern matching in full what any of the descriptions' patterns does."""
-    patterns = sorted(
-        {desc.national_number_pattern for desc in descs if desc is not None} - {None, ""}
-    )
-    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns) or "(?!)")
+    # An empty pattern matches no number in libphonenumber; "(?!)" matches nothing at all.
+    patterns = {desc.national_number_pattern for desc in descs if desc is not None}
+    alternatives = sorted(f"(?:{pattern})" for pattern in patterns if pattern)
+    return re.compile("|".join(alternatives) or "(?!)")
 
 
 def _zones_by_type(code: str, digits: str) -> tuple[str, ...]:

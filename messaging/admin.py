@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from audit.admin import ReadOnlyAdmin
 from messaging.backends import backend_class
 from messaging.exceptions import ProviderError
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
@@ -119,19 +120,6 @@ class StatusEventInline(admin.TabularInline):
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records of what happened: visible to staff, changed only by the engine."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

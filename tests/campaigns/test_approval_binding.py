@@ -21,7 +21,7 @@ import messaging
 from audit.models import AuditEvent
 from campaigns.models import Campaign, MessageTemplate
 from campaigns.sending import run_campaign
-from contacts.models import Contact, Group
+from contacts.models import Contact, Group, OptOut
 from messaging.models import ProviderAccount
 from tests.conftest import phone, reschedule
 
@@ -283,3 +283,26 @@ def test_the_approver_sees_why_it_is_back_with_old_and_new_side_by_side(
         page = client.get(url).content.decode()
         assert "Held for approval again" in page, url
         assert "Hi Name0, sale today" in page and "Hi Name0, NEW" in page, url
+
+
+def test_approving_records_the_audience_rules_result_in_the_audit_log(
+    templated: Campaign, marketer: User, approver: User
+) -> None:
+    OptOut.objects.create(phone=phone(0), channel="sms")
+    approved_for_later(templated, marketer, approver)
+
+    event = AuditEvent.objects.get(detail__action="approve")
+    assert event.detail["approved"] == {
+        "audience": 4,
+        "queued": 3,
+        "skipped": {
+            "opted_out": 1,
+            "erased": 0,
+            "invalid_number": 0,
+            "duplicate": 0,
+            "no_send_window": 0,
+        },
+        "segments": 3,
+        "cost": "0.00000",
+        "currency": "GBP",
+    }

@@ -1,4 +1,4 @@
-"""Quiet hours: send windows on each recipient's own clocks, and the zones of a number."""
+"""Quiet hours: send windows on each recipient's own clocks, and the zones they apply in."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import random
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from phonenumbers import PhoneNumberType
 
-from campaigns.windows import NEXT_OPEN_HORIZON, Window, recipient_zones, zones_for_phone
-from contacts.phones import time_zones_for
+from campaigns.windows import NEXT_OPEN_HORIZON, Window, recipient_zones
 
 LONDON = "Europe/London"
 NEW_YORK = "America/New_York"
@@ -289,70 +286,6 @@ def assert_never_open(
 # --- Which zones a recipient is in ----------------------------------------------------
 
 
-def varied_numbers() -> list[str]:
-    """A few hundred valid numbers of every type, from example numbers with random tails."""
-    rng = random.Random(20260308)
-    regions = ["GB", "US", "CA", "RU", "AU", "IN", "BR", "ES", "JM", "MX", "NZ"]
-    numbers = [
-        "+12125550100",  # New York
-        "+13105550100",  # Los Angeles
-        "+13125550100",  # Chicago
-        "+13035550100",  # Denver
-        "+16025550100",  # Phoenix
-        "+19075550100",  # Alaska
-        "+18085550100",  # Hawaii
-        "+12085550100",  # Idaho, split between Mountain and Pacific
-        "+18005550100",  # toll free
-        "+34922123456",  # Tenerife
-        "+34912345678",  # Madrid
-    ]
-    for region in regions:
-        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.TOLL_FREE):
-            example = phonenumbers.example_number_for_type(region, kind)
-            if example is None:
-                continue
-            national = phonenumbers.national_significant_number(example)
-            for _ in range(40):
-                kept = rng.randint(1, len(national) - 1)
-                tail = "".join(rng.choice("0123456789") for _ in national[kept:])
-                numbers.append(f"+{example.country_code}{national[:kept]}{tail}")
-    return [n for n in numbers if phonenumbers.is_valid_number(phonenumbers.parse(n))]
-
-
-def test_zones_for_phone_agrees_with_libphonenumber_parsing_each_number() -> None:
-    numbers = varied_numbers()
-    assert len(numbers) > 300
-    disagreements = [n for n in numbers if zones_for_phone(n) != tuple(time_zones_for(n))]
-    assert disagreements == []
-
-
-@pytest.mark.parametrize(
-    ("number", "zones"),
-    [
-        ("+12125550100", ("America/New_York",)),
-        ("+13105550100", ("America/Los_Angeles",)),
-        ("+34922123456", ("Atlantic/Canary",)),
-        ("+34912345678", ("Europe/Madrid",)),
-        ("+919876543210", ("Asia/Calcutta",)),
-        # Mobiles here are not tied to an area: every zone of the country.
-        ("+447911123456", ("Europe/Guernsey", "Europe/Isle_of_Man", "Europe/Jersey", LONDON)),
-        ("+80012345678", ()),
-    ],
-)
-def test_zones_for_phone_examples(number: str, zones: tuple[str, ...]) -> None:
-    assert zones_for_phone(number) == zones
-
-
-def test_zones_for_phone_of_a_russian_mobile_is_every_russian_zone() -> None:
-    zones = zones_for_phone("+79123431291")
-    assert "Europe/Moscow" in zones and "Asia/Vladivostok" in zones
-
-
-@pytest.mark.parametrize("text", ["", "+", "447911123456", "+44 7911 123456", "+44", "+99912345"])
-def test_zones_for_phone_of_text_that_is_no_e164_number_is_empty(text: str) -> None:
-    assert zones_for_phone(text) == ()
-
-
 def test_recipient_zones_prefer_the_contacts_own_zone() -> None:
     assert recipient_zones("+12125550100", own_zone="Asia/Tokyo", fallback=LONDON) == (
         "Asia/Tokyo",
@@ -366,6 +299,9 @@ def test_recipient_zones_use_the_numbers_zones_when_the_own_zone_is_unset_or_unk
 
 def test_recipient_zones_fall_back_to_the_callers_zone_when_the_number_has_none() -> None:
     assert recipient_zones("+80012345678", own_zone="", fallback="Europe/Paris") == (
+        "Europe/Paris",
+    )
+    assert recipient_zones("not a number", own_zone="", fallback="Europe/Paris") == (
         "Europe/Paris",
     )
 

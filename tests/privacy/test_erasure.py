@@ -151,11 +151,11 @@ def test_erasure_leaves_no_trace_of_the_number_or_the_name_in_any_table(
     assert Message.objects.filter(body__startswith="Hi Name").count() == 3
 
 
-def test_a_message_not_sent_yet_is_skipped_as_opted_out(everywhere: Campaign) -> None:
+def test_a_message_not_sent_yet_is_skipped_as_erased(everywhere: Campaign) -> None:
     erase(phones=[PHONE])
     live = Campaign.objects.get(status=S.SENDING)
     erased = live.messages.get(phone__startswith="erased")
-    assert (erased.status, erased.skip_reason) == (M.SKIPPED, Message.SkipReason.OPTED_OUT)
+    assert (erased.status, erased.skip_reason) == (M.SKIPPED, Message.SkipReason.ERASED)
     assert live.messages.filter(status=M.PENDING).count() == 3
 
 
