@@ -28,12 +28,14 @@ from campaigns.forms import CampaignForm, TestSendForm, TransitionForm
 from campaigns.models import (
     Campaign,
     CampaignTransition,
+    ChangedSinceShown,
     MessageTemplate,
     PendingApproval,
     TransitionNotAllowed,
 )
 from campaigns.presenters import (
     FINAL_STATUSES,
+    decided_text,
     describe_test,
     error_text,
     highlight,
@@ -511,38 +513,17 @@ class PendingApprovalAdmin(admin.ModelAdmin):
         if not request.user.has_perm("campaigns.approve_campaign"):
             raise PermissionDenied
         campaign = get_object_or_404(Campaign, pk=pk)
-        queue_url = reverse("admin:campaigns_pendingapproval_changelist")
-        seen = request.POST.get("content_hash", "")
-        if campaign.status == S.PENDING_APPROVAL and seen != campaign.content_hash:
-            # Edited and submitted again since the queue was shown: decide on what was seen.
-            self.message_user(
-                request,
-                f"“{campaign}” was changed after this page was loaded: look at it again.",
-                messages.WARNING,
-            )
-            return HttpResponseRedirect(queue_url)
+        shown, reason = request.POST.get("content_hash", ""), request.POST.get("reason", "")
         try:
-            if decision == "approve":
-                campaign.approve(by=request.user)
-            else:
-                campaign.reject(by=request.user, reason=request.POST.get("reason", ""))
+            campaign.decide(decision, request.user, shown, reason)
+        except ChangedSinceShown as exc:
+            self.message_user(request, str(exc), messages.WARNING)
         except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
             self.message_user(request, error_text(exc), messages.ERROR)
-            return HttpResponseRedirect(queue_url)
-        campaign.refresh_from_db()
-        self.message_user(request, _decided(campaign, decision), messages.SUCCESS)
-        return HttpResponseRedirect(queue_url)
+        else:
+            self.message_user(request, decided_text(campaign, decision), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:campaigns_pendingapproval_changelist"))
 
 
 def _campaign_url(campaign: Campaign) -> str:
     return reverse("admin:campaigns_campaign_change", args=(campaign.pk,))
-
-
-def _decided(campaign: Campaign, decision: str) -> str:
-    if decision == "approve":
-        return format_html(
-            "“{}” approved: it is now <strong>{}</strong>.",
-            campaign,
-            campaign.get_status_display().lower(),
-        )
-    return format_html("“{}” rejected: it is a draft again, with your reason.", campaign)

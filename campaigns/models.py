@@ -40,6 +40,10 @@ class TransitionNotAllowed(Exception):
     """The campaign is not in a state this action applies to (or someone else got there first)."""
 
 
+class ChangedSinceShown(TransitionNotAllowed):
+    """An approver decided on a page showing content that has been changed since."""
+
+
 def unknown_variables(body: str) -> list[str]:
     """Placeholders in `body` that are neither a contact field nor any contact's attribute."""
     return [
@@ -460,6 +464,17 @@ class Campaign(models.Model):
             "cancel": lambda: self.cancel(by=by, reason=note),
         }
         calls[chosen.name]()
+
+    def decide(self, decision: str, by: Any, shown_hash: str, reason: str = "") -> None:
+        """An approver's approve or reject of the campaign as the page they decided on showed
+        it (its content hash then): if it was edited and submitted again since, nothing."""
+        if decision not in ("approve", "reject"):
+            raise ValueError(f"not a decision: {decision!r}")
+        if self.status == self.Status.PENDING_APPROVAL and shown_hash != self.content_hash:
+            raise ChangedSinceShown(
+                f"“{self}” was changed after this page was loaded: look at it again."
+            )
+        self.act(decision, by, reason)
 
     def _cancel_unsent_messages(self) -> None:
         self.messages.all().cancel_unsent()

@@ -32,12 +32,22 @@ def error_text(exc: Exception) -> str:
     return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
-def money(amount: Decimal | str | None, currency: str) -> str:
+def amount_text(amount: Decimal | str | None) -> str:
     """An amount as prices are read: always the cents, smaller fractions only when there."""
     value = Decimal(str(amount or 0))
     cents = value.quantize(Decimal("0.01"))
-    shown = str(cents) if cents == value else f"{value.normalize():f}"
-    return f"{shown} {currency}".strip()
+    return str(cents) if cents == value else f"{value.normalize():f}"
+
+
+def money(amount: Decimal | str | None, currency: str) -> str:
+    return f"{amount_text(amount)} {currency}".strip()
+
+
+def decided_text(campaign: Campaign, decision: str) -> str:
+    """What an approver is told after approving or rejecting from a queue."""
+    if decision == "approve":
+        return f"“{campaign}” approved: it is now {campaign.get_status_display().lower()}."
+    return f"“{campaign}” rejected: it is a draft again, with your reason."
 
 
 def code_point(character: str) -> str:
@@ -73,6 +83,12 @@ def preview_of(campaign: Campaign) -> dict[str, Any] | None:
         "frozen": frozen,
         "currency": currency,
         "cost_shown": money(figures.get("cost"), currency),
+        # Skipped for other reasons than an opt-out (shown on a line of its own), when any.
+        "other_skips": [
+            (Message.SkipReason(reason).label, count)
+            for reason, count in figures.get("skipped", {}).items()
+            if count and reason != Message.SkipReason.OPTED_OUT
+        ],
         "ucs2_code_points": [(c, code_point(c)) for c in figures.get("ucs2_characters", [])],
         "samples": [
             {

@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from campaigns.models import Campaign, TransitionNotAllowed
-from campaigns.presenters import error_text, money
+from campaigns.models import Campaign, ChangedSinceShown, TransitionNotAllowed
+from campaigns.presenters import decided_text, error_text, money
 from dashboard.access import can_approve
 
 PENDING = Campaign.Status.PENDING_APPROVAL
@@ -57,27 +57,15 @@ def decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     """Approve or reject one campaign, as it was when the queue was shown."""
     _check_approver(request)
     campaign = get_object_or_404(Campaign, pk=pk)
-    seen = request.POST.get("content_hash", "")
-    if campaign.status == PENDING and seen != campaign.content_hash:
-        # Edited and submitted again since the queue was shown: decide on what was seen.
-        messages.warning(
-            request, f"“{campaign}” was changed after this page was loaded: look at it again."
-        )
-        return redirect("dashboard:approvals")
+    shown, reason = request.POST.get("content_hash", ""), request.POST.get("reason", "")
     try:
-        if decision == "approve":
-            campaign.approve(by=request.user)
-        else:
-            campaign.reject(by=request.user, reason=request.POST.get("reason", ""))
+        campaign.decide(decision, request.user, shown, reason)
+    except ChangedSinceShown as exc:
+        messages.warning(request, str(exc))
     except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
         messages.error(request, error_text(exc))
-        return redirect("dashboard:approvals")
-    campaign.refresh_from_db()
-    if decision == "approve":
-        label = campaign.get_status_display().lower()
-        messages.success(request, f"“{campaign}” approved: it is now {label}.")
     else:
-        messages.success(request, f"“{campaign}” rejected: it is a draft again, with your reason.")
+        messages.success(request, decided_text(campaign, decision))
     return redirect("dashboard:approvals")
 
 

@@ -164,6 +164,7 @@ def preview_json(
         "audience": figures.audience,
         "queued": figures.queued,
         "skipped": figures.skipped,
+        "skipped_labels": dict(Message.SkipReason.choices),
         "opted_out": figures.opted_out,
         "sendable": figures.sendable,
         "segments": figures.segments,

@@ -46,6 +46,9 @@
     text("preview-audience", data.audience);
     text("preview-opted-out", data.opted_out);
     text("preview-sendable", data.sendable);
+    var others = Object.keys(data.skipped_labels).filter(function (r) { return data.skipped[r] && r !== "opted_out"; });
+    var skips = others.map(function (r) { return data.skipped_labels[r].toLowerCase() + ": " + data.skipped[r]; });
+    text("preview-other-skips", skips.length ? "Also skipped: " + skips.join(", ") + "." : "");
     var forcing = data.ucs2_characters.map(function (c) { return "“" + c.character + "” (" + c.code_point + ")"; });
     text("preview-encoding", forcing.length
       ? "UCS-2 (70 characters a segment) because of " + forcing.join(", ") + "."

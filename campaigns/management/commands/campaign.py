@@ -19,7 +19,6 @@ the admin: a submitter cannot approve their own campaign, a rejection needs a re
 
 import json
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
@@ -30,7 +29,7 @@ from django.db import models, transaction
 
 from campaigns.actions import ACTIONS, check_reason
 from campaigns.models import Campaign, MessageTemplate, TransitionNotAllowed
-from campaigns.presenters import error_text
+from campaigns.presenters import amount_text, error_text
 from campaigns.preview import estimate
 from contacts.models import Channel, Group, Tag
 from messaging.backends import backend_class
@@ -167,12 +166,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  skipped, {Message.SkipReason(reason).label.lower()}: {count}")
         self.stdout.write(f"segments  {figures.segments}")
         self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
-
-
-def amount_text(amount: Decimal) -> str:
-    """Always the cents, smaller fractions only when there: "41.30", "0.0035"."""
-    cents = amount.quantize(Decimal("0.01"))
-    return str(cents) if cents == amount else f"{amount.normalize():f}"
 
 
 def _add_create_parser(subcommands: Any) -> None:
