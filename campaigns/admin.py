@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from audit.admin import ReadOnlyAdmin
+from audit.admin import ReadOnlyAdmin, ReadOnlyInline
 from campaigns.actions import ACTIONS, Action, available_to, may_take
 from campaigns.forms import CampaignForm, TestSendForm, TransitionForm
 from campaigns.models import (
@@ -61,12 +61,9 @@ class MessageTemplateAdmin(admin.ModelAdmin):
 S = Campaign.Status
 
 
-class TransitionInline(admin.TabularInline):
+class TransitionInline(ReadOnlyInline):
     model = CampaignTransition
-    extra = 0
-    can_delete = False
     fields = ("at", "action", "from_status", "to_status", "actor", "note")
-    readonly_fields = fields
     verbose_name_plural = "history"
 
     @admin.display(description="by")
@@ -74,12 +71,6 @@ class TransitionInline(admin.TabularInline):
         if transition.by_id is None:
             return "Herald (engine)"
         return transition.by.get_username() if transition.by else "(deleted user)"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(CampaignTransition)
