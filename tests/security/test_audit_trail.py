@@ -45,10 +45,18 @@ def test_each_transition_is_audited_with_who_and_from_where(
     campaign.refresh_from_db()
     campaign.approve(by=approver)  # outside a request: no address
     pk = str(campaign.pk)
-    assert transitions()[:2] == [
-        ("mia", pk, {"action": "submit", "from": "draft", "to": "pending_approval"}, OFFICE),
-        ("arno", pk, {"action": "approve", "from": "pending_approval", "to": "scheduled"}, None),
-    ]
+    submitted, approved = transitions()[:2]
+    assert submitted == (
+        "mia",
+        pk,
+        {"action": "submit", "from": "draft", "to": "pending_approval"},
+        OFFICE,
+    )
+    # The approval also records the figures it approved (the audience rule's result).
+    name, object_id, detail, address = approved
+    assert (name, object_id, address) == ("arno", pk, None)
+    assert detail.pop("approved")["queued"] == campaign.estimate["queued"]
+    assert detail == {"action": "approve", "from": "pending_approval", "to": "scheduled"}
     # The engine's own moves (start, complete) are there too, with no one as actor.
     engine = [d for name, _, d, _ in transitions() if name == ""]
     assert {d["action"] for d in engine} <= {"start", "complete"}
