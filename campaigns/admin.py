@@ -57,6 +57,20 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     list_filter = ("channel",)
     search_fields = ("name", "body")
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # The build holds them (campaigns.approval); say so now, not when they were due.
+        waiting = obj.campaign_set.filter(
+            status__in=(S.PENDING_APPROVAL, S.SCHEDULED), body=""
+        ).count()
+        if change and waiting:
+            self.message_user(
+                request,
+                f"{waiting} submitted or approved campaign(s) use this template: they will "
+                "not send the new text until an approver approves them again.",
+                messages.WARNING,
+            )
+
 
 S = Campaign.Status
 

@@ -306,3 +306,19 @@ def test_approving_records_the_audience_rules_result_in_the_audit_log(
         "cost": "0.00000",
         "currency": "GBP",
     }
+
+
+def test_editing_a_template_in_the_admin_warns_of_the_campaigns_it_holds(
+    templated: Campaign, marketer: User, approver: User, admin_client: Client
+) -> None:
+    approved_for_later(templated, marketer, approver)
+    template = templated.template
+    assert template is not None
+
+    response = admin_client.post(
+        f"/admin/campaigns/messagetemplate/{template.pk}/change/",
+        {"name": template.name, "channel": "sms", "body": "Hi {{first_name}}, changed"},
+        follow=True,
+    )
+
+    assert "1 submitted or approved campaign(s) use this template" in response.content.decode()
