@@ -392,7 +392,10 @@ class Campaign(models.Model):
         from campaigns.approval import record_estimate
 
         # Built but never sent: the build only hands rows to senders once it has finished.
-        self.messages.filter(status=Message.Status.PENDING).delete()
+        # A few thousand a statement (a million in one would pass SQLite's variable limit).
+        built = self.messages.filter(status=Message.Status.PENDING).order_by("pk")
+        while ids := list(built.values_list("pk", flat=True)[:5000]):
+            Message.objects.filter(pk__in=ids).delete()
         record_estimate(self, figures)
 
     def start(self) -> bool:

@@ -322,3 +322,24 @@ def test_editing_a_template_in_the_admin_warns_of_the_campaigns_it_holds(
     )
 
     assert "1 submitted or approved campaign(s) use this template" in response.content.decode()
+
+
+def test_a_hold_found_part_way_through_a_build_deletes_what_was_built_unsent(
+    locmem: ProviderAccount, make_campaign: Callable[..., Campaign], marketer: User, approver: User
+) -> None:
+    group = Group.objects.create(name="G")
+    Contact.objects.bulk_create(
+        Contact(phone=phone(i), first_name="Ada", attributes={"city": "Leeds"}) for i in range(5001)
+    )
+    group.contacts.add(*Contact.objects.all())
+    campaign = make_campaign(locmem, group, body="{{first_name}} in {{city}}")
+    campaign = approved_for_later(campaign, marketer, approver)
+    last = Contact.objects.order_by("pk").last()
+    assert last is not None
+    Contact.objects.filter(pk=last.pk).update(attributes={"city": "elsewhere.example"})
+
+    campaign = comes_due(campaign)  # the first 5,000 are built before the last is read
+
+    assert campaign.status == S.PENDING_APPROVAL
+    assert campaign.messages.count() == 0 and messaging.outbox == []
+    assert campaign.audience_stats == {} and campaign.materialised_at is None
