@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.db.models import Count, Exists, Func, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Length, Substr
+from django.db.models import BooleanField, Count, Exists, Func, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from campaigns.windows import Window, recipient_zones
@@ -53,23 +52,21 @@ SUPPRESSION_IN_MEMORY = 500_000
 READ_CHUNK = 5000
 
 
-def with_e164_check(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
-    """`contacts` with what IS_E164 reads: the same test as E164, in plain SQL functions
-    every database has (a regular expression costs SQLite a Python call a row)."""
-    return contacts.annotate(
-        e164_length=Length("phone"),
-        e164_first=Substr("phone", 2, 1),
-        e164_rest=Func(Substr("phone", 2), Value("0123456789"), function="LTRIM"),
-    )
+class IsE164(Func):
+    """Whether a column holds an E.164 number, as E164 says, in SQL that costs little a row:
+    GLOB on SQLite (its REGEXP is a Python call a row), a regular expression elsewhere."""
 
+    output_field = BooleanField()
+    conditional = True
+    template = "(%(expressions)s ~ '^\\+[1-9][0-9]{6,14}$')"
 
-#: "+", a digit 1-9, then 6 to 14 more digits: E164, on `with_e164_check` columns.
-IS_E164 = (
-    Q(phone__startswith="+")
-    & Q(e164_first__gte="1", e164_first__lte="9")
-    & Q(e164_length__gte=8, e164_length__lte=16)
-    & Q(e164_rest="")
-)
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        phone = "%(expressions)s"
+        template = (
+            f"({phone} GLOB '+[1-9][0-9][0-9][0-9][0-9][0-9][0-9]*' "
+            f"AND NOT substr({phone}, 2) GLOB '*[^0-9]*' AND length({phone}) <= 16)"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 @dataclass
@@ -108,21 +105,29 @@ class AudienceRule:
         """The whole audience counted in one scan; with `content`, the queued contacts are
         also grouped by the values it reads (`AudienceCount.groups`), for segments and cost.
 
-        Numbers are looked at one by one only when some number was ever erased (they are
-        kept as keyed hashes) or when a send window is set.
+        The opted-out are counted from the suppression list's side (usually short, each
+        number found through the phone index), then taken off. Numbers are looked at one by
+        one only when some number was ever erased (they are kept as keyed hashes) or when
+        a send window is set.
         """
         result = AudienceCount()
-        for values, audience, opted_out, invalid in self._grouped(self.contacts, content):
+        for values, audience, invalid in self._grouped(self.contacts, content):
             result.audience += audience
-            result.skipped[R.OPTED_OUT] += opted_out
             result.skipped[R.INVALID_NUMBER] += invalid
-            if audience - opted_out - invalid:
-                result.groups[values] += audience - opted_out - invalid
+            result.groups[values] += audience - invalid
+        opted_out = self.contacts.filter(
+            phone__in=OptOut.objects.filter(channel=self.channel).values("phone")
+        )
+        for values, audience, invalid in self._grouped(opted_out, content):
+            # Opted out comes first: a malformed number on the list counts as opted out.
+            result.skipped[R.OPTED_OUT] += audience
+            result.skipped[R.INVALID_NUMBER] -= invalid
+            result.groups[values] -= audience - invalid
         erased = self._erased_phones()
         if erased:
             result.erased_phones = erased
             result.skipped[R.ERASED] = len(erased)
-            # Erased comes first: an erased number that is also malformed counts as erased.
+            # Erased comes next: an erased number that is also malformed counts as erased.
             result.skipped[R.INVALID_NUMBER] -= sum(1 for p in erased if not E164.fullmatch(p))
             ids = self.contacts.filter(phone__in=erased).values_list("pk", flat=True)
             self._take_off(result, list(ids), content)
@@ -133,46 +138,39 @@ class AudienceRule:
             result.window_skipped_ids = self._never_open_ids(erased)
             result.skipped[R.NO_SEND_WINDOW] = len(result.window_skipped_ids)
             self._take_off(result, sorted(result.window_skipped_ids), content)
+        for values in [v for v, count in result.groups.items() if count <= 0]:
+            del result.groups[values]
         result.queued = result.audience - sum(result.skipped.values())
         return result
 
     def _grouped(
         self, contacts: QuerySet[Contact], content: Content | None
-    ) -> Iterator[tuple[tuple[Any, ...], int, int, int]]:
+    ) -> Iterator[tuple[tuple[Any, ...], int, int]]:
         """Per combination of the values `content` reads: (the values, how many contacts,
-        how many of them opted out, how many others with a number that is not E.164)."""
+        how many of them have a number that is not E.164)."""
         columns = content.columns if content else []
         if content is not None:
             contacts = content.with_fields(contacts)
-        # IN rather than EXISTS: inside a count's filter PostgreSQL hashes the list once.
-        suppressed = Q(phone__in=OptOut.objects.filter(channel=self.channel).values("phone"))
-        counts = {
-            "n": Count("pk"),
-            "opted_out": Count("pk", filter=suppressed),
-            "invalid": Count("pk", filter=~suppressed & ~IS_E164),
-        }
-        checked = with_e164_check(contacts.order_by())
+        counts = {"n": Count("pk"), "invalid": Count("pk", filter=~Q(IsE164("phone")))}
         if not columns:  # one group: values_list() of nothing would mean every field
-            total = checked.aggregate(**counts)
-            yield (), total["n"], total["opted_out"], total["invalid"]
+            total = contacts.order_by().aggregate(**counts)
+            yield (), total["n"], total["invalid"]
             return
-        rows = checked.values_list(*columns).annotate(**counts)
-        for *values, count, opted_out, invalid in rows.iterator(chunk_size=5000):
-            yield tuple(values), count, opted_out, invalid
+        rows = contacts.order_by().values_list(*columns).annotate(**counts)
+        for *values, count, invalid in rows.iterator(chunk_size=5000):
+            yield tuple(values), count, invalid
 
     def _take_off(self, result: AudienceCount, ids: list[int], content: Content | None) -> None:
-        """Contacts skipped for a reason SQL cannot see, taken off the queued groups."""
+        """Queued contacts skipped for a reason SQL cannot see, taken off their groups."""
         for start in range(0, len(ids), READ_CHUNK):
             chunk = Contact.objects.filter(pk__in=ids[start : start + READ_CHUNK])
-            for values, count, opted_out, invalid in self._grouped(chunk, content):
-                result.groups[values] -= count - opted_out - invalid
-        for values in [v for v, count in result.groups.items() if count <= 0]:
-            del result.groups[values]
+            for values, count, invalid in self._grouped(chunk, content):
+                result.groups[values] -= count - invalid
 
     def sendable(self, counted: AudienceCount | None = None) -> QuerySet[Contact]:
         """The audience minus what SQL can tell is skipped: opted out, malformed and (once
         counted) erased numbers. Only the send window is left to check, in Python."""
-        contacts = with_e164_check(self.contacts.exclude(self._suppressed())).filter(IS_E164)
+        contacts = self.contacts.exclude(self._suppressed()).filter(IsE164("phone"))
         if counted is not None and counted.erased_phones:
             contacts = contacts.exclude(phone__in=counted.erased_phones)
         return contacts
@@ -181,7 +179,9 @@ class AudienceRule:
         """The ids of the first `how_many` queued contacts (for samples and test sends)."""
         decider = self.decider()
         found: list[int] = []
-        for rows in self._chunks(self.sendable(), "pk", "phone", "timezone", size=100):
+        # Every contact in id order, the decider telling who is queued: a filter here makes
+        # SQLite sort the whole audience before it returns the first hundred.
+        for rows in self._chunks(self.contacts, "pk", "phone", "timezone", size=100):
             decider.prepare(phone for _, phone, _ in rows)
             found += [pk for pk, phone, zone in rows if not decider.decide(phone, zone).reason]
             if len(found) >= how_many:
