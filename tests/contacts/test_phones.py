@@ -132,7 +132,7 @@ def sample_of_valid_numbers() -> list[str]:
 
 def test_zones_of_valid_numbers_are_what_libphonenumber_says_parsing_them() -> None:
     numbers = sample_of_valid_numbers()
-    assert {int(phonenumbers.parse(n).country_code) for n in numbers} == set(
+    assert {int(phonenumbers.parse(n).country_code or 0) for n in numbers} == set(
         phonenumbers.COUNTRY_CODE_TO_REGION_CODE
     )
     disagreements = [n for n in numbers if time_zones_for(n) != libphonenumber_zones(n)]
