@@ -405,7 +405,7 @@ def _own_test_phone(request: HttpRequest, campaign: Campaign) -> str:
 
 
 @admin.register(PendingApproval)
-class PendingApprovalAdmin(admin.ModelAdmin):
+class PendingApprovalAdmin(ReadOnlyAdmin):
     list_display = (
         "campaign",
         "submitted_by",
@@ -428,15 +428,6 @@ class PendingApprovalAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         may_approve = request.user.has_perm("campaigns.approve_campaign")
         return may_approve and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
