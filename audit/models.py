@@ -23,6 +23,10 @@ class AuditEvent(models.Model):
         LOCKED_OUT = "locked_out", "locked out after failed sign-ins"
         CAMPAIGN_TRANSITION = "campaign_transition", "moved a campaign"  # detail: from, to, action
         EXPORT = "export", "exported data"  # detail: what was exported and how
+        IN_DOUBT_DECIDED = (
+            "in_doubt_decided",
+            "decided on messages in doubt",
+        )  # detail: decision, counts
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

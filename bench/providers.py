@@ -9,6 +9,9 @@ Prints key=value lines for bench/run.py:
 - bulk_engine:    the same through the engine: claim rows -> send -> record, in this DB
 - single_rate:    single sends/s with the account and the key both at 100 req/s
 - single_429:     429 answers the gateway gave during that run
+- single_clean:   single sends/s through the engine (account at 200 req/s), no faults
+- single_faulty:  the same under issue 14's faults (5% 5xx, 2% 429, 1% dropped after accept)
+- single_fault_ratio:  single_faulty / single_clean (goal >= 0.8)
 - raw_ms:         one single send with plain requests.Session (no Herald code), ms
 - layer_ms:       one single send through our backend + HTTP layer + rate limiter, ms
 """
@@ -31,8 +34,9 @@ import django  # noqa: E402
 django.setup()
 
 import requests  # noqa: E402
+from django.conf import settings  # noqa: E402
 
-from messaging.dispatch import send_claimed  # noqa: E402
+from messaging.dispatch import reconcile_in_doubt, send_claimed  # noqa: E402
 from messaging.models import Message, ProviderAccount  # noqa: E402
 
 KEY, SECRET = "bsms_test_key", "sk_test_secret"
@@ -114,6 +118,47 @@ def bench_single(gateway: str, count: int) -> tuple[float, float]:
     return rate, stats(gateway)["rate_limited"] - before
 
 
+#: Issue 14's faults: 5% 5xx, 2% 429, 1% of connections dropped after the message was accepted.
+FAULTS = {"seed": 14, "rates": {"5xx": 0.05, "429": 0.02, "drop": 0.01}, "methods": ["POST", "GET"]}
+FAULTS["paths"] = ["/v1/sms/", "/v1/reports/"]
+
+
+def engine_single_rate(gateway: str, count: int, label: str) -> float:
+    """Single sends through the engine until every message is settled: messages per second.
+
+    As a campaign's run does it: claim and send what is due, wait for the next retry,
+    look up sends in doubt (at once here: no reconcile grace), until none is left.
+    """
+    owner = account(gateway, f"bench-{label}", rate=200, bulk=False, read_timeout=2)
+    Message.objects.bulk_create(messages(owner, count, label), batch_size=5000)
+    rows = Message.objects.filter(provider_account=owner)
+    started = time.perf_counter()
+    while rows.filter(status__in=Message.UNFINISHED_STATUSES).exists():
+        if batch := rows.claim(100):
+            send_claimed(batch)
+        elif rows.filter(status=Message.Status.IN_DOUBT).exists():
+            reconcile_in_doubt()
+        else:
+            time.sleep(0.05)  # the next retry is not due yet
+    elapsed = time.perf_counter() - started
+    sent = rows.filter(status=Message.Status.SENT).count()
+    assert sent == count, f"{label}: only {sent} of {count} sent ({rows.status_counts()})"
+    return count / elapsed
+
+
+def bench_single_under_faults(gateway: str, count: int) -> tuple[float, float]:
+    """Single-send rate without faults, then with them, in the same run."""
+    settings.HERALD_RECONCILE_AFTER_SECONDS = 0
+    control(gateway, "config", bulk_rate=1_000_000)
+    clean = engine_single_rate(gateway, count, "clean")
+    control(gateway, "config", chaos=FAULTS)
+    try:
+        faulty = engine_single_rate(gateway, count, "faulty")
+    finally:
+        control(gateway, "config", chaos=None)
+    return clean, faulty
+
+
 def bench_overhead(gateway: str, count: int) -> tuple[float, float]:
     """Milliseconds per single send: plain requests vs our whole HTTP path."""
     control(gateway, "config", bulk_rate=1_000_000)
@@ -144,6 +189,7 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--single", type=int, default=1500)
     parser.add_argument("--raw", type=int, default=1000)
+    parser.add_argument("--faults", type=int, default=2000)
     args = parser.parse_args()
 
     control(args.gateway, "config", bulk_rate=100)
@@ -154,6 +200,11 @@ def main() -> None:
     rate, limited = bench_single(args.gateway, args.single)
     print(f"single_rate={rate:.1f}")
     print(f"single_429={limited:.0f}")
+    control(args.gateway, "reset")
+    clean, faulty = bench_single_under_faults(args.gateway, args.faults)
+    print(f"single_clean={clean:.1f}")
+    print(f"single_faulty={faulty:.1f}")
+    print(f"single_fault_ratio={faulty / clean:.2f}")
     control(args.gateway, "reset")
     raw_ms, layer_ms = bench_overhead(args.gateway, args.raw)
     print(f"raw_ms={raw_ms:.3f}")

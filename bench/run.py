@@ -6,7 +6,8 @@
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches.
 providers: the BulkSMSRates send paths against the fake gateway (tests/fakegateway.py)
            run in a process of its own on loopback: bulk handover, single sends at a
-           configured 100 req/s, and the per-message cost of our HTTP layer.
+           configured 100 req/s, single sends through the engine with and without issue
+           14's faults (their ratio), and the per-message cost of our HTTP layer.
 campaigns: a --recipients campaign (1,000,000): building its messages, then sending
            them through the BulkSMSRates bulk path with two workers at once, with the
            workers' peak memory.
@@ -379,6 +380,21 @@ def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
             95,
         ),
         ("single_429", Figure("429 answers during those single sends", kind, "", "0", False), 0),
+        (
+            "single_clean",
+            Figure("single sends through the engine, no faults", kind, "msg/s", "(baseline)", True),
+            None,
+        ),
+        (
+            "single_faulty",
+            Figure("the same with 5% 5xx, 2% 429, 1% dropped", kind, "msg/s", "(measured)", True),
+            None,
+        ),
+        (
+            "single_fault_ratio",
+            Figure("single sends under faults / without", kind, "x", ">= 0.8", True),
+            0.8,
+        ),
         (
             "raw_ms",
             Figure("one single send, plain requests.Session", kind, "ms", "(baseline)", False),

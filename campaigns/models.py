@@ -431,7 +431,8 @@ class Campaign(models.Model):
         """Sending -> completed once every message is settled and the audience fully built."""
         if self.materialised_at is None:
             return False
-        if self.messages.filter(status__in=Message.UNFINISHED_STATUSES).exists():
+        # Rows in doubt past HERALD_IN_DOUBT_GIVE_UP_SECONDS do not hold it: counted as in doubt.
+        if self.messages.unfinished().exists():
             return False
         counts = self.messages.status_counts()
         # What the provider accepted is what it charges for.

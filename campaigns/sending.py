@@ -299,21 +299,49 @@ class _Plan:
         return self._opens[due]
 
 
-def run_campaign(campaign: Campaign) -> None:
-    """Start the campaign if it is due, then send batches until nothing is due."""
+def run_campaign(campaign: Campaign) -> bool:
+    """Start the campaign if it is due, then send batches until nothing is due.
+
+    True when it stopped for time with work left (half the task timeout, so django-q2
+    never stops it mid-batch): the caller wakes it again at once.
+    """
     if campaign.status == Campaign.Status.SCHEDULED and Campaign.objects.due().filter(
         pk=campaign.pk
     ):
         campaign.start()
         campaign.refresh_from_db()
     if campaign.status != Campaign.Status.SENDING:
-        return
+        return False
     if campaign.materialised_at is None:
         materialise(campaign)
     brake = FailureBrake(campaign)
-    while dispatch_batch(campaign, brake):
-        pass
-    campaign.complete_if_done()
+    run_ends = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
+    while time.monotonic() < run_ends:
+        if not (dispatch_batch(campaign, brake) or _wait_for_next_retry(campaign, run_ends)):
+            campaign.complete_if_done()
+            return False
+    return True
+
+
+def _wait_for_next_retry(campaign: Campaign, run_ends: float) -> bool:
+    """Sleep until the campaign's next retry is due, if that is soon; False when it is not.
+
+    So a retry goes as soon as it is due rather than at the next minute tick. Bounded:
+    at most HERALD_RETRY_WAIT_SECONDS ahead, and never past the run's end.
+    """
+    due = (
+        campaign.messages.filter(status=Message.Status.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    if due is None:
+        return False
+    wait = max((due - timezone.now()).total_seconds(), 0.0)
+    if wait > settings.HERALD_RETRY_WAIT_SECONDS or time.monotonic() + wait > run_ends:
+        return False
+    time.sleep(wait + 0.05)
+    return Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists()
 
 
 def claim_size(campaign: Campaign) -> int:

@@ -11,8 +11,9 @@ from messaging.models import Message, WorkerHeartbeat
 
 def run_campaign(campaign_id: int) -> None:
     campaign = Campaign.objects.filter(pk=campaign_id).select_related("provider_account").first()
-    if campaign is not None:
-        run(campaign)
+    if campaign is not None and run(campaign):
+        # It stopped for time with work left: carry on in a fresh task, not at the next tick.
+        async_task("campaigns.tasks.run_campaign", campaign_id)
 
 
 def tick() -> None:
@@ -32,9 +33,7 @@ def campaigns_needing_a_run() -> list[int]:
     sending = Campaign.objects.filter(status=Campaign.Status.SENDING)
     # Sending campaigns with rows due again (retries) or with nothing left (to complete).
     due_rows = Message.objects.due().filter(campaign=OuterRef("pk"))
-    unfinished = Message.objects.filter(
-        campaign=OuterRef("pk"), status__in=Message.UNFINISHED_STATUSES
-    )
+    unfinished = Message.objects.unfinished().filter(campaign=OuterRef("pk"))
     with_due_rows = sending.filter(Exists(due_rows)).values_list("pk", flat=True)
     settled = sending.exclude(Exists(unfinished)).values_list("pk", flat=True)
     return sorted(due | set(with_due_rows) | set(settled))

@@ -184,6 +184,15 @@ HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
 # A message in doubt is looked up at its provider only after this long, so a request
 # the provider is still working on is not mistaken for one it never received.
 HERALD_RECONCILE_AFTER_SECONDS = env.int("HERALD_RECONCILE_AFTER_SECONDS", default=60)
+# One round of lookups at the providers (sends in doubt, delivery statuses) stops after
+# this long; what it did not get to comes first in the next round.
+HERALD_LOOKUP_ROUND_SECONDS = env.int("HERALD_LOOKUP_ROUND_SECONDS", default=30)
+# A campaign whose only unfinished messages have been in doubt this long completes, with
+# them counted as in doubt; staff decide on them (mark as sent / send again).
+HERALD_IN_DOUBT_GIVE_UP_SECONDS = env.int("HERALD_IN_DOUBT_GIVE_UP_SECONDS", default=3600)
+# A campaign's run waits up to this long for its next retry to fall due rather than
+# leaving it to the minute tick (kept well under Q_TIMEOUT).
+HERALD_RETRY_WAIT_SECONDS = env.int("HERALD_RETRY_WAIT_SECONDS", default=60)
 # The dashboard's message counts per campaign are kept this long (0: counted every time).
 HERALD_LIVE_COUNTS_SECONDS = env.int("HERALD_LIVE_COUNTS_SECONDS", default=2)
 # A report page (one date range) is counted once and shown to everyone for this long

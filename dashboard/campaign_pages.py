@@ -23,9 +23,10 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AuditEvent
 from campaigns.actions import ACTIONS, Action, available_to
@@ -35,6 +36,8 @@ from contacts.spreadsheets import csv_lines
 from messaging.models import Message
 
 VIEW_CAMPAIGNS = "campaigns.view_campaign"
+#: Who may decide on messages in doubt (mark sent, send again): the admin action asks the same.
+DECIDE_IN_DOUBT = "messaging.decide_in_doubt"
 EXPORT_COLUMNS = (
     "phone",
     "status",
@@ -220,8 +223,32 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "failures": failure_reasons(campaign),
         "actions": available_to(request.user, campaign),
         "self_submitted": campaign.submitted_by_id == request.user.pk,
+        "in_doubt": counts[Message.Status.IN_DOUBT],
+        "may_decide": request.user.has_perm(DECIDE_IN_DOUBT),
     }
     return render(request, "dashboard/campaign.html", context)
+
+
+IN_DOUBT_DONE = {"mark_sent": "marked as sent", "send_again": "queued to be sent again"}
+
+
+@login_required
+@require_POST
+def campaign_in_doubt(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    """Staff's decision on every message of the campaign still in doubt."""
+    campaign = viewable_campaign(request, pk)
+    if decision not in IN_DOUBT_DONE or not request.user.has_perm(DECIDE_IN_DOUBT):
+        raise PermissionDenied
+    if decision == "send_again" and request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the box to confirm.")
+        return redirect("dashboard:campaign", pk=campaign.pk)
+    moved = campaign.messages.decide_in_doubt(decision, by=request.user)
+    cache.delete(f"herald:campaign:{campaign.pk}:counts")
+    if moved:
+        messages.success(request, f"{moved} message{pluralize(moved)} {IN_DOUBT_DONE[decision]}.")
+    else:
+        messages.error(request, "No message was moved: none in doubt, or the campaign finished.")
+    return redirect("dashboard:campaign", pk=campaign.pk)
 
 
 @login_required
@@ -315,4 +342,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/progress/", campaign_progress, name="campaign_progress"),
     path("campaigns/<int:pk>/export.csv", campaign_export, name="campaign_export"),
     path("campaigns/<int:pk>/action/<str:action>/", campaign_action, name="campaign_action"),
+    path(
+        "campaigns/<int:pk>/in-doubt/<str:decision>/", campaign_in_doubt, name="campaign_in_doubt"
+    ),
 ]

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from audit.admin import ReadOnlyAdmin
+from audit.admin import ReadOnlyAdmin, ReadOnlyInline
 from messaging.backends import backend_class
 from messaging.exceptions import ProviderError
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
@@ -112,15 +112,9 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         return account.has_credentials
 
 
-class StatusEventInline(admin.TabularInline):
+class StatusEventInline(ReadOnlyInline):
     model = StatusEvent
-    extra = 0
-    can_delete = False
     fields = ("status", "error_code", "occurred_at", "received_at", "event_id", "raw")
-    readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Message)
@@ -131,6 +125,31 @@ class MessageAdmin(ReadOnlyAdmin):
     search_fields = ("=phone", "=client_ref", "=provider_message_id")
     inlines = (StatusEventInline,)
     show_full_result_count = False
+    actions = ("mark_sent", "send_again")
+
+    @admin.action(description="In doubt: mark as sent", permissions=("decide",))
+    def mark_sent(self, request: HttpRequest, queryset: Any) -> None:
+        self._decide(request, queryset, "mark_sent", "marked as sent")
+
+    @admin.action(description="In doubt: send again", permissions=("decide",))
+    def send_again(self, request: HttpRequest, queryset: Any) -> None:
+        self._decide(request, queryset, "send_again", "queued to be sent again")
+
+    def _decide(self, request: HttpRequest, queryset: Any, decision: str, done: str) -> None:
+        chosen = queryset.filter(status=Message.Status.IN_DOUBT).count()
+        moved = queryset.decide_in_doubt(decision, by=request.user)
+        self.message_user(request, f"{moved} of {chosen} messages in doubt {done}.")
+        if moved < chosen:
+            self.message_user(
+                request,
+                f"{chosen - moved} not sent again: their campaign has finished (mark them "
+                "as sent, or leave them in doubt).",
+                messages.WARNING,
+            )
+
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        """Marketers (and superusers) decide on messages in doubt."""
+        return bool(request.user.has_perm("messaging.decide_in_doubt"))
 
 
 @admin.register(StatusEvent)

@@ -7,9 +7,11 @@ never picks rows itself, and knows nothing of why they are being sent.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -20,7 +22,7 @@ from contacts.bulk import chunked
 from contacts.models import OptOut
 from contacts.phones import redact
 from messaging.backends import backend_class
-from messaging.backends.base import SendResult
+from messaging.backends.base import LEASE_NEAR_END, SendResult
 from messaging.exceptions import (
     AccountError,
     InDoubtError,
@@ -28,10 +30,11 @@ from messaging.exceptions import (
     RecipientError,
     RetryableError,
 )
-from messaging.http import MESSAGE_RETRY
+from messaging.http import MESSAGE_RETRY, RetryPolicy
 from messaging.models import Message, MessageQuerySet, ProviderAccount
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def send_claimed(messages: Sequence[Message]) -> AccountError | None:
@@ -75,6 +78,11 @@ def record_results(results: Iterable[SendResult]) -> AccountError | None:
         elif isinstance(result.error, AccountError):
             account_error = result.error
             _release(result.message)
+        elif result.error.code == LEASE_NEAR_END:
+            # Never tried: due again now, its attempt not counted.
+            _held(result.message).release(
+                error_code=LEASE_NEAR_END, error_message=result.error.message
+            )
         else:
             _record_failure(result)
     _record_accepted(accepted)
@@ -170,41 +178,140 @@ def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
     """Settle messages in doubt by asking their provider; never resend what it has.
 
     For each account whose backend can look sends up, the messages in doubt for
-    longer than HERALD_RECONCILE_AFTER_SECONDS are looked up: those the provider
-    has become `sent` with its id; those it has no record of go back to `pending`
-    to be sent again. Where the provider cannot tell, they stay in doubt, shown
-    to staff. Returns {"sent": n, "resend": n}.
+    longer than HERALD_RECONCILE_AFTER_SECONDS are looked up, those asked about
+    longest ago (or never) first, a few at a time (the backend's `lookup_batch`):
+    those the provider has become `sent` with its id; those it has no record of go
+    back to `pending` to be sent again. A lookup that fails is retried with backoff
+    within the round and otherwise left for the next one; the others go on. Where
+    the provider cannot tell, they stay in doubt, shown to staff. Returns
+    {"sent": n, "resend": n}.
     """
     settled = {"sent": 0, "resend": 0}
+    lookups = LookupRound()
     grace = timedelta(seconds=settings.HERALD_RECONCILE_AFTER_SECONDS)
     kinds = [k for k in ProviderAccount.Backend if backend_class(k).supports_reconcile]
-    accounts = ProviderAccount.objects.filter(is_active=True, backend__in=kinds)
-    for account in accounts:
+    for account in ProviderAccount.objects.filter(is_active=True, backend__in=kinds):
         doubtful = Message.objects.filter(
             provider_account=account,
             status=Message.Status.IN_DOUBT,
             updated_at__lte=timezone.now() - grace,
-        ).order_by("updated_at")
+        ).order_by(F("status_checked_at").asc(nulls_first=True), "updated_at")
+        backend = account.get_backend()
         rows = list(doubtful[:limit])
-        if not rows:
-            continue
-        try:
-            found = account.get_backend().find_sent(rows)
-        except ProviderError as exc:
-            logger.warning("account %s: sends in doubt not looked up: %s", account.name, exc)
-            continue
-        now = timezone.now()
-        for row in rows:
-            # Only the row as it was read: another reconciler may have settled it (and it
-            # may have been sent and gone in doubt again) while the provider was asked.
-            still = Message.objects.filter(pk=row.pk, updated_at=row.updated_at)
-            if row.pk in found:
-                settled["sent"] += still.settle_found(found[row.pk], sent_at=row.sent_at or now)
-            else:
-                settled["resend"] += still.resend()
+        # Those the provider cannot tell about go to the back of the queue, for staff.
+        unfindable = {row.pk for row in rows if not backend.can_find(row)}
+        if unfindable:
+            Message.objects.filter(pk__in=unfindable).update(status_checked_at=timezone.now())
+            rows = [row for row in rows if row.pk not in unfindable]
+        find, size = backend.find_sent, backend.lookup_batch
+        for chunk, found in lookups.answers(account, "sends in doubt", find, rows, size):
+            if found is not None:
+                _settle(chunk, found, settled)
     if settled["sent"] or settled["resend"]:
         logger.info("in-doubt messages settled: %s", settled)
     return settled
+
+
+def _settle(rows: list[Message], found: dict[int, str], settled: dict[str, int]) -> None:
+    now = timezone.now()
+    for row in rows:
+        # Only the row as it was read: another reconciler may have settled it (and it
+        # may have been sent and gone in doubt again) while the provider was asked.
+        still = Message.objects.filter(pk=row.pk, updated_at=row.updated_at)
+        if row.pk in found:
+            settled["sent"] += still.settle_found(found[row.pk], sent_at=row.sent_at or now)
+        else:
+            # Past the give-up time its campaign may have completed counting it: only
+            # staff send it again then (Message.objects.decide_in_doubt).
+            settled["resend"] += still.not_given_up().resend()
+
+
+class _Stop:
+    """What LookupRound.ask returns when the account itself was refused."""
+
+
+_STOP = _Stop()
+#: Within a lookup round: a failed lookup is asked again this many times, with backoff.
+LOOKUP_RETRY = RetryPolicy(attempts=3, base=0.5, cap=8.0)
+
+
+class LookupRound:
+    """One round of lookups at the providers, bounded by HERALD_LOOKUP_ROUND_SECONDS.
+
+    Each lookup stands alone: one that fails is asked again after a backoff (never
+    sooner than the provider's Retry-After) while the round has time for it, and is
+    otherwise left for the next round; the rows it was about are stamped as looked
+    at either way, so the next round starts with those it has not asked about yet.
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
+        if seconds is None:
+            # Within half the task timeout too: django-q2 would stop the round mid-lookup.
+            seconds = min(settings.HERALD_LOOKUP_ROUND_SECONDS, settings.Q_CLUSTER["timeout"] / 2)
+        self.deadline = time.monotonic() + seconds
+        self.failed = 0
+
+    @property
+    def over(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def answers(
+        self,
+        account: ProviderAccount,
+        what: str,
+        lookup: Callable[[Sequence[Message]], _T],
+        rows: Sequence[Message],
+        size: int,
+    ) -> Iterator[tuple[list[Message], _T | None]]:
+        """Each batch of `size` of `rows` with its answer (None where it kept failing), while
+        the round has time and the account is not refused."""
+        for batch in chunked(rows, size):
+            if self.over:
+                return
+            answer = self.ask(account, what, lookup, batch)
+            if isinstance(answer, _Stop):
+                return
+            yield batch, answer
+
+    def ask(
+        self,
+        account: ProviderAccount,
+        what: str,
+        lookup: Callable[[Sequence[Message]], _T],
+        rows: Sequence[Message],
+    ) -> _T | _Stop | None:
+        """`lookup(rows)`, retried with backoff; None if it kept failing, _STOP if refused."""
+        for row in rows:
+            row.provider_account = account
+        try:
+            for attempt in range(1, LOOKUP_RETRY.attempts + 1):
+                try:
+                    return lookup(rows)
+                except RetryableError as exc:
+                    wait = LOOKUP_RETRY.delay(attempt, exc.retry_after)
+                    last = attempt == LOOKUP_RETRY.attempts
+                    if last or time.monotonic() + wait >= self.deadline:
+                        self._left(account, what, rows, exc)
+                        return None
+                    time.sleep(wait)
+                except AccountError as exc:
+                    logger.warning("account %s: %s not looked up: %s", account.name, what, exc)
+                    return _STOP
+                except ProviderError as exc:
+                    self._left(account, what, rows, exc)
+                    return None
+            return None
+        finally:
+            pks = [row.pk for row in rows]
+            Message.objects.filter(pk__in=pks).update(status_checked_at=timezone.now())
+
+    def _left(
+        self, account: ProviderAccount, what: str, rows: Sequence[Message], exc: ProviderError
+    ) -> None:
+        self.failed += 1
+        logger.warning(
+            "account %s: %s (%d) left for the next round: %s", account.name, what, len(rows), exc
+        )
 
 
 #: Before a first lookup, give a delivery report this long to arrive (account option
@@ -221,20 +328,17 @@ def poll_statuses(limit: int = STATUS_POLL_LIMIT) -> int:
 
     Per account, the messages looked up longest ago (or never) come first, so a
     backlog is worked through over several polls rather than asked about again
-    and again. Each lookup request goes through the account's rate limiter.
+    and again. Each lookup request goes through the account's rate limiter; one
+    that fails is retried or left for the next poll while the others go on
+    (LookupRound), and a poll stops at its time budget.
     """
     lookup_kinds = [k for k in ProviderAccount.Backend if backend_class(k).supports_status_lookup]
     accounts = ProviderAccount.objects.filter(is_active=True, backend__in=lookup_kinds)
-    moved = 0
-    for account in accounts:
-        try:
-            moved += _poll_account(account, limit)
-        except ProviderError as exc:
-            logger.warning("status lookup for account %s stopped: %s", account.name, exc)
-    return moved
+    lookups = LookupRound()
+    return sum(_poll_account(account, limit, lookups) for account in accounts)
 
 
-def _poll_account(account: ProviderAccount, limit: int) -> int:
+def _poll_account(account: ProviderAccount, limit: int, lookups: LookupRound) -> int:
     now = timezone.now()
     default_delay = 0 if account.backend == ProviderAccount.Backend.SIMULATOR else None
     delay = account.options.get("status_poll_after", default_delay)
@@ -245,16 +349,10 @@ def _poll_account(account: ProviderAccount, limit: int) -> int:
         .order_by(F("status_checked_at").asc(nulls_first=True), "sent_at")
     )
     messages = list(waiting[:limit])
-    if not messages:
-        return 0
     backend = account.get_backend()
     moved = 0
-    for start in range(0, len(messages), backend.lookup_batch):
-        batch = messages[start : start + backend.lookup_batch]
-        for message in batch:
-            message.provider_account = account
-        updates = backend.lookup_statuses(batch)
-        Message.objects.filter(pk__in=[m.pk for m in batch]).update(status_checked_at=now)
-        for update in updates:
+    lookup, size = backend.lookup_statuses, backend.lookup_batch
+    for _batch, updates in lookups.answers(account, "statuses", lookup, messages, size):
+        for update in updates or []:
             moved += update.message.apply_status(update)
     return moved

@@ -111,6 +111,7 @@ class ProviderClient:
         path: str,
         *,
         sends: bool,
+        idempotent: bool = False,
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
@@ -118,7 +119,9 @@ class ProviderClient:
         """One logical request; returns the provider's answer, whatever its status.
 
         `sends` says whether the request asks the provider to do something that
-        must not happen twice; it decides what a lost answer means.
+        must not happen twice; it decides what a lost answer means. `idempotent` says
+        the provider knows a repeat of it (our client_ref), so a 5xx answer to it is
+        asked again at once, as a lookup's would be, rather than at the engine's next round.
         """
         url = self.base_url + path
         all_headers = {**self.headers, **(headers or {})}
@@ -143,12 +146,16 @@ class ProviderClient:
             logger.debug("%s %s -> %s in %.3fs", method, path, response.status_code, elapsed)
             self._note_rate_headers(response)
             asked = retry_after(response)
-            if not self._worth_retrying(response, sends) or attempt >= self.policy.attempts:
+            worth = self._worth_retrying(response, sends and not idempotent)
+            if not worth or attempt >= self.policy.attempts:
                 return response
             wait = self.policy.delay(attempt, asked)
             if wait > self.policy.cap:
                 return response  # a long wait is the engine's to schedule, not ours to sleep
-            ratelimit.hold(self.account, wait)
+            if asked is not None:
+                ratelimit.hold(self.account, asked)  # the provider's word: every worker waits
+            # Our own backoff is this request's: the other requests go on meanwhile.
+            time.sleep(wait)
 
     def _worth_retrying(self, response: requests.Response, sends: bool) -> bool:
         # 429 and 503 say the request was turned away; other 5xx may have done something.

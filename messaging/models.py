@@ -70,6 +70,15 @@ class ProviderAccount(models.Model):
         return backend_class(self.backend)(self)
 
 
+#: Campaign statuses whose rows are still sent (a row sent again elsewhere would wait forever).
+RESENDING_CAMPAIGNS = ("sending", "paused")
+
+
+def _given_up() -> models.Q:
+    since = timezone.now() - timedelta(seconds=settings.HERALD_IN_DOUBT_GIVE_UP_SECONDS)
+    return models.Q(status=Message.Status.IN_DOUBT, updated_at__lte=since)
+
+
 def _error(code: str, message: str) -> dict[str, str]:
     """A provider's error as Message columns, cut to their lengths."""
     return {"error_code": code[:50], "error_message": message[:500]}
@@ -145,9 +154,15 @@ class MessageQuerySet(models.QuerySet["Message"]):
             **_error(error_code, error_message),
         )
 
-    def release(self, next_attempt_at: datetime | None = None) -> int:
+    def release(
+        self, next_attempt_at: datetime | None = None, error_code: str = "", error_message: str = ""
+    ) -> int:
         """sending -> pending, its attempt not counted: not tried (account refused, window shut)."""
-        due = {} if next_attempt_at is None else {"next_attempt_at": next_attempt_at}
+        due: dict[str, Any] = (
+            {} if next_attempt_at is None else {"next_attempt_at": next_attempt_at}
+        )
+        if error_code:
+            due.update(_error(error_code, error_message))
         return self._move(
             Message.Status.PENDING,
             [Message.Status.SENDING],
@@ -244,6 +259,63 @@ class MessageQuerySet(models.QuerySet["Message"]):
             error_message="in doubt, and the provider has no record of it: sent again",
             updated_at=timezone.now(),
         )
+
+    def given_up(self) -> MessageQuerySet:
+        """In doubt for longer than HERALD_IN_DOUBT_GIVE_UP_SECONDS: their campaign may finish.
+
+        They stay in doubt (counted so, shown to staff) until staff decide, or a lookup
+        finds them at the provider.
+        """
+        return self.filter(_given_up())
+
+    def not_given_up(self) -> MessageQuerySet:
+        return self.exclude(_given_up())
+
+    def unfinished(self) -> MessageQuerySet:
+        """Rows a campaign still waits for: pending, sending, or in doubt and not given up."""
+        return self.filter(status__in=Message.UNFINISHED_STATUSES).not_given_up()
+
+    def decide_in_doubt(self, decision: str, by: Any) -> int:
+        """Staff decide on rows in doubt: "mark_sent" or "send_again"; audited; how many moved.
+
+        Sending again is refused for rows whose campaign no longer sends (completed or
+        cancelled): nothing would pick them up.
+        """
+        doubtful = self.filter(status=Message.Status.IN_DOUBT)
+        if decision == "mark_sent":
+            moved = doubtful._move(
+                Message.Status.SENT,
+                [Message.Status.IN_DOUBT],
+                sent_at=timezone.now(),
+                error_code="MARKED_SENT",
+                error_message=f"in doubt; marked as sent by {by}",
+                updated_at=timezone.now(),
+            )
+        elif decision == "send_again":
+            moved = doubtful.filter(
+                models.Q(campaign__isnull=True) | models.Q(campaign__status__in=RESENDING_CAMPAIGNS)
+            )._move(
+                Message.Status.PENDING,
+                [Message.Status.IN_DOUBT],
+                next_attempt_at=timezone.now(),
+                claim_token=None,
+                lease_expires_at=None,
+                error_code="SENT_AGAIN_BY_STAFF",
+                error_message=f"in doubt; sent again at the request of {by}",
+                updated_at=timezone.now(),
+            )
+        else:
+            raise ValueError(f"no such decision on messages in doubt: {decision}")
+        if moved:
+            from audit.models import AuditEvent
+
+            campaigns = sorted({c for c in self.values_list("campaign_id", flat=True) if c})
+            AuditEvent.record(
+                AuditEvent.Action.IN_DOUBT_DECIDED,
+                actor=by,
+                detail={"decision": decision, "messages": moved, "campaigns": campaigns},
+            )
+        return moved
 
     def record_report(
         self, status: str, occurred_at: datetime, error_code: str = "", error_message: str = ""
@@ -419,6 +491,9 @@ class Message(models.Model):
 
     class Meta:
         ordering = ("pk",)
+        permissions = (
+            ("decide_in_doubt", "Can mark messages in doubt as sent or send them again"),
+        )
         # Every index is paid for twice per message (claimed, then recorded), so only
         # what lookups need: exact matches only, no LIKE indexes.
         constraints = [

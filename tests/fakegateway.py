@@ -52,8 +52,9 @@ What happened is in `requests` (every request, with the status sent, 0 when none
 
 Run `python tests/fakegateway.py --port 8765` to try `manage.py provider ...` against it.
 Another process can read its counters at GET /_fake/stats, set the BulkSMSRates rate and
-balance with POST /_fake/config {"bulk_rate": n, "bulk_balance": pence}, and forget what it
-recorded (and refill the balances) with POST /_fake/reset.
+balance with POST /_fake/config {"bulk_rate": n, "bulk_balance": pence} (and switch random
+faults on with {"chaos": {"seed", "rates", "paths", "methods"}}, off with {"chaos": null}),
+and forget what it recorded (and refill the balances) with POST /_fake/reset.
 """
 
 from __future__ import annotations
@@ -735,6 +736,8 @@ class FakeGateway:
                 self._bulk_buckets.clear()
             if "bulk_balance" in call.data:
                 self.bulk_balance = int(call.data["bulk_balance"])
+            if "chaos" in call.data:
+                self._chaos_from(call.data["chaos"])
             return Reply(200, {"bulk_rate": self.bulk_rate, "bulk_balance": self.bulk_balance})
         if call.path == "/_fake/reset" and call.method == "POST":
             self.requests.clear()
@@ -748,6 +751,18 @@ class FakeGateway:
             self.bulk_balance = self.bwat_balance = 1_000_000
             return Reply(200, {"reset": True})
         return Reply(404, {"error": "not found"})
+
+    def _chaos_from(self, config: Any) -> None:
+        """/_fake/config {"chaos": {seed, rates, paths?, methods?}} deals faults; null calms."""
+        if not config:
+            self.calm()
+            return
+        self.chaos(  # the lock is re-entrant: held by the request being served
+            seed=config.get("seed", 0),
+            rates=config.get("rates", {}),
+            paths=config.get("paths", ("/v1/sms/",)),
+            methods=config.get("methods", ("POST",)),
+        )
 
     def _route(self, provider: str, call: _Call) -> Route | list[str]:
         """The route method for `call`, or the methods the path allows ([] if none)."""

@@ -26,6 +26,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Tests change messages and read the counts back at once.
 HERALD_LIVE_COUNTS_SECONDS = 0
+# Tasks run inline: a campaign run does not sleep for retries (tests move time instead).
+HERALD_RETRY_WAIT_SECONDS = 0
 
 # Side-by-side runs against one PostgreSQL server each need their own test database.
 if os.environ.get("HERALD_TEST_DB_NAME"):

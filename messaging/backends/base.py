@@ -88,6 +88,10 @@ def looked_up(
     )
 
 
+#: The error code of rows given back unsent because their claim was about to run out.
+LEASE_NEAR_END = "LEASE_NEAR_END"
+
+
 def _lease_running_out(batch: Sequence[Message]) -> bool:
     """Less than a quarter of the claim (at most 30 s) left: too late to start a request."""
     ends = getattr(batch[0], "lease_expires_at", None)
@@ -107,7 +111,8 @@ class BaseBackend:
     claim_size: int | None = None
     #: Whether lookup_statuses can ask the provider about sent messages.
     supports_status_lookup: ClassVar[bool] = False
-    #: Messages per lookup_statuses call (a history reader wants them all at once).
+    #: Messages per lookup_statuses / find_sent call: one where each is its own request,
+    #: so one failed lookup holds up no other; all at once for a history reader.
     lookup_batch: ClassVar[int] = 100
     #: Whether find_sent can tell which messages in doubt the provider really has.
     supports_reconcile: ClassVar[bool] = False
@@ -143,7 +148,7 @@ class BaseBackend:
             if _lease_running_out(batch):
                 # Waiting (for the rate limit, say) used up our claim: once it lapses the
                 # rows are in doubt and may be sent by others. Give them back instead.
-                late = RetryableError("claim ran out before sending", code="LEASE_NEAR_END")
+                late = RetryableError("claim ran out before sending", code=LEASE_NEAR_END)
                 results.extend(SendResult(m, error=late) for m in batch)
                 continue
             try:
@@ -171,6 +176,10 @@ class BaseBackend:
         again. Raise a ProviderError when that cannot be told (nothing is resent then).
         """
         raise NotImplementedError(f"{type(self).__name__} cannot look up sends in doubt")
+
+    def can_find(self, message: Message) -> bool:
+        """Whether find_sent can tell about this message at all (if not, it stays for staff)."""
+        return True
 
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
         """Ask the provider what became of sent messages; only news is returned."""

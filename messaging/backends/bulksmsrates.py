@@ -71,6 +71,7 @@ class BulkSMSRatesBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = MAX_BULK
     supports_status_lookup = True
+    lookup_batch = 1  # a request per message: one that fails holds up no other
     supports_webhooks = True
     supports_reconcile = True
     credential_keys = ("api_key", "api_secret", "webhook_secret")
@@ -156,8 +157,12 @@ class BulkSMSRatesBackend(BaseBackend):
         self, payload: tuple[str, dict[str, Any]], batch: Sequence[Message]
     ) -> tuple[str, requests.Response]:
         path, body = payload
+        # A single send carries its message's client_ref: a repeat the provider already
+        # has comes back 409 with its id, so an error answer may be asked again at once.
+        idempotent = path == "/v1/sms/send"
         try:
-            return path, self.client.request("POST", path, sends=True, json=body)
+            answer = self.client.request("POST", path, sends=True, idempotent=idempotent, json=body)
+            return path, answer
         except InDoubtError as exc:
             # The provider keeps our client_ref: it is how find_sent looks this send up.
             exc.request_ref = str(body.get("client_ref", ""))

@@ -152,6 +152,9 @@ class BuzzbipBackend(BaseBackend):
                 break
         return updates
 
+    def can_find(self, message: Message) -> bool:
+        return message.channel == Channel.SMS  # the WhatsApp history has no text to match by
+
     def find_sent(self, messages: Sequence[Message]) -> dict[int, str]:
         """Find each SMS in the history by number and text, sent after it was queued."""
         if any(m.channel != Channel.SMS for m in messages):

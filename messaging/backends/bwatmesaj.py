@@ -55,6 +55,7 @@ class BwatmesajBackend(BaseBackend):
     channels = frozenset({Channel.SMS})
     max_batch = DEFAULT_BATCH
     supports_status_lookup = True
+    lookup_batch = 1  # a request per message: one that fails holds up no other
     credential_keys = ("api_token",)
     option_keys = ("batch_size", "connect_timeout", "read_timeout", "status_poll_after")
     default_base_url = "https://main.bwatmesaj.com"

@@ -789,4 +789,5 @@ def test_a_claim_about_to_run_out_is_given_back_unsent(
     send_claimed([claimed])
     claimed.refresh_from_db()
     assert (claimed.status, claimed.error_code) == (M.PENDING, "LEASE_NEAR_END")
+    assert claimed.attempts == 0 and claimed.next_attempt_at <= timezone.now()  # not counted
     assert gateway.count("bulksmsrates", "/v1/sms/send") == 0

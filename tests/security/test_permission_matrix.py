@@ -75,6 +75,8 @@ URLS: dict[str, dict[str, Any]] = {
     "campaigns/<int:pk>/export.csv": dashboard(OK, OK, OK),
     # GET of a destructive action asks to confirm; the POST checks who may (below).
     "campaigns/<int:pk>/action/<str:action>/": dashboard(OK, OK, OK),
+    # Deciding on messages in doubt: POST only (who may: test_state_changing_posts_...).
+    "campaigns/<int:pk>/in-doubt/<str:decision>/": dashboard(*[NOT_ALLOWED] * 3),
     "approvals/": dashboard(FORBIDDEN, OK, OK),
     "approvals/<int:pk>/approve/": dashboard(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
     "approvals/<int:pk>/reject/": dashboard(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
@@ -179,7 +181,11 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
         "approver": {"check_connection"},
         "admin": {"check_connection", "delete_selected"},
     },
-    "messaging/message": NONE,
+    "messaging/message": {
+        "marketer": {"mark_sent", "send_again"},  # messages in doubt
+        "approver": set(),
+        "admin": {"mark_sent", "send_again"},
+    },
     "messaging/statusevent": NONE,
     "messaging/workerheartbeat": NONE,
     "messaging/webhookevent": NONE,
@@ -496,6 +502,8 @@ def test_state_changing_posts_are_refused_to_roles_without_the_right(
         before = Campaign.objects.count()
         response = clients[role].post("/campaigns/new/", {"name": "Sneaky", "body": "Hi"})
         assert outcome(response) in (LOGIN, FORBIDDEN) and Campaign.objects.count() == before
+        response = clients[role].post(f"/campaigns/{campaign.pk}/in-doubt/mark_sent/")
+        assert outcome(response) in (LOGIN, FORBIDDEN)
         response = clients[role].post(f"/admin/contacts/importjob/{job.pk}/rollback/")
         assert outcome(response) in (ADMIN_LOGIN, FORBIDDEN)
         assert ImportJob.objects.get(pk=job.pk).status == ImportJob.Status.COMPLETED
