@@ -12,7 +12,7 @@ it is sent. Opt-outs still win at send time, whatever was approved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -56,7 +56,6 @@ class Binding:
     fingerprints: set[bytes]
     approved_queued: int
     limit: int = 0
-    _checked: set[Rendered] = field(default_factory=set)
 
     @classmethod
     def of(cls, campaign: Campaign) -> Binding:
@@ -75,15 +74,13 @@ class Binding:
         return binding
 
     def check_rendering(self, rendered: Rendered, label: str) -> None:
-        if rendered in self._checked:
-            return
+        """ContentChanged unless `rendered` is one of the approved texts (ask once per text)."""
         if rendered.fingerprint not in self.fingerprints:
             raise ContentChanged(
                 "Some recipients' messages differ from the approved ones (their contact "
                 "details changed, or new contacts joined with new values).",
                 [{"contact": label, "body": rendered.body}],
             )
-        self._checked.add(rendered)
 
     def check_audience(self, queued: int) -> None:
         if queued > self.limit:

@@ -76,15 +76,10 @@ class AudienceCount:
     audience: int = 0
     queued: int = 0
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
-    #: The numbers of erased contacts (usually none), for callers that filter in SQL.
-    erased_phones: set[str] = field(default_factory=set, repr=False)
     #: Contacts skipped for a reason SQL cannot see: their send window never opens.
     window_skipped_ids: set[int] = field(default_factory=set, repr=False)
     #: Queued contacts per distinct combination of the values the content reads.
     groups: Counter[tuple[Any, ...]] = field(default_factory=Counter, repr=False)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"audience": self.audience, "queued": self.queued, "skipped": dict(self.skipped)}
 
 
 class AudienceRule:
@@ -125,7 +120,6 @@ class AudienceRule:
             result.groups[values] -= audience - invalid
         erased = self._erased_phones()
         if erased:
-            result.erased_phones = erased
             result.skipped[R.ERASED] = len(erased)
             # Erased comes next: an erased number that is also malformed counts as erased.
             result.skipped[R.INVALID_NUMBER] -= sum(1 for p in erased if not E164.fullmatch(p))
@@ -167,16 +161,14 @@ class AudienceRule:
             for values, count, invalid in self._grouped(chunk, content):
                 result.groups[values] -= count - invalid
 
-    def sendable(self, counted: AudienceCount | None = None) -> QuerySet[Contact]:
-        """The audience minus what SQL can tell is skipped: opted out, malformed and (once
-        counted) erased numbers. Only the send window is left to check, in Python."""
-        contacts = self.contacts.exclude(self._suppressed()).filter(IsE164("phone"))
-        if counted is not None and counted.erased_phones:
-            contacts = contacts.exclude(phone__in=counted.erased_phones)
-        return contacts
+    def sendable(self) -> QuerySet[Contact]:
+        """The audience minus what SQL can tell is skipped: opted out, malformed numbers."""
+        return self.contacts.exclude(self._suppressed()).filter(IsE164("phone"))
 
     def first_queued(self, how_many: int) -> list[int]:
         """The ids of the first `how_many` queued contacts (for samples and test sends)."""
+        if how_many <= 0:
+            return []
         decider = self.decider()
         found: list[int] = []
         # Every contact in id order, the decider telling who is queued: a filter here makes

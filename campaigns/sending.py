@@ -208,7 +208,6 @@ class _Plan:
         self.contact_columns = ("pk", "phone", "timezone", *self.content.columns)
         self.price = Decimal(str(campaign.provider_account.price_per_segment))
         ops = connection.ops
-        self.start_value = ops.adapt_datetimefield_value(self.rule.start)
         self.now = ops.adapt_datetimefield_value(timezone.now())
         self.template_id = self.content.whatsapp_template_id
         self._bodies: dict[tuple[Any, ...], list[Any]] = {}

@@ -141,6 +141,10 @@ class Command(BaseCommand):
         count_width = max(len(str(count)) for count in counts.values())
         for key, count in counts.items():
             self.stdout.write(f"  {key.ljust(label_width)}  {str(count).rjust(count_width)}")
+        for reason, count in campaign.messages.all().skip_reason_counts().items():
+            if count:
+                label = Message.SkipReason(reason).label.lower()
+                self.stdout.write(f"    skipped, {label}: {count}")
 
     # preview
 
