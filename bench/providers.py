@@ -36,6 +36,7 @@ django.setup()
 import requests  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from campaigns.sending import MAX_CLAIM  # noqa: E402
 from messaging.dispatch import reconcile_in_doubt, send_claimed  # noqa: E402
 from messaging.models import Message, ProviderAccount  # noqa: E402
 
@@ -132,9 +133,10 @@ def engine_single_rate(gateway: str, count: int, label: str) -> float:
     owner = account(gateway, f"bench-{label}", rate=200, bulk=False, read_timeout=2)
     Message.objects.bulk_create(messages(owner, count, label), batch_size=5000)
     rows = Message.objects.filter(provider_account=owner)
+    size = min(owner.get_backend().rows_per_claim(), MAX_CLAIM)  # as a campaign's run claims
     started = time.perf_counter()
     while rows.filter(status__in=Message.UNFINISHED_STATUSES).exists():
-        if batch := rows.claim(100):
+        if batch := rows.claim(size):
             send_claimed(batch)
         elif rows.filter(status=Message.Status.IN_DOUBT).exists():
             reconcile_in_doubt()
@@ -189,7 +191,7 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=100_000)
     parser.add_argument("--single", type=int, default=1500)
     parser.add_argument("--raw", type=int, default=1000)
-    parser.add_argument("--faults", type=int, default=2000)
+    parser.add_argument("--faults", type=int, default=3000)
     args = parser.parse_args()
 
     control(args.gateway, "config", bulk_rate=100)

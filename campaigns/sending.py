@@ -344,9 +344,8 @@ def _wait_for_next_retry(campaign: Campaign, run_ends: float) -> bool:
 
 
 def claim_size(campaign: Campaign) -> int:
-    """Rows per round: the configured batch, or a full request for a bulk provider."""
-    preferred = campaign.provider_account.get_backend().claim_size
-    return min(preferred, MAX_CLAIM) if preferred else settings.HERALD_DISPATCH_BATCH_SIZE
+    """Rows per round: what the account's backend asks for (BaseBackend.rows_per_claim)."""
+    return min(campaign.provider_account.get_backend().rows_per_claim(), MAX_CLAIM)
 
 
 def dispatch_batch(campaign: Campaign, brake: FailureBrake | None = None) -> bool:

@@ -181,6 +181,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="herald@localhost")
 HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=500)
 HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
+# Provider requests one worker keeps in flight at once when a send is one request per
+# message (single sends), so a slow answer or a retry's wait holds up no other; the
+# account's rate limit still paces them all (account option `concurrency` overrides it).
+HERALD_SEND_CONCURRENCY = env.int("HERALD_SEND_CONCURRENCY", default=16)
 # A message in doubt is looked up at its provider only after this long, so a request
 # the provider is still working on is not mistaken for one it never received.
 HERALD_RECONCILE_AFTER_SECONDS = env.int("HERALD_RECONCILE_AFTER_SECONDS", default=60)
@@ -193,6 +197,10 @@ HERALD_IN_DOUBT_GIVE_UP_SECONDS = env.int("HERALD_IN_DOUBT_GIVE_UP_SECONDS", def
 # A campaign's run waits up to this long for its next retry to fall due rather than
 # leaving it to the minute tick (kept well under Q_TIMEOUT).
 HERALD_RETRY_WAIT_SECONDS = env.int("HERALD_RETRY_WAIT_SECONDS", default=60)
+# The first wait before a provider request is asked again within one send or lookup
+# (a 5xx, a 429, an idempotent send whose answer was lost); it doubles each time, up to
+# 5 s, and is never shorter than the provider's Retry-After.
+HERALD_REQUEST_RETRY_SECONDS = env.float("HERALD_REQUEST_RETRY_SECONDS", default=0.5)
 # The dashboard's message counts per campaign are kept this long (0: counted every time).
 HERALD_LIVE_COUNTS_SECONDS = env.int("HERALD_LIVE_COUNTS_SECONDS", default=2)
 # A report page (one date range) is counted once and shown to everyone for this long

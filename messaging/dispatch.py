@@ -7,9 +7,10 @@ never picks rows itself, and knows nothing of why they are being sent.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -23,6 +24,7 @@ from contacts.models import OptOut
 from contacts.phones import redact
 from messaging.backends import backend_class
 from messaging.backends.base import LEASE_NEAR_END, SendResult
+from messaging.concurrency import map_in_threads
 from messaging.exceptions import (
     AccountError,
     InDoubtError,
@@ -203,7 +205,7 @@ def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
         if unfindable:
             Message.objects.filter(pk__in=unfindable).update(status_checked_at=timezone.now())
             rows = [row for row in rows if row.pk not in unfindable]
-        find, size = backend.find_sent, backend.lookup_batch
+        find, size = backend.find_sent, backend.reconcile_batch or backend.lookup_batch
         for chunk, found in lookups.answers(account, "sends in doubt", find, rows, size):
             if found is not None:
                 _settle(chunk, found, settled)
@@ -232,7 +234,9 @@ class _Stop:
 
 _STOP = _Stop()
 #: Within a lookup round: a failed lookup is asked again this many times, with backoff.
-LOOKUP_RETRY = RetryPolicy(attempts=3, base=0.5, cap=8.0)
+LOOKUP_RETRY = RetryPolicy(
+    attempts=3, base=0.5, cap=8.0, base_setting="HERALD_REQUEST_RETRY_SECONDS"
+)
 
 
 class LookupRound:
@@ -250,6 +254,7 @@ class LookupRound:
             seconds = min(settings.HERALD_LOOKUP_ROUND_SECONDS, settings.Q_CLUSTER["timeout"] / 2)
         self.deadline = time.monotonic() + seconds
         self.failed = 0
+        self._counting = threading.Lock()
 
     @property
     def over(self) -> bool:
@@ -262,16 +267,31 @@ class LookupRound:
         lookup: Callable[[Sequence[Message]], _T],
         rows: Sequence[Message],
         size: int,
-    ) -> Iterator[tuple[list[Message], _T | None]]:
-        """Each batch of `size` of `rows` with its answer (None where it kept failing), while
-        the round has time and the account is not refused."""
-        for batch in chunked(rows, size):
-            if self.over:
-                return
+    ) -> list[tuple[list[Message], _T | None]]:
+        """Each batch of `size` of `rows` with its answer (None where it kept failing).
+
+        Batches are asked the account's `concurrency` at a time (messaging.concurrency)
+        while the round has time, and none once the account is refused; those asked
+        about are stamped as looked at, so the next round starts with the others.
+        """
+        for row in rows:
+            row.provider_account = account
+        refused = threading.Event()
+
+        def one(batch: list[Message]) -> tuple[list[Message], _T | _Stop | None] | None:
+            if self.over or refused.is_set():
+                return None
             answer = self.ask(account, what, lookup, batch)
             if isinstance(answer, _Stop):
-                return
-            yield batch, answer
+                refused.set()
+            return batch, answer
+
+        workers = account.get_backend().concurrency()
+        asked = [a for a in map_in_threads(one, chunked(rows, size), workers, "lookup") if a]
+        stamped = [row.pk for batch, _ in asked for row in batch]
+        for pks in chunked(stamped, 5000):
+            Message.objects.filter(pk__in=pks).update(status_checked_at=timezone.now())
+        return [(batch, answer) for batch, answer in asked if not isinstance(answer, _Stop)]
 
     def ask(
         self,
@@ -281,34 +301,29 @@ class LookupRound:
         rows: Sequence[Message],
     ) -> _T | _Stop | None:
         """`lookup(rows)`, retried with backoff; None if it kept failing, _STOP if refused."""
-        for row in rows:
-            row.provider_account = account
-        try:
-            for attempt in range(1, LOOKUP_RETRY.attempts + 1):
-                try:
-                    return lookup(rows)
-                except RetryableError as exc:
-                    wait = LOOKUP_RETRY.delay(attempt, exc.retry_after)
-                    last = attempt == LOOKUP_RETRY.attempts
-                    if last or time.monotonic() + wait >= self.deadline:
-                        self._left(account, what, rows, exc)
-                        return None
-                    time.sleep(wait)
-                except AccountError as exc:
-                    logger.warning("account %s: %s not looked up: %s", account.name, what, exc)
-                    return _STOP
-                except ProviderError as exc:
+        for attempt in range(1, LOOKUP_RETRY.attempts + 1):
+            try:
+                return lookup(rows)
+            except RetryableError as exc:
+                wait = LOOKUP_RETRY.delay(attempt, exc.retry_after)
+                last = attempt == LOOKUP_RETRY.attempts
+                if last or time.monotonic() + wait >= self.deadline:
                     self._left(account, what, rows, exc)
                     return None
-            return None
-        finally:
-            pks = [row.pk for row in rows]
-            Message.objects.filter(pk__in=pks).update(status_checked_at=timezone.now())
+                time.sleep(wait)
+            except AccountError as exc:
+                logger.warning("account %s: %s not looked up: %s", account.name, what, exc)
+                return _STOP
+            except ProviderError as exc:
+                self._left(account, what, rows, exc)
+                return None
+        return None
 
     def _left(
         self, account: ProviderAccount, what: str, rows: Sequence[Message], exc: ProviderError
     ) -> None:
-        self.failed += 1
+        with self._counting:  # lookups run in threads (answers)
+            self.failed += 1
         logger.warning(
             "account %s: %s (%d) left for the next round: %s", account.name, what, len(rows), exc
         )

@@ -3,8 +3,9 @@
 - One pooled `requests.Session` per process and provider address (keep-alive,
   connect and read timeouts).
 - The account's shared pace (messaging.ratelimit) before every request, and the
-  provider's own signals fed back into it: 429 + Retry-After, and
-  `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`.
+  provider's own signals fed back into it: `X-RateLimit-Remaining: 0` holds every
+  worker until `X-RateLimit-Reset` (or the 429's Retry-After); a 429 that does not
+  say the account is spent waits out its own Retry-After and costs the account a slot.
 - One retry policy (exponential backoff with full jitter, never sooner than the
   provider asked, bounded): used here for answers that prove the provider did
   nothing (429, 503, a connection that never opened), and by the send engine
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -50,27 +52,35 @@ class RetryPolicy:
     attempts: int
     base: float
     cap: float
+    #: A setting that, when set, gives the first wait instead of `base`.
+    base_setting: str = ""
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        ceiling = min(self.cap, self.base * 2 ** max(attempt - 1, 0))
+        base = getattr(settings, self.base_setting, self.base) if self.base_setting else self.base
+        ceiling = min(self.cap, base * 2 ** max(attempt - 1, 0))
         return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
 
 
 #: Within one request: a short, bounded wait for answers that prove nothing was done.
-REQUEST_RETRY = RetryPolicy(attempts=3, base=0.5, cap=5.0)
+REQUEST_RETRY = RetryPolicy(
+    attempts=5, base=0.5, cap=5.0, base_setting="HERALD_REQUEST_RETRY_SECONDS"
+)
 #: Whole messages, between dispatch rounds (attempt limit: HERALD_MAX_SEND_ATTEMPTS).
 MESSAGE_RETRY = RetryPolicy(attempts=0, base=30.0, cap=3600.0)
 
-_sessions: dict[tuple[str, int], requests.Session] = {}
+_sessions: dict[str, requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
 def session_for(base_url: str) -> requests.Session:
-    """This process's pooled session for one provider address (and thread)."""
-    key = (base_url, threading.get_ident())
+    """This process's pooled session for one provider address, shared by its threads.
+
+    Its pool keeps a connection open for each request a worker has in flight at once
+    (HERALD_SEND_CONCURRENCY; an account's own `concurrency` beyond it opens more).
+    """
     with _sessions_lock:
-        session = _sessions.get(key)
+        session = _sessions.get(base_url)
         if session is None:
             session = requests.Session()
             # Only failures before the request left us are retried by urllib3 itself;
@@ -78,10 +88,11 @@ def session_for(base_url: str) -> requests.Session:
             retries = Retry(
                 total=None, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.2
             )
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=retries)
+            size = max(POOL_SIZE, settings.HERALD_SEND_CONCURRENCY)
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=size, max_retries=retries)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            _sessions[key] = session
+            _sessions[base_url] = session
         return session
 
 
@@ -120,8 +131,9 @@ class ProviderClient:
 
         `sends` says whether the request asks the provider to do something that
         must not happen twice; it decides what a lost answer means. `idempotent` says
-        the provider knows a repeat of it (our client_ref), so a 5xx answer to it is
-        asked again at once, as a lookup's would be, rather than at the engine's next round.
+        the provider knows a repeat of it (our client_ref), so a 5xx answer to it, or an
+        answer lost on the way back, is asked again after a short backoff, as a lookup's
+        would be, rather than left to the engine's next round or a reconcile.
         """
         url = self.base_url + path
         all_headers = {**self.headers, **(headers or {})}
@@ -141,7 +153,15 @@ class ProviderClient:
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
-                raise self._transport_error(exc, sends) from exc
+                error = self._transport_error(exc, sends)
+                lost = isinstance(error, InDoubtError)  # it went out; its answer did not come
+                if not (idempotent and lost) or attempt >= self.policy.attempts:
+                    raise error from exc
+                # The provider knows a repeat of this request by its key: asking again
+                # cannot do it twice, and tells us whether the first one was taken.
+                logger.info("%s %s: asked again after a lost answer", method, path)
+                time.sleep(self.policy.delay(attempt))
+                continue
             elapsed = time.monotonic() - started
             logger.debug("%s %s -> %s in %.3fs", method, path, response.status_code, elapsed)
             self._note_rate_headers(response)
@@ -152,9 +172,8 @@ class ProviderClient:
             wait = self.policy.delay(attempt, asked)
             if wait > self.policy.cap:
                 return response  # a long wait is the engine's to schedule, not ours to sleep
-            if asked is not None:
-                ratelimit.hold(self.account, asked)  # the provider's word: every worker waits
-            # Our own backoff is this request's: the other requests go on meanwhile.
+            # This request's own wait (the account-wide one is _note_rate_headers'):
+            # the other requests go on meanwhile.
             time.sleep(wait)
 
     def _worth_retrying(self, response: requests.Response, sends: bool) -> bool:
@@ -164,13 +183,23 @@ class ProviderClient:
         return not sends and response.status_code in (500, 502, 504)
 
     def _note_rate_headers(self, response: requests.Response) -> None:
+        """Feed the provider's word on the account's pace back into the shared limiter.
+
+        `X-RateLimit-Remaining: 0` says the account's bucket is empty: every worker waits
+        until `X-RateLimit-Reset` (a 429's Retry-After, if later). A 429 that does not
+        say so (no rate headers, or tokens left) is that request's own: it waits out its
+        Retry-After before it is asked again, and the account loses one slot of pace
+        rather than every worker stopping for a second on a lone refusal.
+        """
+        remaining = response.headers.get("X-RateLimit-Remaining", "").strip()
+        emptied = remaining.lstrip("-").isdigit() and int(remaining) <= 0
         if response.status_code == 429:
-            ratelimit.hold(self.account, retry_after(response) or 1.0)
+            if emptied:
+                ratelimit.hold(self.account, retry_after(response) or 1.0)
+            else:
+                ratelimit.acquire(self.account, wait=False)
             return
-        remaining = response.headers.get("X-RateLimit-Remaining")
-        if remaining is None or not remaining.strip().lstrip("-").isdigit():
-            return
-        if int(remaining) <= 0:
+        if emptied:
             reset = response.headers.get("X-RateLimit-Reset", "")
             wait = float(reset) - time.time() if reset.isdigit() else 1.0
             ratelimit.hold(self.account, max(wait, 1.0 / max(self.account.rate_limit, 1.0)))

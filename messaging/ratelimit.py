@@ -14,28 +14,34 @@ pushes the due time forward with `hold`, which every process then honours.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from django.db import IntegrityError, connection, transaction
 
 from messaging.models import ProviderAccount, RateBucket
 
+#: Threads sending for one worker share its connection (messaging.concurrency): one at a time.
+_connection_lock = threading.RLock()
 #: Longest a hold may push an account's pace back (a provider asking for more is retried later).
 MAX_HOLD_SECONDS = 300.0
 
 
-def acquire(account: ProviderAccount, tokens: float = 1.0) -> float:
-    """Wait for this account's next request slot; returns the seconds waited."""
+def acquire(account: ProviderAccount, tokens: float = 1.0, wait: bool = True) -> float:
+    """Wait for this account's next request slot; returns the seconds waited.
+
+    `wait=False` reserves the slot and leaves it unused: the account's pace slows by one.
+    """
     if account.rate_limit <= 0:
         return 0.0
     interval = tokens / account.rate_limit
     now = time.time()
     # One statement, so one round trip: reserve max(due, now) and move `due` on.
     due = _update(account, "next_at = {greatest}(next_at, %s) + %s", [now, interval])
-    wait = due - interval - now
-    if wait > 0:
-        time.sleep(wait)
-    return max(wait, 0.0)
+    delay = due - interval - now
+    if delay > 0 and wait:
+        time.sleep(delay)
+    return max(delay, 0.0) if wait else 0.0
 
 
 def hold(account: ProviderAccount, seconds: float) -> None:
@@ -52,15 +58,16 @@ def _update(account: ProviderAccount, assignment: str, params: list[float]) -> f
         f"UPDATE {table} SET {assignment.format(greatest=greatest)} "  # noqa: S608
         "WHERE provider_account_id = %s RETURNING next_at"
     )
-    for _ in range(2):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, account.pk])
-            row = cursor.fetchone()
-        if row is not None:
-            return float(row[0])
-        try:
-            with transaction.atomic():
-                RateBucket.objects.create(provider_account_id=account.pk)
-        except IntegrityError:
-            pass  # another process made it between our look and our insert
+    with _connection_lock:
+        for _ in range(2):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [*params, account.pk])
+                row = cursor.fetchone()
+            if row is not None:
+                return float(row[0])
+            try:
+                with transaction.atomic():
+                    RateBucket.objects.create(provider_account_id=account.pk)
+            except IntegrityError:
+                pass  # another process made it between our look and our insert
     raise RuntimeError(f"no rate bucket for account {account.pk}")

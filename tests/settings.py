@@ -28,6 +28,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 HERALD_LIVE_COUNTS_SECONDS = 0
 # Tasks run inline: a campaign run does not sleep for retries (tests move time instead).
 HERALD_RETRY_WAIT_SECONDS = 0
+HERALD_REQUEST_RETRY_SECONDS = 0.01  # backoff still honours a provider's Retry-After
 
 # Side-by-side runs against one PostgreSQL server each need their own test database.
 if os.environ.get("HERALD_TEST_DB_NAME"):

@@ -12,12 +12,14 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.utils import timezone
 
 from contacts.models import Channel
+from messaging.concurrency import map_in_threads
 from messaging.exceptions import AccountError, ProviderError, RetryableError
 
 if TYPE_CHECKING:
@@ -92,6 +94,16 @@ def looked_up(
 LEASE_NEAR_END = "LEASE_NEAR_END"
 
 
+#: A claim of concurrent single sends holds about this many seconds of the account's pace.
+CLAIM_SECONDS = 15
+
+
+class _Refusal:
+    """The account error that stops a send's later batches, once one is seen."""
+
+    error: AccountError | None = None
+
+
 def _lease_running_out(batch: Sequence[Message]) -> bool:
     """Less than a quarter of the claim (at most 30 s) left: too late to start a request."""
     ends = getattr(batch[0], "lease_expires_at", None)
@@ -116,6 +128,8 @@ class BaseBackend:
     lookup_batch: ClassVar[int] = 100
     #: Whether find_sent can tell which messages in doubt the provider really has.
     supports_reconcile: ClassVar[bool] = False
+    #: Messages per find_sent call, when not `lookup_batch` (a list reader takes them all).
+    reconcile_batch: ClassVar[int | None] = None
     #: Whether the provider posts delivery reports to our webhook.
     supports_webhooks: ClassVar[bool] = False
     #: Credential names `provider add --set` accepts (stored encrypted).
@@ -138,29 +152,63 @@ class BaseBackend:
 
         A batch-wide failure becomes that error on every message of the batch;
         once the account itself is refused, later batches are not attempted.
+        Batches go `concurrency` at a time (see `concurrency`), so one request that
+        waits (for an answer, or before its retry) holds up no other; the account's
+        shared pace (messaging.ratelimit) still spaces them all.
         """
-        results: list[SendResult] = []
-        account_error: AccountError | None = None
-        for batch in self._batches(messages):
-            if account_error is not None:
-                results.extend(SendResult(m, error=account_error) for m in batch)
-                continue
-            if _lease_running_out(batch):
-                # Waiting (for the rate limit, say) used up our claim: once it lapses the
-                # rows are in doubt and may be sent by others. Give them back instead.
-                late = RetryableError("claim ran out before sending", code=LEASE_NEAR_END)
-                results.extend(SendResult(m, error=late) for m in batch)
-                continue
-            try:
-                payload = self.build_payload(batch)
-                response = self.post_to_provider(payload, batch)
-                results.extend(self.parse_response(response, batch))
-            except AccountError as exc:
-                account_error = exc
-                results.extend(SendResult(m, error=exc) for m in batch)
-            except ProviderError as exc:
-                results.extend(SendResult(m, error=exc) for m in batch)
-        return results
+        refusal = _Refusal()
+        send = partial(self._send_batch, refusal=refusal)
+        done = map_in_threads(send, self._batches(messages), self.concurrency(), "send")
+        return [result for results in done for result in results]
+
+    def rows_per_claim(self) -> int:
+        """Rows the engine should claim per round for this account.
+
+        A bulk provider's `claim_size` (a full request); else HERALD_DISPATCH_BATCH_SIZE,
+        or, for single sends in flight several at once, about CLAIM_SECONDS of the
+        account's pace, so the few that wait for a retry at a claim's end hold up
+        little; never more than a quarter of the lease's worth.
+        """
+        if self.claim_size:
+            return self.claim_size
+        rows = settings.HERALD_DISPATCH_BATCH_SIZE
+        rate = self.account.rate_limit
+        if self.one_per_request() and self.concurrency() > 1 and rate > 0:
+            lease_share = rate * settings.HERALD_SEND_LEASE_SECONDS / 4
+            rows = max(rows, int(min(rate * CLAIM_SECONDS, lease_share)))
+        return rows
+
+    def one_per_request(self) -> bool:
+        """Whether each message of a send is a request of its own (single sends)."""
+        return self.max_batch == 1
+
+    def concurrency(self) -> int:
+        """Requests in flight at once for one send: the account's `concurrency` option,
+        else HERALD_SEND_CONCURRENCY (a backend sending one request per call uses 1)."""
+        configured = self.account.options.get("concurrency", settings.HERALD_SEND_CONCURRENCY)
+        try:
+            return max(1, int(configured))
+        except (TypeError, ValueError):
+            return 1
+
+    def _send_batch(self, batch: Sequence[Message], refusal: _Refusal) -> list[SendResult]:
+        """One provider request's worth: its results, or the error on each of its messages."""
+        if refusal.error is not None:
+            return [SendResult(m, error=refusal.error) for m in batch]
+        if _lease_running_out(batch):
+            # Waiting (for the rate limit, say) used up our claim: once it lapses the
+            # rows are in doubt and may be sent by others. Give them back instead.
+            late = RetryableError("claim ran out before sending", code=LEASE_NEAR_END)
+            return [SendResult(m, error=late) for m in batch]
+        try:
+            payload = self.build_payload(batch)
+            response = self.post_to_provider(payload, batch)
+            return self.parse_response(response, batch)
+        except AccountError as exc:
+            refusal.error = exc
+            return [SendResult(m, error=exc) for m in batch]
+        except ProviderError as exc:
+            return [SendResult(m, error=exc) for m in batch]
 
     def check(self) -> str:
         """Authenticate (and read the balance where the provider has one); a short summary.

@@ -104,6 +104,9 @@ class BulkSMSRatesBackend(BaseBackend):
             return [SendResult(m, error=missing) for m in messages]
         return super().send_messages(messages)
 
+    def one_per_request(self) -> bool:
+        return not _truthy(self.account.options.get("bulk", True))
+
     def _batches(self, messages: Sequence[Message]) -> Iterator[Sequence[Message]]:
         """WhatsApp one by one; SMS in bulk chunks per sender (or one by one if bulk is off)."""
         bulk = _truthy(self.account.options.get("bulk", True))

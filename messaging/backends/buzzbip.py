@@ -191,8 +191,9 @@ class BuzzbipBackend(BaseBackend):
 
     def _call(self, method: str, path: str, *, sends: bool, **kwargs: Any) -> dict[str, Any]:
         """One request with a valid token; logs in again once if the token was refused."""
+        token = ""
         for attempt in (1, 2):
-            token = self._token(force=attempt == 2)
+            token = self._token(refused=token)
             response = self.client.request(
                 method, path, sends=sends, headers={"Authorization": f"Bearer {token}"}, **kwargs
             )
@@ -205,11 +206,20 @@ class BuzzbipBackend(BaseBackend):
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _token(self, *, force: bool = False) -> str:
+    def _token(self, *, force: bool = False, refused: str = "") -> str:
+        """A token to send with: the cached one unless it is missing, expiring or `refused`.
+
+        One login at a time per process: threads sending at once (messaging.concurrency)
+        wait for it and share what it gets rather than each logging in.
+        """
         with _tokens_lock:
             cached = _tokens.get(self._token_key)
-        if cached and not force and time.monotonic() < cached[1]:
-            return cached[0]
+            fresh = cached is not None and time.monotonic() < cached[1]
+            if cached is not None and fresh and not force and cached[0] != refused:
+                return cached[0]
+            return self._log_in()
+
+    def _log_in(self) -> str:
         credentials = self.account.credentials
         if not credentials.get("username") or not credentials.get("password"):
             raise AccountError("Buzzbip needs a username and password", code="NO_CREDENTIALS")
@@ -223,8 +233,7 @@ class BuzzbipBackend(BaseBackend):
                 raise error
             raise AccountError(f"Buzzbip login refused: {error.message}", code=error.code)
         expires = time.monotonic() + TOKEN_TTL_SECONDS - TOKEN_REFRESH_MARGIN
-        with _tokens_lock:
-            _tokens[self._token_key] = (token, expires)
+        _tokens[self._token_key] = (token, expires)
         return token
 
 

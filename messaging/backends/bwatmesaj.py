@@ -9,14 +9,16 @@ Contract (../shared/providers/bwatmesaj.txt):
 - `sender_id` is a number (with its country code) or at most 11 letters and
   digits; checked before anything is sent.
 - Answers are {"status": "success", "data": ...} or {"status": "error", "message"}.
-- `GET /api/v3/sms/{uid}` for a message's status; `GET /api/v3/sms` (the list)
-  for `provider check`.
+- `GET /api/v3/sms/{uid}` for a message's status; `GET /api/v3/sms` (the list,
+  newest first, paginated) for `provider check` and to find a send whose answer was
+  lost (it has no uid yet) by number and text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -56,8 +58,16 @@ class BwatmesajBackend(BaseBackend):
     max_batch = DEFAULT_BATCH
     supports_status_lookup = True
     lookup_batch = 1  # a request per message: one that fails holds up no other
+    supports_reconcile = True
+    reconcile_batch = 500  # the SMS list is read once for all of them
     credential_keys = ("api_token",)
-    option_keys = ("batch_size", "connect_timeout", "read_timeout", "status_poll_after")
+    option_keys = (
+        "batch_size",
+        "connect_timeout",
+        "read_timeout",
+        "status_poll_after",
+        "history_pages",
+    )
     default_base_url = "https://main.bwatmesaj.com"
 
     def __init__(self, account: Any) -> None:
@@ -165,6 +175,52 @@ class BwatmesajBackend(BaseBackend):
                 updates.append(update)
         return updates
 
+    def find_sent(self, messages: Sequence[Message]) -> dict[int, str]:
+        """Find each send in doubt in the SMS list by number and text, sent after it was queued.
+
+        A send whose answer was lost has no uid to ask `GET /api/v3/sms/{uid}` about, so
+        the list (newest first, paginated) is read until it goes back past the oldest.
+        """
+        wanted = {(m.phone.lstrip("+"), m.body): m for m in messages}
+        oldest = min(m.created_at for m in messages) - _HOUR
+        found: dict[int, str] = {}
+        max_pages = int(self.account.options.get("history_pages", 40))
+        for page in range(1, max_pages + 1):
+            entries, last_page = self._list_page(page)
+            for entry in entries:
+                message = wanted.get(
+                    (str(entry.get("to", "")).lstrip("+"), str(entry.get("message", "")))
+                )
+                sent = _parse_time(entry.get("sent_at"))
+                if (
+                    message is not None
+                    and message.pk not in found
+                    and entry.get("uid")
+                    and (sent is None or sent >= message.created_at - _HOUR)
+                ):
+                    found[message.pk] = str(entry["uid"])
+            last = _parse_time(entries[-1].get("sent_at")) if entries else None
+            if not entries or page >= last_page or (last is not None and last < oldest):
+                return found
+        raise RetryableError(f"the SMS list goes back further than {max_pages} pages")
+
+    def _list_page(self, page: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of `GET /api/v3/sms`: its entries and the number of the last page."""
+        response = self.client.request("GET", "/api/v3/sms", sends=False, params={"page": page})
+        body = json_or_none(response)
+        ok = response.status_code == 200 and isinstance(body, dict)
+        if not ok or body.get("status") != "success":
+            raise error_from(response, body, sends=False)
+        data = body.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise RetryableError("Bwatmesaj's SMS list came back without its entries")
+        entries = [entry for entry in data["data"] if isinstance(entry, dict)]
+        try:
+            last_page = int(data.get("last_page") or page)
+        except (TypeError, ValueError):
+            last_page = page
+        return entries, last_page
+
     def check(self) -> str:
         response = self.client.request("GET", "/api/v3/sms", sends=False)
         body = json_or_none(response)
@@ -203,6 +259,20 @@ def error_from(response: requests.Response, body: Any, *, sends: bool) -> Provid
     if http == 404:
         return AccountError(f"Bwatmesaj has no such route (check base URL): {message}", **kwargs)
     return RecipientError(message, **kwargs)
+
+
+_HOUR = timedelta(hours=1)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time from the list (UTC when it names no zone), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _named_number(text: str) -> str:

@@ -22,6 +22,7 @@ from messaging.dispatch import (
     send_claimed,
 )
 from messaging.exceptions import AccountError
+from messaging.http import REQUEST_RETRY
 from messaging.models import Message, ProviderAccount
 from tests.conftest import phone
 from tests.fakegateway import FakeGateway
@@ -71,7 +72,7 @@ def test_buzzbip_sms_logs_in_once_and_reuses_the_token(
     assert error is None
     assert [m.status for m in rows] == [M.SENT] * 3
     assert gateway.count("buzzbip", "/api/login_check") == 1
-    assert bodies(gateway, "/api/sms/") == [
+    assert sorted(bodies(gateway, "/api/sms/"), key=lambda b: b["number"]) == [
         {"number": phone(i), "message": f"Hi {i}"} for i in range(3)
     ]
     sends = [r for r in gateway.requests if r.path == "/api/sms/"]
@@ -217,13 +218,12 @@ def test_buzzbip_trailing_slash_is_part_of_the_route(gateway: FakeGateway) -> No
 
 @pytest.mark.parametrize("fault", ["slow", "drop"])
 @pytest.mark.parametrize(
-    ("backend", "path"),
-    [("buzzbip", "/api/sms/"), ("bulksmsrates", "/v1/sms/send"), ("bwatmesaj", "/api/v3/sms/send")],
+    ("backend", "path"), [("buzzbip", "/api/sms/"), ("bwatmesaj", "/api/v3/sms/send")]
 )
 def test_no_answer_after_the_request_went_out_is_in_doubt_not_failed_nor_resent(
     make_account: MakeAccount, gateway: FakeGateway, backend: str, path: str, fault: str
 ) -> None:
-    account = make_account(backend, read_timeout=0.3, bulk=False)
+    account = make_account(backend, read_timeout=0.3)
     gateway.inject(path, fault, seconds=1.0)
     rows, error = send(account)
     assert error is None
@@ -234,6 +234,30 @@ def test_no_answer_after_the_request_went_out_is_in_doubt_not_failed_nor_resent(
     assert len([m for m in gateway.messages.values() if m.provider == backend]) == 1
     # Nothing claims an in-doubt row again.
     assert Message.objects.all().claim(10) == []
+
+
+@pytest.mark.parametrize("fault", ["slow", "drop"])
+def test_a_lost_answer_to_a_send_the_provider_knows_by_its_key_is_asked_again(
+    make_account: MakeAccount, gateway: FakeGateway, fault: str
+) -> None:
+    account = make_account("bulksmsrates", read_timeout=0.3, bulk=False)
+    gateway.inject("/v1/sms/send", fault, seconds=1.0)
+    rows, error = send(account)
+    # Asked again with the same client_ref: the provider answers 409 with its own id.
+    (accepted,) = gateway.messages.values()
+    assert error is None and gateway.count("bulksmsrates", "/v1/sms/send") == 2
+    assert rows[0].status == M.SENT and rows[0].provider_message_id == accepted.id
+
+
+def test_a_send_whose_every_answer_is_lost_is_in_doubt_and_at_the_provider_once(
+    make_account: MakeAccount, gateway: FakeGateway
+) -> None:
+    account = make_account("bulksmsrates", read_timeout=0.3, bulk=False)
+    gateway.inject("/v1/sms/send", "drop", times=REQUEST_RETRY.attempts)
+    rows, _ = send(account)
+    assert rows[0].status == M.IN_DOUBT and rows[0].error_code == "CONNECTION_DROPPED"
+    assert gateway.count("bulksmsrates", "/v1/sms/send") == REQUEST_RETRY.attempts
+    assert len(gateway.messages) == 1
 
 
 def test_a_connection_that_never_opened_is_retried_later(make_account: MakeAccount) -> None:
@@ -358,7 +382,7 @@ def test_bulksmsrates_chunks_more_than_10000_recipients(
     ]
     results = account.get_backend().send_messages(messages)
     assert len(results) == 10_050 and all(r.accepted for r in results)
-    assert [len(p["recipients"]) for p in bodies(gateway, "/v1/sms/bulk")] == [10_000, 50]
+    assert sorted(len(p["recipients"]) for p in bodies(gateway, "/v1/sms/bulk")) == [50, 10_000]
 
 
 @pytest.mark.parametrize(
@@ -390,7 +414,7 @@ def test_bulksmsrates_every_error_code_does_what_it_means(
     opted_out: bool,
 ) -> None:
     body = {"error": {"code": code, "message": f"{code} said", "details": {}}}
-    gateway.inject("/v1/sms/send", "status", status=http, body=body, times=3)
+    gateway.inject("/v1/sms/send", "status", status=http, body=body, times=REQUEST_RETRY.attempts)
     rows, error = send(make_account("bulksmsrates"))
     if status == "account":
         assert isinstance(error, AccountError) and error.code == code
@@ -442,7 +466,7 @@ def test_bulksmsrates_a_resend_of_an_accepted_client_ref_is_recognised(
     make_account: MakeAccount, gateway: FakeGateway
 ) -> None:
     account = make_account("bulksmsrates", bulk=False, read_timeout=0.3)
-    gateway.inject("/v1/sms/send", "slow", seconds=1.0)
+    gateway.inject("/v1/sms/send", "slow", seconds=1.0, times=REQUEST_RETRY.attempts)
     rows, _ = send(account)
     assert rows[0].status == M.IN_DOUBT
     # Staff release it for another try: the provider answers 409 with its own id.
@@ -513,9 +537,21 @@ def test_bulksmsrates_honours_rate_limit_remaining(
 ) -> None:
     # Our account is set faster than the key really is: the provider's headers slow us down.
     gateway.bulk_rate = 2
-    rows, _ = send(make_account("bulksmsrates", bulk=False, rate_limit=100), 5)
+    rows, _ = send(make_account("bulksmsrates", bulk=False, rate_limit=100, concurrency=1), 5)
     assert {m.status for m in rows} == {M.SENT}
     assert gateway.rate_limited == 0
+
+
+def test_bulksmsrates_sends_in_flight_at_once_wait_out_an_emptied_key_and_all_go(
+    make_account: MakeAccount, gateway: FakeGateway
+) -> None:
+    # Several requests are on their way before the first answer says the key is spent:
+    # those refused wait for it to refill (every worker holds), then go; none is lost.
+    gateway.bulk_rate = 2
+    rows, _ = send(make_account("bulksmsrates", bulk=False, rate_limit=100), 5)
+    assert {m.status for m in rows} == {M.SENT}
+    assert len(gateway.messages) == 5
+    assert gateway.rate_limited > 0
 
 
 def test_polling_waits_before_the_first_lookup(
@@ -699,7 +735,8 @@ def test_a_send_the_provider_got_is_found_not_resent(
     bulk: bool,
 ) -> None:
     path = "/v1/sms/bulk" if bulk else "/v1/sms/send"
-    gateway.inject(path, "slow", seconds=1.0)
+    # A single send is asked again by its client_ref: lose every answer to it.
+    gateway.inject(path, "slow", seconds=1.0, times=1 if bulk else REQUEST_RETRY.attempts)
     account = make_account("bulksmsrates", read_timeout=0.3, bulk=bulk)
     rows, _ = send(account, 3 if bulk else 1, body="Same")
     assert {m.status for m in rows} == {M.IN_DOUBT}
@@ -718,7 +755,7 @@ def test_a_send_the_provider_never_got_is_sent_again_once(
     bulk: bool,
 ) -> None:
     path = "/v1/sms/bulk" if bulk else "/v1/sms/send"
-    gateway.inject(path, "drop_before")
+    gateway.inject(path, "drop_before", times=1 if bulk else REQUEST_RETRY.attempts)
     account = make_account("bulksmsrates", bulk=bulk)
     rows, _ = send(account, 3 if bulk else 1, body="Same")
     assert {m.status for m in rows} == {M.IN_DOUBT} and gateway.messages == {}
@@ -766,14 +803,24 @@ def test_buzzbip_finds_a_send_in_doubt_in_its_history(
     assert gateway.messages[rows[0].provider_message_id].to == phone(9)
 
 
-def test_bwatmesaj_sends_in_doubt_stay_in_doubt_for_staff(
+def test_bwatmesaj_finds_a_send_in_doubt_in_its_sms_list(
     make_account: MakeAccount, gateway: FakeGateway, reconcile_now: Callable[[], dict[str, int]]
 ) -> None:
+    account = make_account("bwatmesaj", read_timeout=0.3)
+    for i in range(30):  # more than a page of the list, sent earlier
+        send(account, 1, body=f"Earlier {i}", to=phone(20 + i))
     gateway.inject("/api/v3/sms/send", "drop")
-    rows, _ = send(make_account("bwatmesaj"))
-    assert reconcile_now() == {"sent": 0, "resend": 0}
-    rows[0].refresh_from_db()
-    assert rows[0].status == M.IN_DOUBT
+    got, _ = send(account, 1, body="Got it", to=phone(1))
+    gateway.inject("/api/v3/sms/send", "drop_before")
+    lost, _ = send(account, 1, body="Never got it", to=phone(2))
+    assert {got[0].status, lost[0].status} == {M.IN_DOUBT}
+    assert reconcile_now() == {"sent": 1, "resend": 1}
+    got[0].refresh_from_db()
+    assert got[0].status == M.SENT
+    assert gateway.messages[got[0].provider_message_id].to == phone(1)
+    send_claimed(Message.objects.all().claim(10))
+    assert sent_to(gateway, "bwatmesaj").count(phone(2)) == 1
+    assert sent_to(gateway, "bwatmesaj").count(phone(1)) == 1
 
 
 def test_a_claim_about_to_run_out_is_given_back_unsent(
@@ -791,3 +838,40 @@ def test_a_claim_about_to_run_out_is_given_back_unsent(
     assert (claimed.status, claimed.error_code) == (M.PENDING, "LEASE_NEAR_END")
     assert claimed.attempts == 0 and claimed.next_attempt_at <= timezone.now()  # not counted
     assert gateway.count("bulksmsrates", "/v1/sms/send") == 0
+
+
+# Single sends go several at once (messaging.concurrency)
+
+
+@pytest.mark.parametrize(
+    ("backend", "path"), [("bulksmsrates", "/v1/sms/send"), ("buzzbip", "/api/sms/")]
+)
+def test_a_send_waiting_out_a_retry_after_holds_up_no_other(
+    make_account: MakeAccount, gateway: FakeGateway, backend: str, path: str
+) -> None:
+    # A lone 429 that does not say the account is spent: that request waits its second,
+    # the others go on meanwhile, and it goes once its wait is over.
+    gateway.inject(path, "status", status=429, headers={"Retry-After": "1"})
+    rows, error = send(make_account(backend, bulk=False, concurrency=4), 12, body="Hi {i}")
+    assert error is None and {m.status for m in rows} == {M.SENT}
+    sends = [r for r in gateway.requests if r.path == path]
+    refused = next(r for r in sends if r.status == 429)
+    retried = next(r for r in sends if r.json == refused.json and r.status != 429)
+    assert retried.at - refused.at >= 1.0  # its Retry-After, honoured
+    went_meanwhile = [r for r in sends if refused.at < r.at < retried.at and r.status < 300]
+    assert len(went_meanwhile) == 11  # every other message
+    assert len([m for m in gateway.messages.values() if m.provider == backend]) == 12
+
+
+def test_single_sends_in_flight_at_once_are_limited_by_the_account_concurrency(
+    make_account: MakeAccount, gateway: FakeGateway
+) -> None:
+    account = make_account("bulksmsrates", bulk=False, concurrency=3)
+    for _ in range(9):
+        gateway.inject("/v1/sms/send", "slow", seconds=0.3)
+    rows, _ = send(account, 9)
+    assert {m.status for m in rows} == {M.SENT}
+    # The fake answers a slow request 0.3 s after it came: never more than 3 open at once.
+    starts = sorted(r.at for r in gateway.requests if r.path == "/v1/sms/send")
+    assert max(sum(1 for t in starts if s <= t < s + 0.3) for s in starts) <= 3
+    assert max(sum(1 for t in starts if s <= t < s + 0.3) for s in starts) >= 2

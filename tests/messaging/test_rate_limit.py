@@ -54,15 +54,15 @@ def test_two_processes_together_stay_within_the_account_rate(
     body_key: str,
 ) -> None:
     # Our account is set to 20/s (BulkSMSRates' own bucket allows 25/s with a burst of
-    # 25). Two processes sending 30 each as fast as they can would need 60 in well under
-    # a second; paced together they take three.
+    # 25). Two processes sending 60 each, many requests in flight at once, as fast as they
+    # can would need 120 in well under a second; paced together they take six.
     gateway.bulk_rate = 25
     account = make_account(backend, rate_limit=20, bulk=False)
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
     started = time.time()
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.messaging.rate_limit_worker", account.name, "30", tag],
+            [sys.executable, "-m", "tests.messaging.rate_limit_worker", account.name, "60", tag],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -72,13 +72,13 @@ def test_two_processes_together_stay_within_the_account_rate(
     ]
     accepted = [int(worker.communicate(timeout=60)[0].strip() or 0) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0]
-    assert accepted == [30, 30]
+    assert accepted == [60, 60]
     assert gateway.rate_limited == 0
     sends = [r for r in gateway.requests if r.path == path]
-    assert len(sends) == 60
+    assert len(sends) == 120
     # Strictly paced: at most rate + 1 requests in any one-second window (logins too).
     assert busiest_second([r.at for r in gateway.requests]) <= 21
-    assert time.time() - started >= 2.9
+    assert time.time() - started >= 5.9
     # And the two really were sending at the same time, interleaved.
     by_tag: dict[str, list[float]] = {"one": [], "two": []}
     for request in sends:
