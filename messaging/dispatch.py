@@ -176,12 +176,13 @@ def mark_expired_leases_in_doubt() -> int:
     return Message.objects.mark_expired_leases_in_doubt()
 
 
-def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
+def reconcile_in_doubt(limit: int | None = None) -> dict[str, int]:
     """Settle messages in doubt by asking their provider; never resend what it has.
 
     For each account whose backend can look sends up, the messages in doubt for
-    longer than HERALD_RECONCILE_AFTER_SECONDS are looked up, those asked about
-    longest ago (or never) first, a few at a time (the backend's `lookup_batch`):
+    longer than HERALD_RECONCILE_AFTER_SECONDS are looked up (up to `limit`, by
+    default a claim's worth), those asked about longest ago (or never) first, a
+    few at a time (the backend's `lookup_batch`):
     those the provider has become `sent` with its id; those it has no record of go
     back to `pending` to be sent again. A lookup that fails is retried with backoff
     within the round and otherwise left for the next one; the others go on. Where
@@ -199,7 +200,8 @@ def reconcile_in_doubt(limit: int = 500) -> dict[str, int]:
             updated_at__lte=timezone.now() - grace,
         ).order_by(F("status_checked_at").asc(nulls_first=True), "updated_at")
         backend = account.get_backend()
-        rows = list(doubtful[:limit])
+        # At least what one claim holds: all a worker that died can have left in doubt.
+        rows = list(doubtful[: limit or max(500, backend.rows_per_claim())])
         # Those the provider cannot tell about go to the back of the queue, for staff.
         unfindable = {row.pk for row in rows if not backend.can_find(row)}
         if unfindable:

@@ -83,6 +83,7 @@ class BulkSMSRatesBackend(BaseBackend):
         "connect_timeout",
         "read_timeout",
         "status_poll_after",
+        "concurrency",
     )
     default_base_url = "https://app.bulksmsrates.com"
 

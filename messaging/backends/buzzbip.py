@@ -62,7 +62,13 @@ class BuzzbipBackend(BaseBackend):
     lookup_batch = 1000
     supports_reconcile = True
     credential_keys = ("username", "password")
-    option_keys = ("connect_timeout", "read_timeout", "history_pages", "status_poll_after")
+    option_keys = (
+        "connect_timeout",
+        "read_timeout",
+        "history_pages",
+        "status_poll_after",
+        "concurrency",
+    )
     default_base_url = "https://app.buzzbip.com"
 
     def __init__(self, account: Any) -> None:

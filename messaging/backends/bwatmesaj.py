@@ -67,6 +67,7 @@ class BwatmesajBackend(BaseBackend):
         "read_timeout",
         "status_poll_after",
         "history_pages",
+        "concurrency",
     )
     default_base_url = "https://main.bwatmesaj.com"
 

@@ -22,6 +22,7 @@ from django.core.management import call_command
 
 from config.logging import PHONE_MASK, SECRET_MASK, logging_config, redact_text
 from messaging.dispatch import reconcile_in_doubt, send_claimed
+from messaging.http import REQUEST_RETRY
 from messaging.models import Message, ProviderAccount
 from tests.conftest import GATEWAY_CREDENTIALS, phone
 from tests.fakegateway import FakeGateway
@@ -106,8 +107,9 @@ def test_a_send_in_doubt_and_its_lookup_log_no_number_body_or_credential(
     make_account: Callable[..., ProviderAccount], gateway: FakeGateway, settings: Any
 ) -> None:
     settings.HERALD_RECONCILE_AFTER_SECONDS = 0
-    account = make_account("bulksmsrates", read_timeout=0.3, bulk=False)
-    gateway.inject("/v1/sms/send", "drop")
+    account = make_account("bulksmsrates", read_timeout=0.3, bulk=False, concurrency=1)
+    # Every answer to the first send is lost (each time it is asked again by client_ref).
+    gateway.inject("/v1/sms/send", "drop", times=REQUEST_RETRY.attempts)
     numbers = [phone(7), phone(8)]
     rows = [
         Message.objects.create(

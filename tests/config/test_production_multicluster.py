@@ -312,7 +312,9 @@ def test_gunicorn_and_two_clusters_send_a_web_approved_campaign_once_to_everyone
     monkeypatch.setattr(Conf, "SYNC", False)
     gateway.bulk_rate = 100_000  # the account's own pace is the only limit
     group = make_audience()
-    account = make_account(BULKSMSRATES, rate_limit=RATE, bulk=False)
+    # One request at a time, so a claim is BATCH rows and the clusters take turns (one
+    # worker sending concurrently claims about 15 s of the pace: all of this campaign).
+    account = make_account(BULKSMSRATES, rate_limit=RATE, bulk=False, concurrency=1)
     marketer = production_password(make_user("mia", "Marketers"))
     approver = production_password(make_user("arno", "Approvers"))
     static_root = tmp_path / "static"
