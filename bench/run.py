@@ -527,7 +527,7 @@ def print_table(table: list[tuple[Figure, float | None]], args: argparse.Namespa
     print("| figure | database | median | target | |")
     print("| --- | --- | ---: | --- | --- |")
     for figure, limit in table:
-        digits = 2 if figure.unit == "ms" and figure.median < 100 else 0
+        digits = 2 if figure.unit in ("ms", "x") and figure.median < 100 else 0
         digits = 1 if figure.unit == "s" else digits
         value = f"{figure.median:,.{digits}f} {figure.unit}".strip()
         verdict = figure.verdict(limit) if limit is not None else ""

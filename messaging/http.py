@@ -5,7 +5,7 @@
 - The account's shared pace (messaging.ratelimit) before every request, and the
   provider's own signals fed back into it: `X-RateLimit-Remaining: 0` holds every
   worker until `X-RateLimit-Reset` (or the 429's Retry-After); a 429 that does not
-  say the account is spent waits out its own Retry-After and costs the account a slot.
+  say the account is spent waits out its own Retry-After while the others go on.
 - One retry policy (exponential backoff with full jitter, never sooner than the
   provider asked, bounded): used here for answers that prove the provider did
   nothing (429, 503, a connection that never opened), and by the send engine
@@ -188,16 +188,14 @@ class ProviderClient:
         `X-RateLimit-Remaining: 0` says the account's bucket is empty: every worker waits
         until `X-RateLimit-Reset` (a 429's Retry-After, if later). A 429 that does not
         say so (no rate headers, or tokens left) is that request's own: it waits out its
-        Retry-After before it is asked again, and the account loses one slot of pace
-        rather than every worker stopping for a second on a lone refusal.
+        Retry-After before it is asked again, rather than every worker stopping for a
+        second on a lone refusal.
         """
         remaining = response.headers.get("X-RateLimit-Remaining", "").strip()
         emptied = remaining.lstrip("-").isdigit() and int(remaining) <= 0
         if response.status_code == 429:
             if emptied:
                 ratelimit.hold(self.account, retry_after(response) or 1.0)
-            else:
-                ratelimit.acquire(self.account, wait=False)
             return
         if emptied:
             reset = response.headers.get("X-RateLimit-Reset", "")

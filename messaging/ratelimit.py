@@ -27,21 +27,18 @@ _connection_lock = threading.RLock()
 MAX_HOLD_SECONDS = 300.0
 
 
-def acquire(account: ProviderAccount, tokens: float = 1.0, wait: bool = True) -> float:
-    """Wait for this account's next request slot; returns the seconds waited.
-
-    `wait=False` reserves the slot and leaves it unused: the account's pace slows by one.
-    """
+def acquire(account: ProviderAccount, tokens: float = 1.0) -> float:
+    """Wait for this account's next request slot; returns the seconds waited."""
     if account.rate_limit <= 0:
         return 0.0
     interval = tokens / account.rate_limit
     now = time.time()
     # One statement, so one round trip: reserve max(due, now) and move `due` on.
     due = _update(account, "next_at = {greatest}(next_at, %s) + %s", [now, interval])
-    delay = due - interval - now
-    if delay > 0 and wait:
-        time.sleep(delay)
-    return max(delay, 0.0) if wait else 0.0
+    wait = due - interval - now
+    if wait > 0:
+        time.sleep(wait)
+    return max(wait, 0.0)
 
 
 def hold(account: ProviderAccount, seconds: float) -> None:
