@@ -184,7 +184,7 @@ class BaseBackend:
 
     def concurrency(self) -> int:
         """Requests in flight at once for one send: the account's `concurrency` option,
-        else HERALD_SEND_CONCURRENCY (a backend sending one request per call uses 1)."""
+        else HERALD_SEND_CONCURRENCY; 1 when the option is not a number."""
         configured = self.account.options.get("concurrency", settings.HERALD_SEND_CONCURRENCY)
         try:
             return max(1, int(configured))
