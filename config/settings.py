@@ -165,6 +165,9 @@ AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "csrfmiddlewa
 # unset, any staff user could export every contact or import opt-outs.
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+# A control character in a name (XLSX cannot hold one) becomes U+FFFD in an XLSX export,
+# instead of failing the whole export and logging the offending value.
+IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 
 # Sessions end after a working day from sign-in (SESSION_COOKIE_AGE, seconds), or when the
 # browser closes, whichever comes first: a laptop left open overnight is signed out.
