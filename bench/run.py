@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -42,6 +43,7 @@ from bench.datasets import write_contacts_csv  # noqa: E402
 
 DATA = ROOT / ".bench-data"
 PYTHON = sys.executable
+BENCH_SECRET_KEY = secrets.token_urlsafe(50)
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/herald_bench"
 )
@@ -89,7 +91,13 @@ class Database:
         self.manage("migrate", "--noinput", "-v0")
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "DATABASE_URL": self.url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+        return {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            # Production settings (DEBUG off) refuse to start without a real key.
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or BENCH_SECRET_KEY,
+        }
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(

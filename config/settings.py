@@ -7,6 +7,7 @@ import datetime
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config.logging import init_sentry, logging_config
 
@@ -18,9 +19,23 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# Development gets a throwaway key; production must bring its own (checked by
-# `check --deploy`, which refuses short or "django-insecure-" keys).
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-herald-development-only-key")
+# Development (DEBUG on) gets a throwaway key. Production must bring its own: signing (sessions,
+# reset links) and the keys derived from it (credentials, erased numbers) would otherwise
+# rest on a key anyone can read here, so without one the process refuses to start.
+DEVELOPMENT_SECRET_KEY = "django-insecure-herald-development-only-key"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY if DEBUG else "")
+if not DEBUG and (
+    SECRET_KEY == DEVELOPMENT_SECRET_KEY
+    or SECRET_KEY.startswith("django-insecure-")
+    or len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is missing, the development key, or too weak (under 50 characters, or "
+        "'django-insecure-'): with DEBUG off Herald will not start on it. Set SECRET_KEY to "
+        "50 or more random characters (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'), or DEBUG=True for development."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -4,7 +4,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from config.settings import *  # noqa: F403
+# The tests run with DEBUG off, where Herald refuses to start without a real key: they bring
+# one (in the environment, so the processes they start inherit it).
+os.environ.setdefault(
+    "SECRET_KEY", "tests-only-7Hq2Lm9Xv4Rz8Kp1Wn6Bc3Yd5Jf0Gs-Ae_Ui9Op2Lk7Jh4Gf6Ds8Aq"
+)
+
+from config.settings import *  # noqa: E402, F403
 
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -21,11 +21,15 @@ PRODUCTION_ENV = {
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_python("manage.py", *args, **env)
+
+
+def run_python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     # Only what the operator would set: nothing from this test process leaks in.
-    leaks = {*PRODUCTION_ENV, "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
+    leaks = {*PRODUCTION_ENV, "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL", "EMAIL_URL"}
     clean = {k: v for k, v in os.environ.items() if k not in leaks}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         capture_output=True,
@@ -47,11 +51,35 @@ def test_check_deploy_warns_when_credentials_have_no_key_of_their_own() -> None:
     assert "herald.W001" in result.stderr
 
 
-def test_check_deploy_refuses_the_development_secret_key() -> None:
-    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
-    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **env)
+@pytest.mark.parametrize(
+    "key",
+    [
+        None,  # not set at all
+        "",
+        "django-insecure-herald-development-only-key",  # the public development key
+        "django-insecure-" + "k" * 60,
+        "change-me-to-50-random-characters",  # the env example's placeholder: too short
+        "a" * 64,  # long, but hardly random
+    ],
+)
+@pytest.mark.parametrize("command", [["manage.py", "check"], ["-c", "import config.wsgi"]])
+def test_production_refuses_to_start_without_a_real_secret_key(
+    key: str | None, command: list[str]
+) -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k not in ("SECRET_KEY", "CREDENTIALS_KEYS")}
+    if key is not None:
+        env["SECRET_KEY"] = key
+    result = run_python(*command, **env)
     assert result.returncode != 0
-    assert "security.W009" in result.stderr
+    assert "ImproperlyConfigured: SECRET_KEY is missing, the development key, or too weak" in (
+        result.stderr
+    )
+
+
+def test_development_still_starts_on_the_development_key() -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = run_manage("check", **{**env, "DEBUG": "True"})
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.django_db
