@@ -61,9 +61,36 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 }
 
 
+# A secret written out in free text, as exception messages and tracebacks carry them: a value
+# after a name like a secret ("api_key=...", "'api_secret': '...'", "Authorization: Bearer
+# ...", JSON's "token": "..."), a bearer token on its own, a password in a URL.
+_CONCEALED_NAME = (
+    r"[A-Za-z0-9_.-]*?(?:password|passwd|secret|token|signature|credentials?|authorization"
+    r"|cookie|sessionid|api[_-]?key|apikey|access[_-]?key|private[_-]?key|body)"
+)
+_CONCEALED_VALUE = (
+    r"(?P<quote>[\"'])(?:\\.|(?!(?P=quote)).)*(?P=quote)"  # quoted: all of it, spaces too
+    r"|(?:(?:Bearer|Basic|Token)\s+)?[^\s\"',;&(){}\[\]<>]+"
+)
+_SECRET_IN_TEXT = re.compile(
+    rf"(?P<name>(?<![A-Za-z0-9]){_CONCEALED_NAME}[\"']?\s*[:=]\s*)(?P<value>{_CONCEALED_VALUE})",
+    flags=re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+[A-Za-z0-9._~+/|=-]{6,}")
+_URL_PASSWORD = re.compile(r"(?P<user>://[^\s:/@]+):[^\s/@]+@")
+
+
 def redact_text(text: str) -> str:
-    """The text with every phone number in it replaced by [phone]."""
+    """The text with every secret and phone number in it masked ([redacted], [phone])."""
+    text = _SECRET_IN_TEXT.sub(_mask_secret, text)
+    text = _BEARER.sub(rf"\g<scheme> {SECRET_MASK}", text)
+    text = _URL_PASSWORD.sub(rf"\g<user>:{SECRET_MASK}@", text)
     return _PHONE.sub(_mask_number, text)
+
+
+def _mask_secret(match: re.Match[str]) -> str:
+    quote = match.group("quote") or ""
+    return f"{match.group('name')}{quote}{SECRET_MASK}{quote}"
 
 
 def _mask_number(match: re.Match[str]) -> str:

@@ -12,6 +12,7 @@ import logging.config
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -185,6 +186,62 @@ def test_a_traceback_is_masked_in_the_json_line() -> None:
     (line,) = capture.lines
     assert "Traceback" in line["exc_info"] and f"refused {PHONE_MASK}" in line["exc_info"]
     assert "7911123456" not in capture.text
+
+
+class ProviderRefused(Exception):
+    """Like a provider error: its text carries the request it was about."""
+
+
+def raise_with_number_and_secrets() -> None:
+    headers = {"Authorization": f"Bearer {SECRETS[3]}", "X-API-Key": SECRETS[0]}
+    try:
+        raise ProviderRefused(f"refused {{'to': '+447911123456', 'api_secret': '{SECRETS[1]}'}}")
+    except ProviderRefused as exc:
+        raise RuntimeError(f"send failed with {headers} via https://u:{SECRETS[2]}@gw/") from exc
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_an_exceptions_text_and_traceback_are_masked_like_the_message(json_lines: bool) -> None:
+    log = logging.getLogger("herald.test")
+    with production_logging(json_lines=json_lines) as capture:
+        try:
+            raise_with_number_and_secrets()
+        except RuntimeError as exc:
+            log.exception("send failed: %s", exc)
+            unmasked = "".join(traceback.format_exception(exc))
+    # The traceback held them all (the exception's text and its cause's)...
+    assert all(secret in unmasked for secret in SECRETS) and "7911123456" in unmasked
+    # ...the line keeps the traceback and both texts, with each value masked.
+    assert "Traceback" in capture.text and "ProviderRefused" in capture.text
+    assert f"'to': '{PHONE_MASK}', 'api_secret': '{SECRET_MASK}'" in capture.text
+    assert f"'Authorization': '{SECRET_MASK}'" in capture.text
+    assert_clean(capture.text, ["+447911123456"])
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("api_key=abc123&to=1", f"api_key={SECRET_MASK}&to=1"),
+        ('{"token": "ey.J hb", "segments": 2}', f'{{"token": "{SECRET_MASK}", "segments": 2}}'),
+        ("Authorization: Basic dXNlcjpwdw== next", f"Authorization: {SECRET_MASK} next"),
+        ("got Bearer 13|abcdef back", f"got Bearer {SECRET_MASK} back"),
+        (
+            "postgres://herald:pw-1@db:5432/herald",
+            f"postgres://herald:{SECRET_MASK}@db:5432/herald",
+        ),
+        ("X-API-Secret: s3cr3t", f"X-API-Secret: {SECRET_MASK}"),
+    ],
+)
+def test_secrets_written_out_in_free_text_are_masked(text: str, masked: str) -> None:
+    assert redact_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["tokens: 5", "token_bucket: 3", "password_reset=True", "Signature verification failed"],
+)
+def test_words_near_secret_names_stay_readable(text: str) -> None:
+    assert redact_text(text) == text
 
 
 def test_plain_lines_are_masked_too() -> None:

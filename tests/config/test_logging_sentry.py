@@ -105,6 +105,30 @@ def test_errors_reach_sentry_without_numbers_bodies_or_credentials(
     assert '"send_default_pii": true' not in sent.lower()
 
 
+REPORT_AN_UNCAUGHT_ERROR = f"""
+import django, sentry_sdk
+django.setup()
+text = "refused {NUMBER}: {{'api_token': '{TOKEN}'}}, Authorization: Bearer {TOKEN}"
+try:
+    raise RuntimeError(text)
+except RuntimeError:
+    sentry_sdk.capture_exception()
+sentry_sdk.flush(timeout=10)
+print("flushed")
+"""
+
+
+def test_an_exceptions_text_reaches_sentry_with_its_number_and_secrets_masked(
+    fake_sentry: FakeSentry,
+) -> None:
+    result = run_python(REPORT_AN_UNCAUGHT_ERROR, SENTRY_DSN=fake_sentry.dsn)
+    assert "flushed" in result.stdout, result.stderr
+    sent = b"\n".join(fake_sentry.envelopes).decode()
+    assert "RuntimeError" in sent
+    assert f"refused {PHONE_MASK}: {{'api_token': '{SECRET_MASK}'}}" in sent
+    assert "7911123456" not in sent and "testtoken" not in sent
+
+
 def test_before_send_masks_request_headers_query_strings_and_breadcrumbs() -> None:
     event = {
         "message": f"failed for {NUMBER}",
