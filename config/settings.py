@@ -226,6 +226,9 @@ HERALD_LIVE_COUNTS_SECONDS = env.int("HERALD_LIVE_COUNTS_SECONDS", default=2)
 # A report page (one date range) is counted once and shown to everyone for this long
 # (0: counted every time); its CSV export is always counted afresh.
 HERALD_REPORT_SECONDS = env.int("HERALD_REPORT_SECONDS", default=60)
+# Whom a signed-in user with no role is told to ask for access on the dashboard's home
+# (a name, team or address); empty: "an administrator of Herald".
+HERALD_ACCESS_CONTACT = env.str("HERALD_ACCESS_CONTACT", default="")
 HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # An approved campaign whose audience grew by more than this share, or by more than this
 # many recipients, between approval and build is held for approval again.

@@ -1,14 +1,22 @@
 """Who may do what on the dashboard: the same permissions the admin and the models use.
 
-Views check these on the server; templates use them only to hide what would be refused.
+Each area of pages needs the view permission of the data it shows; a page the user may
+not see answers 403, and a panel of a page that is theirs otherwise is left out. Views
+check these on the server; templates use them only to hide what would be refused.
 """
 
 from typing import Any
 
+VIEW_CAMPAIGNS = "campaigns.view_campaign"
 CHANGE_CAMPAIGNS = "campaigns.change_campaign"
 ADD_CAMPAIGNS = "campaigns.add_campaign"
 APPROVE = "campaigns.approve_campaign"
 VIEW_CONTACTS = "contacts.view_contact"
+VIEW_IMPORTS = "contacts.view_importjob"
+#: Provider accounts' names, backends and whether their credentials are set.
+VIEW_ACCOUNTS = "messaging.view_provideraccount"
+#: The reports name campaigns and the provider accounts they went through.
+VIEW_REPORTS = (VIEW_CAMPAIGNS, VIEW_ACCOUNTS)
 
 
 def can_build(user: Any) -> bool:
@@ -20,8 +28,25 @@ def can_approve(user: Any) -> bool:
     return bool(user.has_perm(APPROVE))
 
 
+def can_see_campaigns(user: Any) -> bool:
+    return bool(user.has_perm(VIEW_CAMPAIGNS))
+
+
 def can_see_contacts(user: Any) -> bool:
     return bool(user.has_perm(VIEW_CONTACTS))
+
+
+def can_see_imports(user: Any) -> bool:
+    return bool(user.has_perm(VIEW_IMPORTS))
+
+
+def can_see_accounts(user: Any) -> bool:
+    return bool(user.has_perm(VIEW_ACCOUNTS))
+
+
+def can_see_reports(user: Any) -> bool:
+    """Delivery and cost per campaign and per provider account, on the page and as CSV."""
+    return bool(user.has_perms(VIEW_REPORTS))
 
 
 def roles(user: Any) -> dict[str, bool]:
@@ -29,6 +54,14 @@ def roles(user: Any) -> dict[str, bool]:
     return {
         "build": can_build(user),
         "approve": can_approve(user),
+        "campaigns": can_see_campaigns(user),
         "contacts": can_see_contacts(user),
+        "accounts": can_see_accounts(user),
+        "reports": can_see_reports(user),
         "admin": bool(user.is_staff),
     }
+
+
+def has_a_dashboard_area(user: Any) -> bool:
+    """Whether any part of the dashboard's menu is the user's (the admin's link aside)."""
+    return any(allowed for area, allowed in roles(user).items() if area != "admin")

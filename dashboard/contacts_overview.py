@@ -16,7 +16,7 @@ from django.shortcuts import render
 from django.urls import path
 
 from contacts.models import Contact, Group, ImportJob, OptOut
-from dashboard.access import can_see_contacts
+from dashboard.access import can_see_contacts, can_see_imports
 
 #: Beyond this many contacts the page shows PostgreSQL's estimate, not an exact count.
 EXACT_COUNT_CAP = 10_000
@@ -119,7 +119,7 @@ def contacts(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         "nav": "contacts",
         "groups": groups_with_sizes(),
         "total": contact_total(),
-        "imports": recent_imports(),
+        "imports": recent_imports() if can_see_imports(request.user) else None,
         "opt_outs": OptOut.objects.count(),
         "may_import": request.user.has_perm("contacts.add_importjob"),
         "may_edit": request.user.has_perm("contacts.change_contact"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -11,8 +12,13 @@ from django.urls import path
 
 from campaigns.models import Campaign
 from campaigns.presenters import progress_of
-from dashboard.access import can_approve
-from dashboard.campaign_pages import VIEW_CAMPAIGNS, bar_segments, counts_by_campaign, delivery_rate
+from dashboard.access import (
+    can_approve,
+    can_see_accounts,
+    can_see_campaigns,
+    has_a_dashboard_area,
+)
+from dashboard.campaign_pages import bar_segments, counts_by_campaign, delivery_rate
 from messaging.models import ProviderAccount
 
 S = Campaign.Status
@@ -55,12 +61,20 @@ def campaign_sections(user: Any) -> dict[str, Any]:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """Each panel only for those who may view its data; without any, whom to ask for access."""
+    user = request.user
     context: dict[str, Any] = {"title": "Home", "nav": "home"}
-    if request.user.has_perm(VIEW_CAMPAIGNS):
-        context.update(campaign_sections(request.user))
+    if can_see_campaigns(user):
+        context.update(campaign_sections(user))
         context["shows_campaigns"] = True
-    # Health without a network call: whether each account could send at all.
-    context["accounts"] = ProviderAccount.objects.order_by("name")
+    if can_see_accounts(user):
+        # Health without a network call: whether each account could send at all.
+        context["accounts"] = ProviderAccount.objects.order_by("name")
+        context["shows_accounts"] = True
+    if not has_a_dashboard_area(user):
+        context["no_access"] = True
+        context["access_contact"] = settings.HERALD_ACCESS_CONTACT
+        context["has_admin_pages"] = user.is_staff and bool(user.get_all_permissions())
     return render(request, "dashboard/home.html", context)
 
 

@@ -18,6 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
@@ -29,6 +30,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from campaigns.models import Campaign
 from contacts import spreadsheets
+from dashboard.access import can_see_reports
 from messaging.models import Message, ProviderAccount
 
 REPORTED_STATUSES = (Campaign.Status.SENDING, Campaign.Status.COMPLETED)
@@ -296,6 +298,8 @@ def csv_response(report: Report) -> StreamingHttpResponse:
 
 @login_required
 def reports(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+    if not can_see_reports(request.user):
+        raise PermissionDenied
     form = ReportRangeForm.from_query(request.GET)
     wants_csv = request.GET.get("format") == "csv"
     if not form.is_valid():

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from campaigns.models import Campaign
 from contacts.models import Contact, Group, ImportJob, OptOut
 from messaging.models import Message, ProviderAccount
@@ -22,9 +23,11 @@ S = Message.Status
 
 @pytest.fixture
 def viewer(make_user: Callable[..., User]) -> User:
-    """A user who may see contacts and nothing more."""
+    """A user who may see contacts and their imports, and nothing more."""
     user = make_user("vic")
-    user.user_permissions.add(Permission.objects.get(codename="view_contact"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_contact", "view_importjob"])
+    )
     return user
 
 
@@ -97,7 +100,17 @@ def test_contacts_page_is_refused_without_view_contact(
 ) -> None:
     client.force_login(make_user("nobody"))
     assert client.get("/contacts/").status_code == 403
-    assert client.get("/reports/").status_code == 200
+
+
+def test_contacts_page_leaves_out_imports_without_view_importjob(
+    client: Client, make_user: Callable[..., User]
+) -> None:
+    ImportJob.objects.create(original_name="secret-list.csv", region="GB", status="completed")
+    user = make_user("vic")
+    user.user_permissions.add(Permission.objects.get(codename="view_contact"))
+    client.force_login(user)
+    page = client.get("/contacts/").content.decode()
+    assert "Recent imports" not in page and "secret-list.csv" not in page
 
 
 def test_contacts_page_shows_groups_with_their_sizes_and_totals(
@@ -206,6 +219,48 @@ def test_contacts_page_queries_are_bounded(
         response = viewer_client.get("/contacts/")
 
     assert len(response.context["groups"]) == 10
+
+
+def with_permissions(make_user: Callable[..., User], *codenames: str) -> User:
+    user = make_user("rita")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+@pytest.mark.parametrize(
+    "codenames",
+    [
+        (),
+        ("view_campaign",),  # not the provider accounts the report names
+        ("view_provideraccount",),  # not the campaigns
+        ("view_contact", "view_message", "view_auditevent"),
+    ],
+)
+def test_reports_and_their_csv_are_refused_without_both_view_permissions(
+    client: Client,
+    make_user: Callable[..., User],
+    two_campaigns: tuple[Campaign, Campaign],
+    codenames: tuple[str, ...],
+) -> None:
+    client.force_login(with_permissions(make_user, *codenames))
+    today = timezone.localdate().isoformat()
+
+    page = client.get("/reports/")
+    csv_export = client.get("/reports/", {"from": today, "to": today, "format": "csv"})
+
+    assert (page.status_code, csv_export.status_code) == (403, 403)
+    assert b"Spring" not in page.content + csv_export.content
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.EXPORT).exists()
+    assert b'href="/reports/"' not in client.get("/").content  # not offered in the menu
+
+
+def test_reports_need_only_the_campaign_and_provider_account_view_permissions(
+    client: Client, make_user: Callable[..., User], two_campaigns: tuple[Campaign, Campaign]
+) -> None:
+    client.force_login(with_permissions(make_user, "view_campaign", "view_provideraccount"))
+    assert client.get("/reports/").status_code == 200
+    assert client.get("/reports/", {"format": "csv"}).status_code == 200
+    assert b'href="/reports/"' in client.get("/").content
 
 
 def test_reports_count_sent_delivered_failed_and_cost_per_campaign(

@@ -24,9 +24,13 @@ from django_q.models import OrmQ, Schedule, Task
 from audit.models import AuditEvent
 from campaigns.models import Campaign, CampaignTransition, MessageTemplate
 from contacts.models import Contact, Group, ImportJob, OptOut, Tag
+from dashboard import urls as dashboard_urls
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
 
-ROLES = ("anonymous", "marketer", "approver", "admin")
+#: The signed-in users with no role come first: no staff flag and no group ("nobody"), the
+#: staff flag and no group ("staff"), and Auditors (who may read the audit log, no more).
+ROLES = ("anonymous", "nobody", "staff", "auditor", "marketer", "approver", "admin")
+STAFF_ROLES = ROLES[2:]
 
 # Outcomes of a GET: the status code, or where a redirect goes.
 OK, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 403, 404, 405
@@ -35,91 +39,125 @@ ADMIN_LOGIN = "→admin-login"
 REDIRECT = "→elsewhere"  # a redirect that is not a request to sign in
 
 
-def row(anonymous: Any, marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
-    return dict(zip(ROLES, (anonymous, marketer, approver, admin), strict=True))
+def row(
+    anonymous: Any,
+    nobody: Any,
+    staff: Any,
+    auditor: Any,
+    marketer: Any,
+    approver: Any,
+    admin: Any,
+) -> dict[str, Any]:
+    outcomes = (anonymous, nobody, staff, auditor, marketer, approver, admin)
+    return dict(zip(ROLES, outcomes, strict=True))
 
 
-def staff(marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
-    """An admin page: anonymous visitors are sent to the admin's sign-in."""
-    return row(ADMIN_LOGIN, marketer, approver, admin)
+def everyone(outcome: Any) -> dict[str, Any]:
+    return dict.fromkeys(ROLES, outcome)
 
 
-def dashboard(marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
-    return row(LOGIN, marketer, approver, admin)
+def signed_in(outcome: Any) -> dict[str, Any]:
+    """A page for anyone signed in, whatever their role."""
+    return {**everyone(outcome), "anonymous": LOGIN}
 
 
-PUBLIC = row(OK, OK, OK, OK)
+def staff(no_role: Any, marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
+    """An admin page: whoever has no staff flag is sent to the admin's sign-in.
+
+    `no_role`: staff in no group, and Auditors (whose one model is in ADMIN_MODELS).
+    """
+    return row(ADMIN_LOGIN, ADMIN_LOGIN, no_role, no_role, marketer, approver, admin)
+
+
+def dashboard(no_role: Any, marketer: Any, approver: Any, admin: Any) -> dict[str, Any]:
+    """A dashboard page; `no_role`: nobody, staff and Auditors, who have no dashboard area."""
+    return row(LOGIN, no_role, no_role, no_role, marketer, approver, admin)
+
+
+PUBLIC = everyone(OK)
 
 #: Every URL pattern other than the admin's per-model ones (those come from ADMIN_MODELS).
 URLS: dict[str, dict[str, Any]] = {
     "healthz": PUBLIC,
     # Webhooks are public by design: a signature, not a session, lets a report in; GET is 405.
-    "webhooks/bulksmsrates/<slug:account>/": row(*[NOT_ALLOWED] * 4),
+    "webhooks/bulksmsrates/<slug:account>/": everyone(NOT_ALLOWED),
     # Sign-in and password pages.
     "accounts/login/": PUBLIC,
-    "accounts/logout/": row(*[NOT_ALLOWED] * 4),  # POST only
-    "accounts/password_change/": row(LOGIN, OK, OK, OK),
-    "accounts/password_change/done/": row(LOGIN, OK, OK, OK),
+    "accounts/logout/": everyone(NOT_ALLOWED),  # POST only
+    "accounts/password_change/": signed_in(OK),
+    "accounts/password_change/done/": signed_in(OK),
     "accounts/password_reset/": PUBLIC,
     "accounts/password_reset/done/": PUBLIC,
     "accounts/reset/<uidb64>/<token>/": PUBLIC,  # says the link is invalid
     "accounts/reset/done/": PUBLIC,
-    # Dashboard.
-    "": dashboard(OK, OK, OK),
-    "campaigns/new/": dashboard(OK, FORBIDDEN, OK),
-    "campaigns/<int:pk>/edit/": dashboard(REDIRECT, FORBIDDEN, REDIRECT),  # pending: not editable
-    "campaigns/preview/": dashboard(NOT_ALLOWED, FORBIDDEN, NOT_ALLOWED),  # POST only
-    "campaigns/<int:pk>/test/": dashboard(OK, FORBIDDEN, OK),
-    "campaigns/<int:pk>/": dashboard(OK, OK, OK),
-    "campaigns/<int:pk>/progress/": dashboard(OK, OK, OK),
-    "campaigns/<int:pk>/export.csv": dashboard(OK, OK, OK),
+    # Dashboard. Home is everyone's: its panels are the role's (no role: whom to ask).
+    "": dashboard(OK, OK, OK, OK),
+    "campaigns/new/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
+    # Pending: not editable (marketers are sent to its page).
+    "campaigns/<int:pk>/edit/": dashboard(FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT),
+    # The builder's live preview (JSON): POST only, and only for marketers.
+    "campaigns/preview/": dashboard(FORBIDDEN, NOT_ALLOWED, FORBIDDEN, NOT_ALLOWED),
+    "campaigns/<int:pk>/test/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
+    "campaigns/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    "campaigns/<int:pk>/progress/": dashboard(FORBIDDEN, OK, OK, OK),  # live counts (JSON)
+    "campaigns/<int:pk>/export.csv": dashboard(FORBIDDEN, OK, OK, OK),
     # GET of a destructive action asks to confirm; the POST checks who may (below).
-    "campaigns/<int:pk>/action/<str:action>/": dashboard(OK, OK, OK),
+    "campaigns/<int:pk>/action/<str:action>/": dashboard(FORBIDDEN, OK, OK, OK),
     # Deciding on messages in doubt: POST only (who may: test_state_changing_posts_...).
-    "campaigns/<int:pk>/in-doubt/<str:decision>/": dashboard(*[NOT_ALLOWED] * 3),
-    "approvals/": dashboard(FORBIDDEN, OK, OK),
-    "approvals/<int:pk>/approve/": dashboard(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
-    "approvals/<int:pk>/reject/": dashboard(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
-    "contacts/": dashboard(OK, OK, OK),
-    "reports/": dashboard(OK, OK, OK),
+    "campaigns/<int:pk>/in-doubt/<str:decision>/": dashboard(*[NOT_ALLOWED] * 4),
+    "approvals/": dashboard(FORBIDDEN, FORBIDDEN, OK, OK),
+    "approvals/<int:pk>/approve/": dashboard(*[NOT_ALLOWED] * 4),
+    "approvals/<int:pk>/reject/": dashboard(*[NOT_ALLOWED] * 4),
+    "contacts/": dashboard(FORBIDDEN, OK, OK, OK),
+    # Campaign and provider account names, counts and cost.
+    "reports/": dashboard(FORBIDDEN, OK, OK, OK),
     # The admin's own pages.
-    "admin/": staff(OK, OK, OK),
-    "admin/login/": row(OK, REDIRECT, REDIRECT, REDIRECT),
-    "admin/logout/": row(REDIRECT, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),  # POST only
-    "admin/password_change/": staff(OK, OK, OK),
-    "admin/password_change/done/": staff(OK, OK, OK),
-    "admin/autocomplete/": staff(FORBIDDEN, FORBIDDEN, FORBIDDEN),  # no model asked for
-    "admin/jsi18n/": staff(OK, OK, OK),
-    "admin/r/<path:content_type_id>/<path:object_id>/": staff(NOT_FOUND, NOT_FOUND, NOT_FOUND),
+    "admin/": staff(OK, OK, OK, OK),
+    "admin/login/": row(OK, OK, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
+    # POST only; whoever is not staff is sent to the admin's index (and on to sign in).
+    "admin/logout/": row(REDIRECT, REDIRECT, *[NOT_ALLOWED] * 5),
+    "admin/password_change/": staff(OK, OK, OK, OK),
+    "admin/password_change/done/": staff(OK, OK, OK, OK),
+    "admin/autocomplete/": staff(FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),  # no model asked
+    "admin/jsi18n/": staff(OK, OK, OK, OK),
+    "admin/r/<path:content_type_id>/<path:object_id>/": staff(*[NOT_FOUND] * 4),
     "admin/^(?P<app_label>auth|django_q|axes|audit|contacts|messaging|campaigns)/$": staff(
         NOT_FOUND,
         NOT_FOUND,
-        OK,  # app "auth": marketers and approvers see none of its models
+        NOT_FOUND,
+        OK,  # app "auth": only superusers see any of its models
     ),
-    "admin/(?P<url>.*)$": staff(NOT_FOUND, NOT_FOUND, NOT_FOUND),
-    "admin/auth/user/<id>/password/": staff(FORBIDDEN, FORBIDDEN, OK),
+    "admin/(?P<url>.*)$": staff(*[NOT_FOUND] * 4),
+    "admin/auth/user/<id>/password/": staff(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
     # The admin's extra pages.
-    "admin/contacts/contact/export/": staff(OK, OK, OK),  # approvers may view contacts
-    "admin/contacts/optout/import/": staff(OK, FORBIDDEN, OK),  # adds opt-outs
-    "admin/contacts/optout/process_import/": staff(NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
-    "admin/contacts/optout/export/": staff(OK, OK, OK),
-    "admin/contacts/importjob/<int:pk>/progress/": staff(OK, OK, OK),
-    "admin/contacts/importjob/<int:pk>/errors.csv": staff(OK, OK, OK),
+    "admin/contacts/contact/export/": staff(FORBIDDEN, OK, OK, OK),  # approvers view contacts
+    "admin/contacts/optout/import/": staff(FORBIDDEN, OK, FORBIDDEN, OK),  # adds opt-outs
+    "admin/contacts/optout/process_import/": staff(*[NOT_ALLOWED] * 4),
+    "admin/contacts/optout/export/": staff(FORBIDDEN, OK, OK, OK),
+    "admin/contacts/importjob/<int:pk>/progress/": staff(FORBIDDEN, OK, OK, OK),
+    # Not found without the view permission: it does not say whether the file exists.
+    "admin/contacts/importjob/<int:pk>/errors.csv": staff(NOT_FOUND, OK, OK, OK),
     "admin/contacts/importjob/^(?P<pk>\\d+)/(?P<action>confirm|resume|rollback)/$": staff(
-        FORBIDDEN,
-        FORBIDDEN,
-        FORBIDDEN,  # POST only, and only for importers
+        *[FORBIDDEN] * 4  # POST only, and only for importers
     ),
     # GET asks to confirm; only those who may take the action are asked.
-    "admin/campaigns/campaign/<int:pk>/transition/<str:action>/": staff(OK, FORBIDDEN, OK),
-    "admin/campaigns/campaign/<int:pk>/progress/": staff(OK, OK, OK),
-    "admin/campaigns/campaign/<int:pk>/test/": staff(OK, FORBIDDEN, OK),
+    "admin/campaigns/campaign/<int:pk>/transition/<str:action>/": staff(
+        FORBIDDEN, OK, FORBIDDEN, OK
+    ),
+    "admin/campaigns/campaign/<int:pk>/progress/": staff(FORBIDDEN, OK, OK, OK),
+    "admin/campaigns/campaign/<int:pk>/test/": staff(FORBIDDEN, OK, FORBIDDEN, OK),
     # POST only (what a POST may do: test_state_changing_posts_...).
-    "admin/campaigns/pendingapproval/<int:pk>/approve/": staff(*[NOT_ALLOWED] * 3),
-    "admin/campaigns/pendingapproval/<int:pk>/reject/": staff(*[NOT_ALLOWED] * 3),
+    "admin/campaigns/pendingapproval/<int:pk>/approve/": staff(*[NOT_ALLOWED] * 4),
+    "admin/campaigns/pendingapproval/<int:pk>/reject/": staff(*[NOT_ALLOWED] * 4),
+}
+
+#: Addresses whose query makes a URL pattern answer with other data: each has its own row.
+QUERY_URLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "/reports/?format=csv": ("reports/", dashboard(FORBIDDEN, OK, OK, OK)),
 }
 
 #: What each role may do with each admin model: v(iew) a(dd) c(hange) d(elete).
+#: Staff in no group and Auditors may do nothing with a model unless its row names them.
 ADMIN_MODELS: dict[str, dict[str, str]] = {
     "auth/group": {"marketer": "", "approver": "", "admin": "vacd"},
     "auth/user": {"marketer": "", "approver": "", "admin": "vacd"},
@@ -130,7 +168,7 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
     "axes/accessattempt": {"marketer": "", "approver": "", "admin": "vd"},
     "axes/accesslog": {"marketer": "", "approver": "", "admin": "vd"},
     "axes/accessfailurelog": {"marketer": "", "approver": "", "admin": "vd"},
-    "audit/auditevent": {"marketer": "", "approver": "", "admin": "v"},
+    "audit/auditevent": {"auditor": "v", "marketer": "", "approver": "", "admin": "v"},
     "contacts/group": {"marketer": "vac", "approver": "v", "admin": "vacd"},
     "contacts/tag": {"marketer": "vac", "approver": "v", "admin": "vacd"},
     "contacts/contact": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
@@ -149,9 +187,9 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
 
 #: The admin actions each role is offered on each model's list.
 #: (Offered is not reachable: a list the role may not view answers 403 to the action's POST.)
-NONE: dict[str, set[str]] = {"marketer": set(), "approver": set(), "admin": set()}
+NONE: dict[str, set[str]] = {role: set() for role in STAFF_ROLES}
 DELETE_FOR_ADMIN: dict[str, set[str]] = {**NONE, "admin": {"delete_selected"}}
-RESUBMIT = {"marketer": {"resubmit_task"}, "approver": {"resubmit_task"}}
+RESUBMIT = {role: {"resubmit_task"} for role in STAFF_ROLES}
 ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "auth/group": DELETE_FOR_ADMIN,
     "auth/user": DELETE_FOR_ADMIN,
@@ -160,8 +198,7 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "django_q/failure": {**RESUBMIT, "admin": {"delete_selected", "resubmit_task"}},
     "django_q/ormq": DELETE_FOR_ADMIN,
     "axes/accessattempt": {
-        "marketer": {"cleanup_expired_attempts"},
-        "approver": {"cleanup_expired_attempts"},
+        **{role: {"cleanup_expired_attempts"} for role in STAFF_ROLES},
         "admin": {"cleanup_expired_attempts", "delete_selected"},
     },
     "axes/accesslog": DELETE_FOR_ADMIN,
@@ -170,20 +207,19 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "contacts/group": DELETE_FOR_ADMIN,
     "contacts/tag": DELETE_FOR_ADMIN,
     "contacts/contact": {
+        **NONE,
         "marketer": {"delete_selected", "erase_contacts"},
-        "approver": set(),
         "admin": {"delete_selected", "erase_contacts"},
     },
     "contacts/optout": DELETE_FOR_ADMIN,
     "contacts/importjob": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
     "messaging/provideraccount": {
-        "marketer": {"check_connection"},
-        "approver": {"check_connection"},
+        **{role: {"check_connection"} for role in STAFF_ROLES},
         "admin": {"check_connection", "delete_selected"},
     },
     "messaging/message": {
+        **NONE,
         "marketer": {"mark_sent", "send_again"},  # messages in doubt
-        "approver": set(),
         "admin": {"mark_sent", "send_again"},
     },
     "messaging/statusevent": NONE,
@@ -192,6 +228,7 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "campaigns/messagetemplate": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
     "campaigns/campaigntransition": NONE,
     "campaigns/campaign": {
+        **NONE,
         "marketer": {"pause_selected", "resume_selected", "submit_selected"},
         "approver": {"approve_selected"},
         "admin": {
@@ -208,14 +245,14 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
 
 def admin_expectations(model: str) -> dict[str, dict[str, Any]]:
     """The rows of one admin model's standard pages, from what each role may do with it."""
-    may = {"anonymous": "", **ADMIN_MODELS[model]}
+    may = {**dict.fromkeys(ROLES, ""), **ADMIN_MODELS[model]}
 
     def page(needs: str, granted: Any = OK) -> dict[str, Any]:
         outcomes = {
             role: granted if any(letter in may[role] for letter in needs) else FORBIDDEN
             for role in ROLES
         }
-        return {**outcomes, "anonymous": ADMIN_LOGIN}
+        return {**outcomes, "anonymous": ADMIN_LOGIN, "nobody": ADMIN_LOGIN}
 
     base = f"admin/{model}/"
     return {
@@ -225,8 +262,7 @@ def admin_expectations(model: str) -> dict[str, dict[str, Any]]:
         f"{base}<path:object_id>/delete/": page("d"),
         f"{base}<path:object_id>/change/": page("vc"),
         # The old-style address redirects to the change page, for any staff user.
-        f"{base}<path:object_id>/": page("vacd", REDIRECT)
-        | {r: REDIRECT for r in ("marketer", "approver", "admin")},
+        f"{base}<path:object_id>/": page("vacd", REDIRECT) | dict.fromkeys(STAFF_ROLES, REDIRECT),
     }
 
 
@@ -247,7 +283,7 @@ def admin_model_key(model: Any) -> str:
 ADMIN_EXCEPTIONS: dict[str, dict[str, Any]] = {
     # The approval queue shows no form of its own: it sends to the campaign's page.
     "admin/campaigns/pendingapproval/<path:object_id>/change/": staff(
-        FORBIDDEN, REDIRECT, REDIRECT
+        FORBIDDEN, FORBIDDEN, REDIRECT, REDIRECT
     ),
 }
 
@@ -270,6 +306,8 @@ def test_every_url_pattern_and_admin_model_has_a_row() -> None:
     assert registered == set(ADMIN_MODELS), "admin models and ADMIN_MODELS differ"
     stale = set(table) - set(patterns)
     assert not stale, f"rows for URLs that no longer exist: {stale}"
+    unknown = {url for url, (pattern, _) in QUERY_URLS.items() if pattern not in patterns}
+    assert not unknown, f"addresses of URLs that no longer exist: {unknown}"
 
 
 @pytest.fixture
@@ -377,8 +415,13 @@ def outcome(response: Any) -> Any:
 def users(make_user: Callable[..., User], world: dict[str, Any]) -> dict[str, Any]:
     boss = make_user("boss")
     User.objects.filter(pk=boss.pk).update(is_superuser=True)
+    nobody = make_user("nobody")
+    User.objects.filter(pk=nobody.pk).update(is_staff=False)
     return {
         "anonymous": None,
+        "nobody": User.objects.get(pk=nobody.pk),
+        "staff": make_user("stan"),
+        "auditor": make_user("aud", "Auditors"),
         "marketer": User.objects.get(username="mia"),
         "approver": make_user("arno", "Approvers"),
         "admin": User.objects.get(pk=boss.pk),
@@ -394,11 +437,12 @@ def test_every_url_answers_each_role_as_the_table_says(
         client = Client()
         if user is not None:
             client.force_login(user)
-        for pattern in url_patterns():
-            url = concrete(pattern, world)
+        addresses = [(concrete(p, world), table[p]) for p in url_patterns()]
+        addresses += [(url, expected) for url, (_, expected) in QUERY_URLS.items()]
+        for url, expected in addresses:
             got = outcome(client.get(url))
-            if got != table[pattern][role]:
-                wrong.append(f"{role:9} {url}: expected {table[pattern][role]}, got {got}")
+            if got != expected[role]:
+                wrong.append(f"{role:9} {url}: expected {expected[role]}, got {got}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -427,7 +471,7 @@ def test_every_admin_action_is_offered_only_to_the_roles_in_the_table(
     wrong = []
     for model, model_admin in admin.site._registry.items():
         key = admin_model_key(model)
-        for role in ("marketer", "approver", "admin"):
+        for role in STAFF_ROLES:
             request = RequestFactory().get(f"/admin/{key}/")
             request.user = users[role]
             offered = set(model_admin.get_actions(request))
@@ -511,3 +555,35 @@ def test_state_changing_posts_are_refused_to_roles_without_the_right(
     assert outcome(response) == ADMIN_LOGIN and not User.objects.filter(username="intruder")
     clients["approver"].post(f"/approvals/{campaign.pk}/approve/", seen)
     assert not still_pending()  # an approver may: the refusals above are not a broken request
+
+
+def test_signed_in_users_without_a_role_are_refused_every_dashboard_post(
+    world: dict[str, Any], users: dict[str, Any]
+) -> None:
+    """Whatever the form says: nothing is created, sent, approved or moved."""
+    campaign = world["campaign"]
+    form = {
+        "name": "Sneaky",
+        "body": "Hi",
+        "confirm": "yes",
+        "reason": "no",
+        "content_hash": campaign.content_hash,
+        "phone": "+447911200098",
+    }
+    written = AuditEvent.objects.exclude(action=AuditEvent.Action.LOGIN)  # force_login's
+    before = (Campaign.objects.count(), Message.objects.count(), written.count())
+    wrong = []
+    for role in ("nobody", "staff", "auditor"):
+        client = Client()
+        client.force_login(users[role])
+        for pattern in url_patterns(dashboard_urls.urlpatterns):
+            if not pattern:
+                continue  # home: the same page for a POST
+            url = concrete(pattern, world).replace("<str:decision>", "mark_sent")
+            got = outcome(client.post(url, form))
+            if got not in (FORBIDDEN, NOT_ALLOWED):  # 405: a page only ever read
+                wrong.append(f"{role:9} POST {url}: expected {FORBIDDEN}, got {got}")
+    assert not wrong, "\n".join(wrong)
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.PENDING_APPROVAL
+    # Nothing was written: no campaign, message, transition, test send or export.
+    assert (Campaign.objects.count(), Message.objects.count(), written.count()) == before
