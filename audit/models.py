@@ -27,6 +27,7 @@ class AuditEvent(models.Model):
             "in_doubt_decided",
             "decided on messages in doubt",
         )  # detail: decision, counts
+        TEST_SEND = "test_send", "sent a test message"  # detail: campaign, message, redacted number
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -51,13 +51,24 @@ class Action:
     confirmation: str = ""
     #: The help of the CLI's --reason.
     reason_help: str = ""
-    #: False: whoever submitted the campaign is not offered this action on it.
-    for_submitter: bool = True
+    #: Set: whoever submitted the campaign may not take this action on it, told this.
+    submitter_refusal: str = ""
+    #: Set: whoever changed the campaign's content since it was last approved (its
+    #: `authors`) may not take this action on it, told this.
+    author_refusal: str = ""
 
     @property
     def moves(self) -> dict[str, str]:
         """The state machine's moves for this action: each from-status to the to-status."""
         return dict.fromkeys(self.from_statuses, self.to_status)
+
+    @property
+    def for_submitter(self) -> bool:
+        return not self.submitter_refusal
+
+    @property
+    def for_authors(self) -> bool:
+        return not self.author_refusal
 
     @property
     def takes_reason(self) -> bool:
@@ -97,7 +108,9 @@ ACTIONS: dict[str, Action] = {
             reason=Reason.OPTIONAL,
             reason_label="Note for approving",
             reason_help="a note for the log",
-            for_submitter=False,
+            submitter_refusal="You cannot approve a campaign you submitted yourself.",
+            author_refusal="You cannot approve a campaign you changed since it was last "
+            "approved (you edited it, or its template): another approver must.",
         ),
         Action(
             "reject",
@@ -152,16 +165,32 @@ def may_take(user: Any, chosen: Action) -> bool:
     return user is not None and bool(user.has_perm(chosen.permission))
 
 
+def withheld_reason(user: Any, campaign: Campaign, chosen: Action) -> str:
+    """Why `user` may not take `chosen` on `campaign` whatever their permissions (four eyes:
+    they submitted it, or changed its content since it was last approved); '' if they may."""
+    if not chosen.for_submitter and campaign.submitted_by_id == user.pk:
+        return chosen.submitter_refusal
+    # .all(): a list page prefetches the authors of every row at once.
+    if not chosen.for_authors and any(a.pk == user.pk for a in campaign.authors.all()):
+        return chosen.author_refusal
+    return ""
+
+
+def _in_reach(user: Any, campaign: Campaign) -> list[Action]:
+    """The actions `user`'s permissions allow on `campaign`'s state, in the table's order."""
+    return [a for a in ACTIONS.values() if campaign.status in a.from_statuses and may_take(user, a)]
+
+
 def available_to(user: Any, campaign: Campaign) -> list[Action]:
     """The actions `user` may take on `campaign` as it is now, in the table's order."""
-    submitter = campaign.submitted_by_id == user.pk
-    return [
-        a
-        for a in ACTIONS.values()
-        if campaign.status in a.from_statuses
-        and may_take(user, a)
-        and (a.for_submitter or not submitter)
-    ]
+    return [a for a in _in_reach(user, campaign) if not withheld_reason(user, campaign, a)]
+
+
+def withheld_from(user: Any, campaign: Campaign) -> list[tuple[Action, str]]:
+    """The actions `user` could take on `campaign` now but for four eyes, each with why:
+    shown where their buttons would be."""
+    reasons = ((a, withheld_reason(user, campaign, a)) for a in _in_reach(user, campaign))
+    return [(a, reason) for a, reason in reasons if reason]
 
 
 def check_reason(chosen: Action, reason: str) -> None:

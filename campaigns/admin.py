@@ -23,14 +23,22 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from audit.admin import ReadOnlyAdmin, ReadOnlyInline
-from campaigns.actions import ACTIONS, Action, available_to, may_take
-from campaigns.forms import CampaignForm, TestSendForm, TransitionForm
+from campaigns.actions import (
+    ACTIONS,
+    Action,
+    available_to,
+    may_take,
+    withheld_from,
+    withheld_reason,
+)
+from campaigns.forms import CampaignForm, TestNumberForm, TestSendForm, TransitionForm
 from campaigns.models import (
     Campaign,
     CampaignTransition,
     ChangedSinceShown,
     MessageTemplate,
     PendingApproval,
+    TestNumber,
     TransitionNotAllowed,
 )
 from campaigns.presenters import (
@@ -43,6 +51,7 @@ from campaigns.presenters import (
     money,
     preview_of,
     progress_of,
+    test_allowance,
     when,
 )
 from campaigns.testsend import first_recipient, send_test
@@ -58,7 +67,8 @@ class MessageTemplateAdmin(admin.ModelAdmin):
     search_fields = ("name", "body")
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        # Whoever changes a campaign's text this way is one of its authors (four eyes).
+        obj.save_edit(by=request.user)
         # The build holds them (campaigns.approval); say so now, not when they were due.
         waiting = obj.campaign_set.filter(
             status__in=(S.PENDING_APPROVAL, S.SCHEDULED), body=""
@@ -73,6 +83,7 @@ class MessageTemplateAdmin(admin.ModelAdmin):
 
 
 S = Campaign.Status
+APPROVE = ACTIONS["approve"]
 
 
 class TransitionInline(ReadOnlyInline):
@@ -205,6 +216,8 @@ class CampaignAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # What the approval bound before this edit, for save_related to compare (four eyes).
+        form.hash_before = obj.saved_content_hash()
         if not change:
             obj.created_by = request.user
             super().save_model(request, obj, form, change)
@@ -219,6 +232,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         campaign = form.instance
+        campaign.note_authors(request.user, form.hash_before)
         edited = campaign.compute_content_hash() != campaign.content_hash
         if campaign.status in (S.PENDING_APPROVAL, S.SCHEDULED) and edited:
             campaign.return_to_draft(by=request.user)
@@ -274,6 +288,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 (a, reverse("admin:campaigns_campaign_transition", args=(campaign.pk, a.name)))
                 for a in available_to(request.user, campaign)
             ]
+            extra_context["withheld"] = withheld_from(request.user, campaign)
             extra_context["preview"] = preview_of(campaign)
             if campaign.status != S.DRAFT:
                 extra_context["live"] = live_counts_of(campaign)
@@ -300,13 +315,11 @@ class CampaignAdmin(admin.ModelAdmin):
         )
         if not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        form = TestSendForm(
-            request.POST or None, initial={"phone": _own_test_phone(request, campaign)}
-        )
+        form = TestSendForm(request.POST or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             try:
-                message = send_test(campaign, form.cleaned_data["phone"], by=request.user)
-            except (TransitionNotAllowed, ValidationError) as exc:
+                message = send_test(campaign, form.cleaned_data["number"].phone, by=request.user)
+            except (TransitionNotAllowed, ValidationError, PermissionDenied) as exc:
                 form.add_error(None, error_text(exc))
             else:
                 # Redirect, so reloading the result page does not send another test.
@@ -330,6 +343,7 @@ class CampaignAdmin(admin.ModelAdmin):
             "campaign": campaign,
             "form": form,
             "may_send": campaign.status == S.DRAFT,
+            "allowance": test_allowance(request.user),
             "body": highlight(body),
             "recipient": (contact.first_name or "the first recipient") if contact else "",
             "sent": campaign.test_message if sent == str(campaign.test_message_id) else None,
@@ -395,12 +409,6 @@ class CampaignAdmin(admin.ModelAdmin):
         return request.user.has_perm("campaigns.approve_campaign")
 
 
-def _own_test_phone(request: HttpRequest, campaign: Campaign) -> str:
-    """The number this user sent the campaign's last test to, to send the next one."""
-    message = campaign.test_message
-    return message.phone if message and campaign.test_sent_by_id == request.user.pk else ""
-
-
 # The approvers' queue: campaigns waiting for approval, approved or rejected in one click.
 
 
@@ -423,7 +431,16 @@ class PendingApprovalAdmin(ReadOnlyAdmin):
     actions = None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PendingApproval]:
-        return super().get_queryset(request).filter(status=S.PENDING_APPROVAL)
+        pending = super().get_queryset(request).filter(status=S.PENDING_APPROVAL)
+        return pending.prefetch_related("authors")  # four eyes, asked of every row
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        # The decision column answers for the user looking: four eyes may withhold Approve.
+        def decision(campaign: Campaign) -> str:
+            return self.decision(campaign, withheld_reason(request.user, campaign, APPROVE))
+
+        decision.short_description = "decision"  # type: ignore[attr-defined]
+        return (*self.list_display[:-1], decision)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         may_approve = request.user.has_perm("campaigns.approve_campaign")
@@ -466,17 +483,26 @@ class PendingApprovalAdmin(ReadOnlyAdmin):
         return f"yes, {sent_at}" + (f" ({status})" if status else "")
 
     @admin.display(description="decision")
-    def decision(self, campaign: Campaign) -> str:
+    def decision(self, campaign: Campaign, withheld: str = "") -> str:
         # The changelist is one big form, and forms do not nest: these controls belong to
         # the per-row forms printed after it (change_list.html), through form="...".
+        approve = (
+            format_html('<span class="withheld">{}</span> ', withheld)
+            if withheld
+            else format_html(
+                '<button type="submit" form="approve-{}" class="button default approve-button">'
+                "Approve</button>",
+                campaign.pk,
+            )
+        )
         return format_html(
-            '<button type="submit" form="approve-{pk}" class="button default approve-button">'
-            "Approve</button>"
+            "{approve}"
             '<span class="reject-row">'
             '<input type="text" name="reason" form="reject-{pk}" required class="reject-reason" '
             'placeholder="Reason" aria-label="Reason for rejecting {name}"> '
             '<button type="submit" form="reject-{pk}" class="button reject-button">Reject</button>'
             "</span>",
+            approve=approve,
             pk=campaign.pk,
             name=campaign.name,
         )
@@ -523,3 +549,32 @@ class PendingApprovalAdmin(ReadOnlyAdmin):
 
 def _campaign_url(campaign: Campaign) -> str:
     return reverse("admin:campaigns_campaign_change", args=(campaign.pk,))
+
+
+@admin.register(TestNumber)
+class TestNumberAdmin(admin.ModelAdmin):
+    """Staff's own phones, the only numbers campaign tests go to. Managed by whoever holds
+    the test number permissions (no role has them by default), never for oneself."""
+
+    form = TestNumberForm
+    list_display = ("user", "label", "number", "added_by", "created_at")
+    list_select_related = ("user", "added_by")
+    search_fields = ("user__username", "label", "=phone")
+    fields = ("user", "phone", "label")
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form_class: Any = super().get_form(request, obj, change, **kwargs)
+        # A class made for this request alone (modelform_factory), so this is no shared state.
+        form_class.added_by = request.user
+        return form_class
+
+    @admin.display(description="number", ordering="phone")
+    def number(self, test_number: TestNumber) -> str:
+        return redact(test_number.phone)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.added_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,19 +1,20 @@
 """Forms of a campaign, used by the admin and the dashboard alike: the campaign itself (its
-schedule read in the campaign's own time zone), a test send, and a staff action's reason."""
+schedule read in the campaign's own time zone), a test send and the test numbers it may go
+to, and a staff action's reason."""
 
 import copy
 import zoneinfo
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.actions import Action
-from campaigns.models import Campaign
-from contacts.models import normalise_phone
+from campaigns.models import Campaign, TestNumber
 
 
 class LocalDateTimeField(forms.SplitDateTimeField):
@@ -111,15 +112,59 @@ class CampaignForm(forms.ModelForm):
         return cleaned
 
 
+class TestNumberChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj)
+
+
 class TestSendForm(forms.Form):
-    phone = forms.CharField(
-        label="Your phone number",
-        max_length=40,
-        help_text="International (+44 7911 123456) or national form.",
+    """A choice of the user's own test numbers: no number can be typed in."""
+
+    __test__ = False  # a form, not a test class for pytest to collect
+
+    number = TestNumberChoice(
+        queryset=TestNumber.objects.none(),
+        label="Send to",
+        empty_label=None,
+        widget=forms.RadioSelect,
+        help_text="Your own test numbers; other staff add them (the admin's Test numbers page).",
+        error_messages={"invalid_choice": "Choose one of your own test numbers."},
     )
 
-    def clean_phone(self) -> str:
-        return normalise_phone(self.cleaned_data["phone"])
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        numbers = TestNumber.objects.of(user)
+        cast(forms.ModelChoiceField, self.fields["number"]).queryset = numbers
+        self.has_numbers = numbers.exists()
+        first = numbers.first()
+        if first is not None and "number" not in self.initial:
+            self.initial["number"] = first.pk
+
+
+class TestNumberForm(forms.ModelForm):
+    """The admin's test number: nobody but a superuser registers their own."""
+
+    #: Who is adding or changing it (the admin sets it on its form class per request).
+    added_by: Any = None
+
+    class Meta:
+        model = TestNumber
+        fields = ("user", "phone", "label")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        staff = get_user_model()._default_manager.filter(is_staff=True, is_active=True)
+        cast(forms.ModelChoiceField, self.fields["user"]).queryset = staff.order_by("username")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        owner = cleaned.get("user")
+        if self.added_by is not None and owner is not None:
+            try:
+                TestNumber.check_adder(self.added_by, owner.pk)
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
 
 
 class TransitionForm(forms.Form):

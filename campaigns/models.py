@@ -20,9 +20,18 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from campaigns.actions import ACTIONS, check_reason, may_take
+from campaigns.actions import ACTIONS, check_reason, may_take, withheld_reason
 from campaigns.actions import action as staff_action
-from contacts.models import Channel, Contact, Group, Tag
+from contacts.models import (
+    ERASED_REFUSAL,
+    Channel,
+    Contact,
+    ErasedNumber,
+    Group,
+    PhoneNumberField,
+    Tag,
+)
+from contacts.phones import redact
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import placeholders
 
@@ -88,6 +97,15 @@ class MessageTemplate(models.Model):
     def clean(self) -> None:
         check_variables(self.body)
 
+    def save_edit(self, by: Any) -> None:
+        """Save, counting `by` among the authors of each unfinished campaign whose content
+        (what its approval binds) the edit changes."""
+        using = Campaign.objects.filter(template=self).exclude(status__in=Campaign.FINAL_STATUSES)
+        before = {c.pk: c.compute_content_hash() for c in using.select_related("provider_account")}
+        self.save()
+        for campaign in Campaign.objects.filter(pk__in=before).select_related("template"):
+            campaign.note_authors(by, before[campaign.pk])
+
 
 class CampaignQuerySet(models.QuerySet["Campaign"]):
     def due(self) -> CampaignQuerySet:
@@ -109,6 +127,7 @@ class Campaign(models.Model):
         CANCELLED = "cancelled", "Cancelled"  # stopped for good; unsent messages cancelled (final)
 
     EDITABLE_STATUSES = (Status.DRAFT, Status.PENDING_APPROVAL, Status.SCHEDULED)
+    FINAL_STATUSES = (Status.COMPLETED, Status.CANCELLED)
 
     name = models.CharField(max_length=200)
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
@@ -181,6 +200,14 @@ class Campaign(models.Model):
         editable=False,
     )
     test_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    authors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        editable=False,
+        help_text="Who changed what an approval binds since the last approval: none of them "
+        "may approve it.",
+    )
     final_counts = models.JSONField(default=dict, blank=True, editable=False)
     final_cost = models.DecimalField(
         max_digits=14, decimal_places=5, null=True, blank=True, editable=False
@@ -244,6 +271,19 @@ class Campaign(models.Model):
         }
         return hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()
 
+    def saved_content_hash(self) -> str:
+        """The content hash of the campaign as saved, whatever this copy holds; '' unsaved."""
+        saved = Campaign.objects.filter(pk=self.pk).first() if self.pk else None
+        return saved.compute_content_hash() if saved else ""
+
+    def note_authors(self, by: Any, before: str) -> bool:
+        """Count `by` among the authors if what the approval binds changed since `before`
+        (the saved content hash before their edit; '' for a campaign they created)."""
+        if by is None or not by.pk or self.compute_content_hash() == before:
+            return False
+        self.authors.add(by)
+        return True
+
     def validate_for_submit(self) -> None:
         problems = []
         if not self.message_body.strip():
@@ -298,8 +338,9 @@ class Campaign(models.Model):
 
     def approve(self, by: Any, note: str = "") -> None:
         self._check_approver(by)
-        if by.pk == self.submitted_by_id:
-            raise PermissionDenied("You cannot approve a campaign you submitted yourself.")
+        refusal = withheld_reason(by, self, ACTIONS["approve"])
+        if refusal:
+            raise PermissionDenied(refusal)
         if self.status == self.Status.PENDING_APPROVAL and self.content_hash:
             self._refuse_if_changed_since_submit()
         self._transition(
@@ -314,6 +355,8 @@ class Campaign(models.Model):
             # Only what the approver was shown: a copy from before an edit and resubmit
             # (another hash, or another submitter) approves nothing.
             extra_filter={"submitted_by": self.submitted_by_id, "content_hash": self.content_hash},
+            # Approved: whoever edits it from now on is an author of what comes next.
+            on_success=self.authors.clear,
         )
         self._wake_engine()
 
@@ -581,3 +624,62 @@ class PendingApproval(Campaign):
         proxy = True
         verbose_name = "campaign awaiting approval"
         verbose_name_plural = "approval queue"
+
+
+class TestNumberQuerySet(models.QuerySet["TestNumber"]):
+    def of(self, user: Any) -> TestNumberQuerySet:
+        """The numbers `user` may send tests to: their own, none for nobody."""
+        if user is None or not user.pk:
+            return self.none()
+        return self.filter(user_id=user.pk)
+
+
+class TestNumber(models.Model):
+    """A staff member's own phone, the only kind of number a campaign's test goes to.
+
+    Added by staff who manage test numbers (the test number permissions), never by the
+    user themselves unless a superuser: a test is a message no approver has seen, so it
+    may reach only a phone whose owner's colleague vouched for it.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="test_numbers",
+        help_text="Whose phone it is: only they can send tests to it.",
+    )
+    phone = PhoneNumberField()
+    label = models.CharField(max_length=100, blank=True, help_text="e.g. work mobile")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TestNumberQuerySet.as_manager()
+    __test__ = False  # a model, not a test class for pytest to collect
+
+    class Meta:
+        ordering = ("user", "label", "pk")
+        constraints = [
+            models.UniqueConstraint(fields=("user", "phone"), name="testnumber_once_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'phone'} {redact(self.phone)}"
+
+    def clean(self) -> None:
+        if self.phone and ErasedNumber.objects.includes(self.phone):
+            raise ValidationError({"phone": ERASED_REFUSAL})
+
+    @staticmethod
+    def check_adder(adder: Any, owner_id: int | None) -> None:
+        """Refuse a user registering their own test number, unless they are a superuser."""
+        if owner_id is not None and adder.pk == owner_id and not adder.is_superuser:
+            raise ValidationError(
+                {"user": "Your own test numbers are added by another member of staff."}
+            )

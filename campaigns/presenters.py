@@ -8,14 +8,17 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from audit.models import AuditEvent
 from campaigns.models import Campaign
 from campaigns.preview import estimate
+from campaigns.testsend import sends_left
 from contacts.phones import redact
 from messaging.models import Message
 from messaging.rendering import ucs2_characters
@@ -147,6 +150,16 @@ def when(moment: datetime, format_name: str = "DATETIME_FORMAT") -> str:
     return date_format(timezone.localtime(moment), format_name)
 
 
+def test_allowance(user: Any) -> str:
+    """How many test sends `user` has left this hour, or when the next one may go."""
+    left, frees_at = sends_left(user)
+    if left:
+        return f"You may send {left} more test{pluralize(left)} this hour."
+    if frees_at is None:
+        return "Test sends are turned off."
+    return f"You have sent this hour's tests: the next can go at {when(frees_at, 'TIME_FORMAT')}."
+
+
 def describe_test(campaign: Campaign) -> str:
     """Whether, when, by whom and to what number a test went, and how it fared."""
     if campaign.test_sent_at is None:
@@ -162,3 +175,26 @@ def describe_test(campaign: Campaign) -> str:
         redact(message.phone),
         message.get_status_display().lower(),
     )
+
+
+def test_sends_of(campaign: Campaign, latest: int = 10) -> list[dict[str, Any]]:
+    """The campaign's latest test sends, newest first, from the audit log: when, by whom,
+    to what number (redacted) and how each fared."""
+    events = list(
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.TEST_SEND,
+            object_type=campaign._meta.label_lower,
+            object_id=str(campaign.pk),
+        ).order_by("-at", "-pk")[:latest]
+    )
+    ids = [event.detail.get("message") for event in events]
+    messages = Message.objects.in_bulk([pk for pk in ids if isinstance(pk, int)])
+    return [
+        {
+            "at": event.at,
+            "by": event.actor_name or "(deleted user)",
+            "to": event.detail.get("to", ""),
+            "message": messages.get(pk) if isinstance(pk, int) else None,
+        }
+        for event, pk in zip(events, ids, strict=True)
+    ]

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, TestNumber
 from contacts.erasure import purge_import_files
 from contacts.models import Contact, erasing
 from messaging.models import Message
@@ -139,4 +139,11 @@ def _names_them(sample: dict[str, Any], names: set[str], phones: list[str]) -> b
     return sample.get("contact") in names or any(phone in body for phone in phones)
 
 
+def erase_test_numbers(sender: Any, phones: list[str], **kwargs: Any) -> dict[str, int]:
+    """A staff member's phone erased: it is no longer anyone's test number."""
+    deleted, _ = TestNumber.objects.filter(phone__in=phones).delete()
+    return {"test numbers": deleted}
+
+
 erasing.connect(erase_samples, dispatch_uid="campaigns.privacy.erase_samples")
+erasing.connect(erase_test_numbers, dispatch_uid="campaigns.privacy.erase_test_numbers")

@@ -234,6 +234,9 @@ HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # many recipients, between approval and build is held for approval again.
 HERALD_APPROVAL_GROWTH_SHARE = env.float("HERALD_APPROVAL_GROWTH_SHARE", default=0.10)
 HERALD_APPROVAL_GROWTH_RECIPIENTS = env.int("HERALD_APPROVAL_GROWTH_RECIPIENTS", default=1000)
+# Test sends of draft campaigns each user may make in any hour, counted in the database
+# (0: no test sends).
+HERALD_TEST_SENDS_PER_HOUR = env.int("HERALD_TEST_SENDS_PER_HOUR", default=10)
 # Uploaded contact files up to this size are checked in the request; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
 # An import with no progress for this long lost its worker and may be resumed.

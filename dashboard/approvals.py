@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
+from campaigns.actions import ACTIONS, withheld_reason
 from campaigns.models import Campaign, ChangedSinceShown, TransitionNotAllowed
 from campaigns.presenters import decided_text, error_text, money
 from dashboard.access import can_approve
@@ -28,9 +29,10 @@ def approvals(request: HttpRequest) -> HttpResponse:
     pending = (
         Campaign.objects.filter(status=PENDING)
         .select_related("submitted_by", "template", "provider_account", "test_message")
+        .prefetch_related("authors")
         .order_by("submitted_at", "pk")
     )
-    rows = [_row(campaign) for campaign in pending]
+    rows = [_row(campaign, request.user) for campaign in pending]
     return render(
         request,
         "dashboard/approvals.html",
@@ -38,11 +40,13 @@ def approvals(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _row(campaign: Campaign) -> dict[str, Any]:
-    """What an approver weighs: the stored estimate, not one worked out again now."""
+def _row(campaign: Campaign, user: Any) -> dict[str, Any]:
+    """What an approver weighs: the stored estimate, not one worked out again now; and why
+    they may not approve it, if four eyes says so."""
     figures = campaign.estimate
     return {
         "campaign": campaign,
+        "withheld": withheld_reason(user, campaign, ACTIONS["approve"]),
         "content": campaign.message_body,
         "from_template": not campaign.body and campaign.template is not None,
         "audience": figures.get("sendable", "-"),

@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign, TransitionNotAllowed, unknown_variables
-from campaigns.presenters import code_point, error_text, money
+from campaigns.presenters import code_point, error_text, money, test_allowance
 from campaigns.preview import estimate
 from campaigns.testsend import send_test
 from contacts.models import Contact
@@ -65,7 +65,7 @@ def _build(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     form = BuilderForm(request.POST or None, instance=campaign)
     if request.method == "POST" and form.is_valid():
         try:
-            campaign = _save_draft(form)
+            campaign = _save_draft(form, by=request.user)
         except TransitionNotAllowed:
             messages.error(request, _not_a_draft(campaign))
             return redirect("dashboard:campaign", pk=campaign.pk)
@@ -87,8 +87,9 @@ def _build(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     return render(request, "dashboard/builder.html", _page(form, campaign))
 
 
-def _save_draft(form: BuilderForm) -> Campaign:
-    """Save what the form holds, unless someone submitted the campaign meanwhile."""
+def _save_draft(form: BuilderForm, by: Any) -> Campaign:
+    """Save what the form holds, unless someone submitted the campaign meanwhile; `by`
+    becomes one of its authors if that changed what an approval binds."""
     campaign: Campaign = form.instance
     with transaction.atomic():
         if campaign.pk is not None:
@@ -100,7 +101,9 @@ def _save_draft(form: BuilderForm) -> Campaign:
             )
             if status != Campaign.Status.DRAFT:
                 raise TransitionNotAllowed(f"Cannot edit a campaign that is {status}.")
+        before = campaign.saved_content_hash()  # read under the lock: no edit in between
         saved: Campaign = form.save()
+        saved.note_authors(by, before)
     return saved
 
 
@@ -192,12 +195,12 @@ def preview_json(
 def campaign_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Send one test of a draft to the user's own phone, and show how it went."""
     campaign = get_object_or_404(Campaign.objects.select_related("provider_account"), pk=pk)
-    form = TestSendForm(request.POST or None)
+    form = TestSendForm(request.POST or None, user=request.user)
     result: Message | None = None
     if request.method == "POST" and form.is_valid():
         try:
-            result = send_test(campaign, form.cleaned_data["phone"], by=request.user)
-        except (ValidationError, TransitionNotAllowed) as exc:
+            result = send_test(campaign, form.cleaned_data["number"].phone, by=request.user)
+        except (ValidationError, TransitionNotAllowed, PermissionDenied) as exc:
             form.add_error(None, error_text(exc))
     context = {
         "title": f"Test send of “{campaign}”",
@@ -205,6 +208,7 @@ def campaign_test(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "result": result,
         "redacted_phone": redact(result.phone) if result else "",
+        "allowance": test_allowance(request.user),
     }
     return render(request, "dashboard/test_send.html", context)
 

@@ -29,9 +29,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AuditEvent
-from campaigns.actions import ACTIONS, Action, available_to
+from campaigns.actions import ACTIONS, Action, available_to, withheld_from
 from campaigns.models import Campaign, TransitionNotAllowed
-from campaigns.presenters import LIVE_STATUSES, error_text, preview_of, progress_of
+from campaigns.presenters import (
+    LIVE_STATUSES,
+    error_text,
+    preview_of,
+    progress_of,
+    test_sends_of,
+)
 from contacts.spreadsheets import csv_lines
 from messaging.models import Message
 
@@ -222,7 +228,8 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "chart": delivery_chart(campaign),
         "failures": failure_reasons(campaign),
         "actions": available_to(request.user, campaign),
-        "self_submitted": campaign.submitted_by_id == request.user.pk,
+        "withheld": withheld_from(request.user, campaign),
+        "test_sends": test_sends_of(campaign),
         "in_doubt": counts[Message.Status.IN_DOUBT],
         "may_decide": request.user.has_perm(DECIDE_IN_DOUBT),
     }

@@ -119,8 +119,17 @@ class StatusEventInline(ReadOnlyInline):
 
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ("client_ref", "phone", "status", "campaign", "segments", "attempts", "sent_at")
-    list_filter = ("status", "channel", "provider_account")
+    list_display = (
+        "client_ref",
+        "phone",
+        "status",
+        "campaign",
+        "is_test",
+        "segments",
+        "attempts",
+        "sent_at",
+    )
+    list_filter = ("status", "is_test", "channel", "provider_account")
     list_select_related = ("campaign",)
     search_fields = ("=phone", "=client_ref", "=provider_message_id")
     inlines = (StatusEventInline,)

@@ -471,6 +471,12 @@ class Message(models.Model):
     template_params = models.JSONField(
         default=list, blank=True, help_text="WhatsApp: the template's ordered parameters."
     )
+    is_test = models.BooleanField(
+        default=False,
+        db_default=False,  # rows built by bulk insert, which names no such column
+        help_text="A test send to a staff member's own number: no campaign's recipient, "
+        "counts or cost.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

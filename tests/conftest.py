@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import connection
 
 import messaging
-from campaigns.models import Campaign
+from campaigns.models import Campaign, TestNumber
 from contacts.models import Contact, Group
 from messaging.models import ProviderAccount
 from tests.fakegateway import FakeGateway
@@ -21,6 +21,11 @@ FIRST_NUMBER = 447911200000
 
 def phone(i: int) -> str:
     return f"+{FIRST_NUMBER + i}"
+
+
+def own_test_number(user: User, number: str, label: str = "mobile") -> TestNumber:
+    """Register `number` as one of `user`'s test numbers, as staff would in the admin."""
+    return TestNumber.objects.create(user=user, phone=number, label=label)
 
 
 def reschedule(campaign: Campaign, at: datetime) -> None:

@@ -12,7 +12,7 @@ import messaging
 from campaigns.models import Campaign, CampaignTransition
 from contacts.models import Contact, Group, OptOut
 from messaging.models import Message, ProviderAccount
-from tests.conftest import phone
+from tests.conftest import own_test_number, phone
 
 pytestmark = pytest.mark.django_db
 
@@ -152,19 +152,23 @@ def test_test_send_goes_through_the_account_and_is_recorded(
     group = Group.objects.create(name="G")
     make_contacts(2, group)
     campaign = make_campaign(locmem, group, body=BODY)
+    number = own_test_number(marketer, "+447911123456")
     client = logged_in(marketer)
     assert "Send a test to me" in page_of(client, change_url(campaign))
     url = f"/admin/campaigns/campaign/{campaign.pk}/test/"
-    assert "Hi Name0, our" in page_of(client, url)
+    form = page_of(client, url)
+    assert "Hi Name0, our" in form and 'id="test-allowance">You may send 10 more' in form
 
-    response = client.post(url, {"phone": "07911 123456"}, follow=True)
+    response = client.post(url, {"number": number.pk}, follow=True)
     page = response.content.decode()
 
     assert [m.phone for m in messaging.outbox] == ["+447911123456"]
     assert messaging.outbox[0].body == "Hi Name0, our “spring” sale starts today"
     assert 'id="test-status">Sent<' in page and "locmem-" in page
+    assert '<span class="test-mark">Test</span> to +44…56' in page
     campaign.refresh_from_db()
     assert campaign.test_message is not None and campaign.test_message.campaign_id is None
+    assert campaign.test_message.is_test
     assert campaign.test_sent_by == marketer and campaign.test_sent_at is not None
     log = CampaignTransition.objects.get(campaign=campaign, action="test")
     assert (log.from_status, log.to_status, log.by) == ("draft", "draft", marketer)
@@ -172,12 +176,18 @@ def test_test_send_goes_through_the_account_and_is_recorded(
     assert "to +44…56: <strong>sent</strong>" in page_of(client, change_url(campaign))
 
 
-def test_test_send_refuses_an_invalid_number_and_sends_nothing(
-    spring: Campaign, marketer: User
+def test_test_send_refuses_a_typed_number_or_anothers_and_sends_nothing(
+    spring: Campaign, marketer: User, approver: User
 ) -> None:
     url = f"/admin/campaigns/campaign/{spring.pk}/test/"
-    page = logged_in(marketer).post(url, {"phone": "12"}).content.decode()
-    assert "Enter a valid phone number" in page
+    client = logged_in(marketer)
+    assert 'id="no-test-numbers"' in page_of(client, url)
+    own_test_number(marketer, "+447911000111")
+    colleagues = own_test_number(approver, "+447911123456")
+    page = client.post(url, {"phone": "+447911654321"}).content.decode()
+    assert "This field is required." in page
+    page = client.post(url, {"number": colleagues.pk}).content.decode()
+    assert "Choose one of your own test numbers." in page
     assert not Message.objects.exists()
     assert Campaign.objects.get(pk=spring.pk).test_sent_at is None
 
@@ -190,7 +200,8 @@ def test_test_send_is_only_for_drafts_and_editors(
     spring.submit(by=marketer)
     client = logged_in(marketer)
     assert "Send a test to me" not in page_of(client, change_url(spring))
-    page = client.post(url, {"phone": "+447911123456"}).content.decode()
+    number = own_test_number(marketer, "+447911123456")
+    page = client.post(url, {"number": number.pk}).content.decode()
     assert "Tests are sent from drafts" in page
     assert not Message.objects.exists()
 
@@ -264,7 +275,8 @@ def test_queue_shows_whether_a_test_was_sent(
     spring: Campaign, marketer: User, approver: User, locmem: ProviderAccount
 ) -> None:
     Campaign.objects.filter(pk=spring.pk).update(provider_account=locmem)
-    logged_in(marketer).post(f"/admin/campaigns/campaign/{spring.pk}/test/", {"phone": phone(0)})
+    number = own_test_number(marketer, phone(0))
+    logged_in(marketer).post(f"/admin/campaigns/campaign/{spring.pk}/test/", {"number": number.pk})
     spring.submit(by=marketer)
     page = page_of(logged_in(approver), QUEUE)
     assert 'class="field-test_sent">yes, ' in page and "(sent)" in page

@@ -10,7 +10,8 @@ from django.urls import reverse
 import messaging
 from campaigns.models import Campaign
 from contacts.models import Contact, Group, OptOut
-from messaging.models import ProviderAccount
+from messaging.models import Message, ProviderAccount
+from tests.conftest import own_test_number
 
 pytestmark = pytest.mark.django_db
 
@@ -251,26 +252,41 @@ def test_a_test_send_goes_through_the_campaigns_account(
     marketer: User, make_campaign: MakeCampaign, locmem: ProviderAccount, group: Group
 ) -> None:
     campaign = make_campaign(locmem, group, body="Hi {{first_name|there}}")
+    number = own_test_number(marketer, "+447911123456", "work mobile")
     url = reverse("dashboard:campaign_test", args=(campaign.pk,))
     client = signed_in(marketer)
-    assert 'for="id_phone"' in client.get(url).content.decode()
-    response = client.post(url, {"phone": "+447911123456"})
+    page = client.get(url).content.decode()
+    assert 'type="radio" name="number"' in page and "work mobile +44…56" in page
+    assert "You may send 10 more tests this hour." in page
+    response = client.post(url, {"number": number.pk})
     campaign.refresh_from_db()
     assert response.status_code == 200
-    assert len(messaging.outbox) == 1
+    assert [m.phone for m in messaging.outbox] == ["+447911123456"]
     assert campaign.test_sent_at is not None
     assert campaign.test_sent_by == marketer
-    assert "Hi there" in response.content.decode()
+    html = response.content.decode()
+    assert "Hi there" in html and '<span class="badge test-mark">Test</span> to +44…56' in html
 
 
-def test_a_test_send_needs_a_valid_phone(
-    marketer: User, make_campaign: MakeCampaign, locmem: ProviderAccount, group: Group
+def test_a_test_send_offers_no_number_to_type_and_refuses_anothers(
+    marketer: User,
+    make_user: Callable[..., User],
+    make_campaign: MakeCampaign,
+    locmem: ProviderAccount,
+    group: Group,
 ) -> None:
     campaign = make_campaign(locmem, group)
     url = reverse("dashboard:campaign_test", args=(campaign.pk,))
-    response = signed_in(marketer).post(url, {"phone": "not a phone"})
-    assert 'id="id_phone_error"' in response.content.decode()
-    assert messaging.outbox == []
+    client = signed_in(marketer)
+    page = client.get(url).content.decode()
+    assert 'id="no-test-numbers"' in page and 'name="number"' not in page
+    colleagues = own_test_number(make_user("cy", "Marketers"), "+447911123456")
+    for forged in ({"phone": "+447911654321"}, {"number": colleagues.pk}):
+        client.post(url, forged)
+    own_test_number(marketer, "+447911000111")
+    response = client.post(url, {"number": colleagues.pk})
+    assert "Choose one of your own test numbers." in response.content.decode()
+    assert messaging.outbox == [] and not Message.objects.exists()
 
 
 def test_save_and_test_send_goes_to_the_test_page(

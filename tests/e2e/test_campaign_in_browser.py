@@ -13,6 +13,7 @@ from campaigns.models import Campaign
 from contacts.models import Contact, Group
 from messaging import tasks as messaging_tasks
 from messaging.models import Message, ProviderAccount
+from tests.conftest import own_test_number
 
 pytestmark = [
     pytest.mark.browser,
@@ -61,7 +62,7 @@ def create_campaign(page: Any, base: str) -> Campaign:
 
 def send_test_to_self(page: Any) -> str:
     page.click("a.test-send")
-    page.fill("#id_phone", MARKETERS_PHONE)
+    page.check("input[name=number] >> nth=0")  # the marketer's own test number
     page.click("input[name=send]")
     return str(page.inner_text("#test-status"))
 
@@ -83,6 +84,7 @@ def test_marketer_and_approver_take_a_campaign_from_draft_to_completed(
     approver: User,
 ) -> None:
     make_contacts(5, Group.objects.create(name="Newsletter"))
+    own_test_number(marketer, MARKETERS_PHONE)
     base = live_server.url
 
     log_in(page, base, marketer)

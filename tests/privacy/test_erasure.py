@@ -34,6 +34,7 @@ from contacts.models import (
 )
 from messaging.dispatch import send_claimed
 from messaging.models import Message, ProviderAccount
+from tests.conftest import own_test_number
 from tests.privacy.conftest import M, S, report, send
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +104,7 @@ def everywhere(
 
     materialise(live)
     draft = make_campaign(simulator, group, body="Test for {{first_name}}")
+    own_test_number(marketer, PHONE)
     send_test(draft, PHONE, by=marketer)
     job = ImportJob.objects.create(
         original_name="list.csv",
@@ -324,6 +326,7 @@ def test_erasure_keeps_a_campaigns_test_send_row_without_the_number(
     marketer: User,
 ) -> None:
     draft = make_campaign(locmem)
+    own_test_number(marketer, PHONE)
     message = send_test(draft, PHONE, by=marketer)
     erase(contact_ids=[zebedee.pk])
     message.refresh_from_db()

@@ -7,14 +7,19 @@
                                      [--reason TEXT]
     python manage.py campaign status ID [--json]
     python manage.py campaign preview ID [--json]
+    python manage.py campaign test ID --as USERNAME [--to NUMBER]
 
 `preview` is the audience rule's answer now: audience, queued, skipped by reason
 (every reason a key, 0 when none), segments and cost. Once the campaign is built,
 `status` adds up to it: skipped is the sum of the reasons, the rest is queued.
 
+`test` sends one test of a draft to one of the user's own test numbers (--to picks
+which, when they have several), under the same hourly limit as the dashboard's.
+
 `create` prints nothing but the new id, so scripts can capture it. Every change of
 state goes through the campaign's own methods, so the shell obeys the same rules as
-the admin: a submitter cannot approve their own campaign, a rejection needs a reason.
+the admin: a submitter or an author cannot approve the campaign, a rejection needs a
+reason.
 """
 
 import json
@@ -28,10 +33,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 
 from campaigns.actions import ACTIONS, check_reason
-from campaigns.models import Campaign, MessageTemplate, TransitionNotAllowed
+from campaigns.models import Campaign, MessageTemplate, TestNumber, TransitionNotAllowed
 from campaigns.presenters import amount_text, error_text
 from campaigns.preview import estimate
-from contacts.models import Channel, Group, Tag
+from campaigns.testsend import send_test
+from contacts.models import Channel, Group, Tag, normalise_phone
+from contacts.phones import redact
 from messaging.backends import backend_class
 from messaging.models import Message, ProviderAccount
 
@@ -67,6 +74,14 @@ class Command(BaseCommand):
         )
         preview.add_argument("id", type=int, help="the campaign's id")
         preview.add_argument("--json", action="store_true", help="one line of JSON for scripts")
+        test = subcommands.add_parser(
+            "test", help="send one test of a draft to one of your own test numbers"
+        )
+        test.add_argument("id", type=int, help="the campaign's id")
+        test.add_argument("--as", dest="username", required=True, help="the staff user testing")
+        test.add_argument(
+            "--to", default="", help="which of the user's test numbers (needed if several)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options["subcommand"]
@@ -76,6 +91,8 @@ class Command(BaseCommand):
             self.status(options)
         elif subcommand == "preview":
             self.preview(options)
+        elif subcommand == "test":
+            self.test(options)
         else:
             self.transition(subcommand, options)
 
@@ -103,6 +120,7 @@ class Command(BaseCommand):
             campaign.save()
             campaign.groups.set(groups)
             campaign.tags.set(tags)
+            campaign.note_authors(created_by, before="")
         self.stdout.write(str(campaign.pk))
 
     # submit, approve, reject, pause, resume, cancel
@@ -170,6 +188,44 @@ class Command(BaseCommand):
             self.stdout.write(f"  skipped, {Message.SkipReason(reason).label.lower()}: {count}")
         self.stdout.write(f"segments  {figures.segments}")
         self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
+
+    # test
+
+    def test(self, options: dict[str, Any]) -> None:
+        campaign = _campaign(options["id"])
+        user = _user(options["username"])
+        number = _test_number(user, options["to"])
+        try:
+            message = send_test(campaign, number.phone, by=user)
+        except (PermissionDenied, TransitionNotAllowed, ValidationError) as exc:
+            raise CommandError(error_text(exc)) from None
+        line = f"campaign {campaign.pk}: test to {redact(message.phone)} {message.status}"
+        error = ": ".join(filter(None, (message.error_code, message.error_message)))
+        if error:
+            line += f" ({error})"
+        self.stdout.write(line)
+
+
+def _test_number(user: User, wanted: str) -> TestNumber:
+    """The user's test number `wanted` (any form of it), or their only one."""
+    numbers = list(TestNumber.objects.of(user))
+    if not numbers:
+        raise CommandError(
+            f"{user.get_username()} has no test numbers: staff who manage test numbers add "
+            "them on the admin's Test numbers page"
+        )
+    if wanted:
+        try:
+            phone = normalise_phone(wanted)
+        except ValidationError as exc:
+            raise CommandError(f"--to: {error_text(exc)}") from None
+        numbers = [n for n in numbers if n.phone == phone]
+        if not numbers:
+            raise CommandError(f"--to: {redact(phone)} is not one of your test numbers")
+    if len(numbers) > 1:
+        known = ", ".join(str(n) for n in numbers)
+        raise CommandError(f"say which test number with --to: {known}")
+    return numbers[0]
 
 
 def _add_create_parser(subcommands: Any) -> None:
