@@ -237,8 +237,24 @@ HERALD_APPROVAL_GROWTH_RECIPIENTS = env.int("HERALD_APPROVAL_GROWTH_RECIPIENTS",
 # Test sends of draft campaigns each user may make in any hour, counted in the database
 # (0: no test sends).
 HERALD_TEST_SENDS_PER_HOUR = env.int("HERALD_TEST_SENDS_PER_HOUR", default=10)
-# Uploaded contact files up to this size are checked in the request; larger ones by a worker.
+# Uploaded contact and opt-out files up to this size (an XLSX's size unpacked) are checked in
+# the request, after the upload is committed; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)
+# Import uploads larger than this are refused by the form; what is past it is never stored.
+HERALD_IMPORT_MAX_UPLOAD_BYTES = env.int("HERALD_IMPORT_MAX_UPLOAD_BYTES", default=50_000_000)
+# An XLSX is checked against these before it is parsed (contacts/workbooks.py): its parts
+# unpacked together, how hard any part over 1 MB is compressed, rows of a sheet, different
+# texts (shared strings), characters in a cell (Excel's own limit is 32,767).
+HERALD_IMPORT_XLSX_MAX_BYTES = env.int("HERALD_IMPORT_XLSX_MAX_BYTES", default=200_000_000)
+HERALD_IMPORT_XLSX_MAX_RATIO = env.int("HERALD_IMPORT_XLSX_MAX_RATIO", default=100)
+HERALD_IMPORT_XLSX_MAX_ROWS = env.int("HERALD_IMPORT_XLSX_MAX_ROWS", default=1_048_576)
+HERALD_IMPORT_XLSX_MAX_SHARED_STRINGS = env.int(
+    "HERALD_IMPORT_XLSX_MAX_SHARED_STRINGS", default=1_000_000
+)
+HERALD_IMPORT_XLSX_MAX_CELL_CHARS = env.int("HERALD_IMPORT_XLSX_MAX_CELL_CHARS", default=32_767)
+# An import's rejected-rows report stops after this many rows or bytes, saying how many more.
+HERALD_IMPORT_ERROR_REPORT_ROWS = env.int("HERALD_IMPORT_ERROR_REPORT_ROWS", default=100_000)
+HERALD_IMPORT_ERROR_REPORT_BYTES = env.int("HERALD_IMPORT_ERROR_REPORT_BYTES", default=20_000_000)
 # An import with no progress for this long lost its worker and may be resumed.
 HERALD_IMPORT_STALL_SECONDS = env.int("HERALD_IMPORT_STALL_SECONDS", default=600)
 HERALD_HEARTBEAT_STALE_SECONDS = env.int("HERALD_HEARTBEAT_STALE_SECONDS", default=180)

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, re_path
 from django.utils.functional import cached_property
-from import_export.admin import ExportMixin, ImportExportMixin
+from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
 from audit.models import AuditEvent
@@ -23,6 +23,7 @@ from contacts.erasure import erase
 from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
 from contacts.phones import InvalidPhoneNumber, redact, to_e164
 from contacts.resources import ContactResource, OptOutResource
+from contacts.uploads import capped_uploads, refuse_oversized
 
 #: Erasure reads the message table once per run (it has no index on phone): a few at a time.
 ERASE_AT_ONCE = 100
@@ -208,7 +209,10 @@ class ContactAdmin(AuditedExportMixin, admin.ModelAdmin):
 
 
 @admin.register(OptOut)
-class OptOutAdmin(AuditedExportMixin, ImportExportMixin, admin.ModelAdmin):
+class OptOutAdmin(AuditedExportMixin, admin.ModelAdmin):
+    """Exports are import-export's; imports are ImportJobs of their own kind (streamed,
+    limited, checked by a worker when large), started from `import_view`."""
+
     resource_classes = [OptOutResource]
     formats = [CSV, XLSX]
     list_display = ("phone", "channel", "source", "note", "created_at")
@@ -216,9 +220,73 @@ class OptOutAdmin(AuditedExportMixin, ImportExportMixin, admin.ModelAdmin):
     search_fields = ("=phone",)
     readonly_fields = ("created_at",)
     show_full_result_count = False
+    change_list_template = "admin/contacts/optout/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(capped_uploads(self.import_view))
+        return [path("import/", view, name="contacts_optout_import"), *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = OptOutUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            with transaction.atomic():
+                job = form.save(commit=False)
+                job.kind = ImportJob.Kind.OPT_OUTS
+                job.save_upload(form.cleaned_data["file"], by=request.user)
+                transaction.on_commit(lambda: jobs.start_check(job))
+            return redirect("admin:contacts_importjob_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Import opt-outs",
+        }
+        return TemplateResponse(request, "admin/contacts/optout/import.html", context)
 
 
-# Contact imports.
+# Contact and opt-out imports.
+
+
+class OptOutUploadForm(forms.ModelForm):
+    class Meta:
+        model = ImportJob
+        fields = ("file", "channel", "region")
+        labels = {"channel": "Channel of rows that name none"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].required = True
+        self.fields["file"].help_text = (
+            "CSV or XLSX with a phone column and a channel column (sms or whatsapp); source "
+            "and note columns are kept too. Numbers already on the list stay as they are."
+        )
+        channel = self.fields["channel"]
+        assert isinstance(channel, forms.ChoiceField)
+        channel.choices = [("", "none: refuse such rows"), *Channel.choices]
+        self.fields["channel"].help_text = ""
+        self.fields["region"].initial = settings.HERALD_DEFAULT_REGION
+
+    def clean_region(self) -> str:
+        return clean_region(self.cleaned_data["region"])
+
+    def clean_file(self) -> Any:
+        return clean_upload(self.cleaned_data["file"])
+
+
+def clean_region(typed: str) -> str:
+    region = typed.strip().upper()
+    if phonenumbers.country_code_for_region(region) == 0:
+        raise forms.ValidationError("Give a two-letter country code, e.g. GB or FR.")
+    return region
+
+
+def clean_upload(upload: Any) -> Any:
+    refuse_oversized(upload)
+    if upload and upload.size == 0:
+        raise forms.ValidationError("The file is empty.")
+    return upload
 
 
 class ImportUploadForm(forms.ModelForm):
@@ -242,16 +310,10 @@ class ImportUploadForm(forms.ModelForm):
         self.fields["region"].initial = settings.HERALD_DEFAULT_REGION
 
     def clean_region(self) -> str:
-        region = self.cleaned_data["region"].strip().upper()
-        if phonenumbers.country_code_for_region(region) == 0:
-            raise forms.ValidationError("Give a two-letter country code, e.g. GB or FR.")
-        return region
+        return clean_region(self.cleaned_data["region"])
 
     def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        if upload and upload.size == 0:
-            raise forms.ValidationError("The file is empty.")
-        return upload
+        return clean_upload(self.cleaned_data["file"])
 
     @staticmethod
     def names(text: str) -> list[str]:
@@ -263,6 +325,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     form = ImportUploadForm
     list_display = (
         "original_name",
+        "kind",
         "status",
         "origin",
         "imported",
@@ -270,7 +333,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         "invalid",
         "created_at",
     )
-    list_filter = ("status", "origin")
+    list_filter = ("kind", "status", "origin")
     filter_horizontal = ("groups", "tags")
     change_form_template = "admin/contacts/importjob/change_form.html"
     add_form_template = "admin/change_form.html"
@@ -283,10 +346,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj) and not busy
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        obj.created_by = request.user
-        obj.original_name = form.cleaned_data["file"].name
-        obj.bytes_total = form.cleaned_data["file"].size
-        super().save_model(request, obj, form, change)
+        obj.save_upload(form.cleaned_data["file"], by=request.user)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -295,13 +355,9 @@ class ImportJobAdmin(admin.ModelAdmin):
             job.groups.add(Group.objects.get_or_create(name=name)[0])
         for name in form.names(form.cleaned_data["new_tags"]):
             job.tags.add(Tag.objects.get_or_create(name=name)[0])
-        if job.bytes_total <= settings.HERALD_IMPORT_INLINE_CHECK_BYTES:
-            jobs.check(job)
-        else:
-            from django_q.tasks import async_task
-
-            pk = job.pk
-            transaction.on_commit(lambda: async_task("contacts.tasks.check_import", pk))
+        # After the commit: a check inside the admin's transaction would hold SQLite's
+        # write lock (sign-ins, webhooks) for as long as it ran.
+        transaction.on_commit(lambda: jobs.start_check(job))
 
     def response_add(
         self, request: HttpRequest, obj: Any, post_url_continue: Any = None
@@ -311,6 +367,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         own = [
+            path("add/", view(capped_uploads(self.add_view)), name="contacts_importjob_add"),
             path(
                 "<int:pk>/progress/", view(self.progress_view), name="contacts_importjob_progress"
             ),
@@ -331,12 +388,14 @@ class ImportJobAdmin(admin.ModelAdmin):
             raise Http404
         if not self.has_view_permission(request, job):
             raise PermissionDenied
+        opt_outs = job.kind == ImportJob.Kind.OPT_OUTS
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "job": job,
-            "title": f"Import of {job.original_name}",
-            "may_act": request.user.has_perm("contacts.add_importjob"),
+            "opt_outs": opt_outs,
+            "title": f"Import of {'opt-outs' if opt_outs else 'contacts'} from {job.original_name}",
+            "may_act": may_act(request.user, job),
             "active": job.status in ACTIVE_STATUSES,
             "group_names": ", ".join(job.groups.values_list("name", flat=True)) or "none",
             "tag_names": ", ".join(job.tags.values_list("name", flat=True)) or "none",
@@ -364,14 +423,21 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def action_view(self, request: HttpRequest, pk: str, action: str) -> HttpResponse:
         job = get_object_or_404(ImportJob, pk=pk)
-        if request.method != "POST" or not request.user.has_perm("contacts.add_importjob"):
+        if request.method != "POST" or not may_act(request.user, job):
             raise PermissionDenied
         act = {"confirm": jobs.confirm, "resume": jobs.resume, "rollback": jobs.roll_back}.get(
             action
         )
         if act is None:
             raise Http404
-        if act(job):
+        if action == "rollback" and not job.may_roll_back:
+            self.message_user(
+                request,
+                "An opt-out import is never rolled back: a STOP that came in since would go "
+                "with it. Delete entries from the opt-out list instead.",
+                messages.ERROR,
+            )
+        elif act(job):
             done = {"confirm": "Import queued.", "resume": "Import queued to resume."}
             self.message_user(request, done.get(action, "Import rolled back."), messages.SUCCESS)
         else:
@@ -382,6 +448,14 @@ class ImportJobAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
         return redirect("admin:contacts_importjob_change", job.pk)
+
+
+def may_act(user: Any, job: ImportJob) -> bool:
+    """Confirm, resume, roll back: importers; for an opt-out list, who may add opt-outs too."""
+    needs = ["contacts.add_importjob"]
+    if job.kind == ImportJob.Kind.OPT_OUTS:
+        needs.append("contacts.add_optout")
+    return bool(user.has_perms(needs))
 
 
 def progress_of(job: ImportJob) -> dict[str, Any]:

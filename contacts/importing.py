@@ -1,7 +1,8 @@
-"""Reading contact files: formats, encodings, columns, and cleaning each row.
+"""Reading contact and opt-out files: formats, encodings, columns, and cleaning each row.
 
 Nothing here touches the database, so row cleaning can run in worker processes;
-contacts.resources persists what comes out.
+contacts.resources persists what comes out. An XLSX is checked by contacts.workbooks
+before openpyxl parses any of it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from xml.etree.ElementTree import ParseError
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from contacts.models import Channel, OptOut
 from contacts.phones import InvalidPhoneNumber, to_e164
 from contacts.spreadsheets import unguard
 from contacts.storable import storable_text
@@ -54,6 +56,26 @@ class FileProblem(Exception):
 
 #: Contact fields a file may set besides the phone, in CleanRow order.
 FIELDS = ("first_name", "last_name", "email", "language", "timezone")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a kind of file holds: its known columns, and whether the others are attributes."""
+
+    aliases: dict[str, tuple[str, ...]]
+    attributes: bool
+
+
+CONTACTS = Layout(COLUMN_ALIASES, attributes=True)
+OPT_OUTS = Layout(
+    {
+        "phone": COLUMN_ALIASES["phone"],
+        "channel": ("channel", "channels", "medium"),
+        "source": ("source",),
+        "note": ("note", "notes", "reason", "comment"),
+    },
+    attributes=False,
+)
 
 
 class CleanRow(NamedTuple):
@@ -88,10 +110,10 @@ class Columns:
     attributes: list[tuple[int, str]] = field(default_factory=list)
 
     @classmethod
-    def from_header(cls, header: list[str]) -> Columns:
+    def from_header(cls, header: list[str], layout: Layout = CONTACTS) -> Columns:
         keys = [normalise_header(h) for h in header]
         index: dict[str, int] = {}
-        for name, aliases in COLUMN_ALIASES.items():
+        for name, aliases in layout.aliases.items():
             for alias in aliases:  # aliases in order of preference
                 if alias in keys and keys.index(alias) not in index.values():
                     index[name] = keys.index(alias)
@@ -100,16 +122,16 @@ class Columns:
             raise FileProblem(
                 "no phone column: name one of "
                 + ", ".join(COLUMN_ALIASES["phone"][:4])
-                + f" (found: {_names_for_a_message(header)})"
+                + f" (found: {names_for_a_message(header)})"
             )
         taken = set(index.values())
         attributes = [
             (i, k) for i, k in enumerate(keys) if k and i not in taken and k not in IGNORED_COLUMNS
         ]
-        return cls(header=header, index=index, attributes=attributes)
+        return cls(header=header, index=index, attributes=attributes if layout.attributes else [])
 
 
-def _names_for_a_message(header: list[str], most: int = 10) -> str:
+def names_for_a_message(header: list[str], most: int = 10) -> str:
     """The header's names on one line: each shortened, a few of them, line breaks flattened."""
     names = [" ".join(str(name).split())[:40] for name in header if str(name or "").strip()]
     shown = ", ".join(names[:most])
@@ -146,23 +168,41 @@ class Source:
             self.handle.close()
 
 
-def open_source(path: str | Path) -> Source:
+def open_source(path: str | Path, layout: Layout = CONTACTS) -> Source:
     """Open a CSV (any common encoding and delimiter) or XLSX file for import."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        raw = path.open("rb")
-    except OSError as exc:
-        raise FileProblem(f"cannot read {path.name}: {exc.strerror}") from exc
+    raw, size = _open(path)
     head = raw.read(SNIFF_BYTES)
     raw.seek(0)
     if head.startswith(XLSX_MAGIC):
-        return _open_xlsx(raw, size)
+        return _open_xlsx(raw, size, layout)
     if not head.strip():
         raw.close()
         raise FileProblem("the file is empty")
     encoding = detect_encoding(raw)
-    return _open_csv(raw, size, encoding)
+    return _open_csv(raw, size, encoding, layout)
+
+
+def _open(path: str | Path) -> tuple[IO[bytes], int]:
+    path = Path(path)
+    try:
+        return path.open("rb"), path.stat().st_size
+    except OSError as exc:
+        raise FileProblem(f"cannot read {path.name}: {exc.strerror}") from exc
+
+
+def unpacked_size(path: str | Path) -> int:
+    """What reading the file means, in bytes: a CSV's size, an XLSX's size unpacked.
+
+    Only an XLSX's zip directory is read (milliseconds, whatever the file); one past the
+    directory limits is refused here already (contacts.workbooks).
+    """
+    from contacts import workbooks
+
+    raw, size = _open(path)
+    with raw:
+        if not raw.read(len(XLSX_MAGIC)).startswith(XLSX_MAGIC):
+            return size
+        return workbooks.inspect(raw, workbooks.Limits.from_settings())
 
 
 def detect_encoding(raw: IO[bytes]) -> str:
@@ -198,7 +238,7 @@ def _decodes(raw: IO[bytes], encoding: str) -> bool:
     return True
 
 
-def _open_csv(raw: IO[bytes], size: int, encoding: str) -> Source:
+def _open_csv(raw: IO[bytes], size: int, encoding: str, layout: Layout) -> Source:
     text = io.TextIOWrapper(raw, encoding=encoding, newline="")
     sample = text.read(SNIFF_BYTES)
     text.seek(0)
@@ -210,7 +250,7 @@ def _open_csv(raw: IO[bytes], size: int, encoding: str) -> Source:
         raise FileProblem("the file is empty") from None
     except csv.Error as exc:
         raise FileProblem(f"not a readable CSV file: {exc}") from None
-    columns = Columns.from_header(header)
+    columns = Columns.from_header(header, layout)
     return Source(columns, _csv_rows(reader, text), size, raw)
 
 
@@ -261,22 +301,35 @@ XLSX_ERRORS = (
 )
 
 
-def _open_xlsx(raw: IO[bytes], size: int) -> Source:
+def _open_xlsx(raw: IO[bytes], size: int, layout: Layout) -> Source:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    from contacts import workbooks
+
+    limits = workbooks.Limits.from_settings()
     try:
+        workbooks.inspect(raw, limits)
+        workbooks.scan(raw, limits)
         workbook = load_workbook(raw, read_only=True, data_only=True)
+    except FileProblem:
+        raw.close()
+        raise
     except (InvalidFileException, *XLSX_ERRORS) as exc:
+        raw.close()
         raise FileProblem(f"not a readable XLSX file: {_one_line(exc)}") from None
     if not workbook.worksheets:
         raise FileProblem("the spreadsheet has no sheet")
-    rows = _xlsx_rows(workbook.worksheets[0].iter_rows(values_only=True))
+    sheet = workbook.worksheets[0]
+    # The sheet's own <dimension> is not believed: openpyxl would pad every row to its
+    # width (16,384 columns) and add empty rows up to its height.
+    sheet.reset_dimensions()
+    rows = _xlsx_rows(sheet.iter_rows(values_only=True), limits.rows, limits.cell_chars)
     try:
         header = next(rows)[1]
     except StopIteration:
         raise FileProblem("the spreadsheet is empty") from None
-    columns = Columns.from_header(header)
+    columns = Columns.from_header(header, layout)
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
         for line, cells in rows:
@@ -287,11 +340,25 @@ def _open_xlsx(raw: IO[bytes], size: int) -> Source:
     return Source(columns, numbered(), size)
 
 
-def _xlsx_rows(values: Iterator[tuple[Any, ...]]) -> Iterator[tuple[int, list[str]]]:
+def _xlsx_rows(
+    values: Iterator[tuple[Any, ...]], max_rows: int, max_cell_chars: int
+) -> Iterator[tuple[int, list[str]]]:
     line = 1
     try:
         for line, row in enumerate(values, start=1):
-            yield line, [_cell_text(c) for c in row]
+            # Counted as read too: rows the sheet skips (<row r="900000">) are no tags.
+            if line > max_rows:
+                raise FileProblem(
+                    f"the sheet goes past row {max_rows:,}, the most allowed "
+                    "(HERALD_IMPORT_XLSX_MAX_ROWS): save it as CSV, or split it"
+                )
+            cells = [_cell_text(c) for c in row]
+            if cells and max(map(len, cells)) > max_cell_chars:
+                raise FileProblem(
+                    f"row {line} holds a cell longer than {max_cell_chars:,} characters "
+                    "(HERALD_IMPORT_XLSX_MAX_CELL_CHARS; Excel's own limit is 32,767)"
+                )
+            yield line, cells
     except XLSX_ERRORS as exc:
         raise FileProblem(f"XLSX broken near row {line}: {_one_line(exc)}") from None
 
@@ -337,13 +404,7 @@ def clean_row(line: int, cells: list[str], columns: Columns, region: str | None)
         # Our own export quoted formulas ("'=SUM(...)"): that quote comes off again.
         return unguard(cells[i].strip()) if i < len(cells) else ""
 
-    raw_phone = cell(columns.index["phone"])
-    if not raw_phone:
-        raise RowError("missing phone number")
-    try:
-        phone = to_e164(raw_phone, region)
-    except InvalidPhoneNumber as exc:
-        raise RowError(f"invalid phone number {raw_phone[:40]!r}: {exc}") from None
+    phone = _phone(cell(columns.index["phone"]), region)
     values = {}
     for name, i in columns.index.items():
         if name != "phone" and (value := cell(i)):
@@ -367,6 +428,59 @@ def clean_row(line: int, cells: list[str], columns: Columns, region: str | None)
     fields = tuple(values.get(name, "") for name in FIELDS)
     encoded = encode_attributes(attributes) if attributes else ""
     return CleanRow(line, phone, fields, encoded)
+
+
+def _phone(raw_phone: str, region: str | None) -> str:
+    if not raw_phone:
+        raise RowError("missing phone number")
+    try:
+        return to_e164(raw_phone, region)
+    except InvalidPhoneNumber as exc:
+        raise RowError(f"invalid phone number {raw_phone[:40]!r}: {exc}") from None
+
+
+class OptOutRow(NamedTuple):
+    line: int
+    phone: str
+    channel: str
+    source: str
+    note: str
+
+
+#: How files spell the channels (after normalise_header): values, labels, "whats app".
+CHANNEL_SPELLINGS = {
+    **{normalise_header(label): value for value, label in Channel.choices},
+    **{value: value for value in Channel.values},
+    "whats_app": Channel.WHATSAPP.value,
+}
+NOTE_LIMIT = 200
+
+
+def clean_opt_out_row(
+    line: int, cells: list[str], columns: Columns, region: str | None, default_channel: str
+) -> OptOutRow:
+    """A row of an opt-out list; `default_channel` ("" for none) where a row names none."""
+
+    def cell(name: str) -> str:
+        i = columns.index.get(name)
+        return unguard(cells[i].strip()) if i is not None and i < len(cells) else ""
+
+    phone = _phone(cell("phone"), region)
+    written = cell("channel")
+    channel = CHANNEL_SPELLINGS.get(normalise_header(written), "") if written else default_channel
+    if not channel:
+        raise RowError(
+            f"unknown channel {written[:20]!r}: write sms or whatsapp"
+            if written
+            else "no channel: write sms or whatsapp, or choose one for such rows on the form"
+        )
+    source = cell("source").lower()
+    if source not in OptOut.Source.values:
+        source = OptOut.Source.IMPORT
+    note = cell("note")
+    if len(note) > NOTE_LIMIT:
+        raise RowError(f"note is longer than {NOTE_LIMIT} characters")
+    return OptOutRow(line, phone, channel, source, note)
 
 
 def encode_attributes(attributes: dict[str, str]) -> str:

@@ -1,4 +1,10 @@
-"""Running an ImportJob: check (dry run with preview), import (resumable), roll back."""
+"""Running an ImportJob: check (dry run with preview), import (resumable), roll back.
+
+Contact and opt-out files take the same path; `_resource` picks who writes the rows.
+A file is never parsed inside a request's write transaction: `start_check` runs once the
+upload is committed, checks a small file there and then, and leaves a larger one (by its
+size unpacked, for an XLSX) to a worker.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +19,42 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from contacts.importing import FileProblem, Source, open_source
+from contacts.importing import (
+    CONTACTS,
+    OPT_OUTS,
+    FileProblem,
+    Layout,
+    Source,
+    open_source,
+    unpacked_size,
+)
 from contacts.models import Contact, ImportJob, ImportUndo
-from contacts.resources import ChunkOutcome, ContactResource, ErrorReport
+from contacts.resources import ChunkOutcome, ContactResource, ErrorReport, OptOutResource
 
 logger = logging.getLogger(__name__)
 S = ImportJob.Status
 PREVIEW_SAMPLES = 20
 PREVIEW_ERRORS = 200
+LAYOUTS: dict[str, Layout] = {ImportJob.Kind.CONTACTS: CONTACTS, ImportJob.Kind.OPT_OUTS: OPT_OUTS}
+
+
+def start_check(job: ImportJob) -> None:
+    """After the upload's commit: check a small file now, queue a larger one for a worker.
+
+    An XLSX is measured by its zip directory (milliseconds): one that unpacks past the
+    limits fails here, before anything parses it.
+    """
+    try:
+        size = unpacked_size(job.path)
+    except FileProblem as exc:
+        job.move([S.UPLOADED], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
+        return
+    if size <= settings.HERALD_IMPORT_INLINE_CHECK_BYTES:
+        check(job)
+    else:
+        from django_q.tasks import async_task
+
+        async_task("contacts.tasks.check_import", job.pk)
 
 
 def check(job: ImportJob) -> ImportJob:
@@ -37,7 +71,7 @@ def check(job: ImportJob) -> ImportJob:
 
 
 def _dry_run(job: ImportJob) -> dict[str, Any]:
-    source = open_source(job.path)
+    source = open_source(job.path, LAYOUTS[job.kind])
     samples: list[dict[str, str]] = []
 
     def progress(outcome: ChunkOutcome) -> None:
@@ -49,6 +83,7 @@ def _dry_run(job: ImportJob) -> dict[str, Any]:
         counts = _resource(job, for_real=False).import_source(
             source, dry_run=True, report=report, on_chunk=progress
         )
+        report.finish()
     return {
         "counts": {**counts.__dict__, "skipped": counts.skipped},
         "samples": samples,
@@ -94,7 +129,7 @@ def run(
     ):
         return job
     try:
-        source = open_source(job.path)
+        source = open_source(job.path, LAYOUTS[job.kind])
     except FileProblem as exc:
         job.move([S.RUNNING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
         raise
@@ -108,14 +143,22 @@ def run(
 
     try:
         with _report_file(job, append=resuming, stream=errors_out) as stream, closing:
-            report = ErrorReport(stream, source.columns.header, write_header=not resuming)
-            _resource(job, for_real=True).import_source(
-                source,
-                report=report,
-                after_line=job.resume_line,
-                workers=workers,
-                on_chunk=progress,
+            report = ErrorReport(
+                stream,
+                source.columns.header,
+                write_header=not resuming,
+                written_bytes=stream.tell() if resuming and stream.seekable() else 0,
             )
+            try:
+                _resource(job, for_real=True).import_source(
+                    source,
+                    report=report,
+                    after_line=job.resume_line,
+                    workers=workers,
+                    on_chunk=progress,
+                )
+            finally:
+                report.finish()
     except BaseException as exc:
         job.refresh_from_db()
         reason = f"{type(exc).__name__}: {exc}".strip(": ")
@@ -150,6 +193,8 @@ def refresh_planner_statistics() -> None:
 
 def roll_back(job: ImportJob) -> bool:
     """Undo an import: restore changed contacts, drop added memberships, delete created contacts."""
+    if not job.may_roll_back:
+        return False
     with transaction.atomic():
         if not job.move([S.COMPLETED, S.FAILED], S.ROLLED_BACK, finished_at=timezone.now()):
             return False
@@ -189,7 +234,9 @@ def _record_progress(job: ImportJob, source: Source, outcome: ChunkOutcome, coun
     ImportJob.objects.filter(pk=job.pk).update(**changes)
 
 
-def _resource(job: ImportJob, for_real: bool) -> ContactResource:
+def _resource(job: ImportJob, for_real: bool) -> ContactResource | OptOutResource:
+    if job.kind == ImportJob.Kind.OPT_OUTS:
+        return OptOutResource(region=job.region, channel=job.channel)
     return ContactResource(
         groups=job.groups.all(),
         tags=job.tags.all(),

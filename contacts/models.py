@@ -319,11 +319,16 @@ erasing = Signal()
 
 
 class ImportJob(models.Model):
-    """One contact file on its way in: checked, confirmed, imported, perhaps rolled back.
+    """One contact or opt-out file on its way in: checked, confirmed, imported, perhaps
+    rolled back (contacts only: an opt-out, once on the list, is never taken off by a button).
 
     Rows are committed a chunk at a time together with the progress fields, so
     `resume_line` always says exactly how far the database has got.
     """
+
+    class Kind(models.TextChoices):
+        CONTACTS = "contacts", "Contacts"
+        OPT_OUTS = "opt_outs", "Opt-outs"
 
     class Status(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"  # saved, not yet checked
@@ -342,6 +347,7 @@ class ImportJob(models.Model):
         ADMIN = "admin", "Admin upload"
         CLI = "cli", "Command line"
 
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CONTACTS)
     file = models.FileField(upload_to="imports/%Y/%m/", blank=True)
     source_path = models.CharField(max_length=500, blank=True, help_text="File read by the CLI.")
     original_name = models.CharField(max_length=255)
@@ -349,6 +355,12 @@ class ImportJob(models.Model):
     groups = models.ManyToManyField(Group, blank=True, related_name="+")
     tags = models.ManyToManyField(Tag, blank=True, related_name="+")
     region = models.CharField(max_length=2, help_text="Country for numbers without +.")
+    channel = models.CharField(
+        max_length=16,
+        choices=Channel.choices,
+        blank=True,
+        help_text="Opt-outs: the channel of rows that name none (empty: such rows are refused).",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -381,15 +393,29 @@ class ImportJob(models.Model):
     def path(self) -> str:
         return self.file.path if self.file else self.source_path
 
+    def save_upload(self, upload: Any, by: Any) -> None:
+        """Save a job for a file uploaded in the admin, with who sent it, its name and size."""
+        self.created_by = by
+        self.original_name = str(upload.name)[:255]
+        self.bytes_total = upload.size
+        self.save()
+
     @property
     def skipped(self) -> int:
         return self.unchanged + self.duplicates
 
     def summary_line(self) -> str:
+        if self.kind == self.Kind.OPT_OUTS:
+            return f"imported={self.imported} skipped={self.skipped} invalid={self.invalid}"
         return (
             f"imported={self.imported} updated={self.updated} "
             f"skipped={self.skipped} invalid={self.invalid}"
         )
+
+    @property
+    def may_roll_back(self) -> bool:
+        """Contact imports only: rolling back opt-outs could drop a STOP that came in since."""
+        return self.kind == self.Kind.CONTACTS
 
     @property
     def is_stalled(self) -> bool:

@@ -1,4 +1,5 @@
-"""ContactResource: the one definition of contact files, shared by the admin and the CLI.
+"""ContactResource and OptOutResource: the one definition of contact and opt-out files,
+shared by the admin and the CLI.
 
 It is a django-import-export resource (export, and `import_data` on a tablib
 Dataset) extended with a streaming import for files of millions of rows: rows
@@ -42,13 +43,16 @@ from contacts.importing import (
     CleanRow,
     Columns,
     FileProblem,
+    OptOutRow,
+    RowError,
     RowProblem,
     Source,
     clean_chunk,
+    clean_opt_out_row,
     encode_attributes,
+    names_for_a_message,
 )
-from contacts.models import Contact, ErasedNumber, Group, OptOut, Tag
-from contacts.phones import to_e164
+from contacts.models import Channel, Contact, ErasedNumber, Group, ImportJob, OptOut, Tag
 from contacts.spreadsheets import guard_cell, guard_row
 
 CHUNK_ROWS = 5000
@@ -77,11 +81,8 @@ class ImportCounts:
         for name in ("imported", "updated", "unchanged", "duplicates", "invalid"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    def summary_line(self) -> str:
-        return (
-            f"imported={self.imported} updated={self.updated} "
-            f"skipped={self.skipped} invalid={self.invalid}"
-        )
+    def summary_line(self, kind: str = ImportJob.Kind.CONTACTS) -> str:
+        return ImportJob(kind=kind, **self.__dict__).summary_line()
 
 
 @dataclass
@@ -95,21 +96,59 @@ class ChunkOutcome:
 
 
 class ErrorReport:
-    """The rejected rows as CSV: line, reason, and the row as it was in the file."""
+    """The rejected rows as CSV: line, reason, and the row as it was in the file.
+
+    It stops after HERALD_IMPORT_ERROR_REPORT_ROWS rows or _BYTES bytes (a file of a
+    million bad rows, or of enormous ones, would otherwise be copied whole) and its last
+    line says how many more there were: `finish` writes it.
+    """
 
     def __init__(
-        self, stream: IO[str] | None, header: list[str], write_header: bool = True
+        self,
+        stream: IO[str] | None,
+        header: list[str],
+        write_header: bool = True,
+        written_bytes: int = 0,
     ) -> None:
-        self.writer = csv.writer(stream) if stream is not None else None
+        self.stream = stream
+        self.writer = csv.writer(self) if stream is not None else None
+        self.max_rows = settings.HERALD_IMPORT_ERROR_REPORT_ROWS
+        self.max_bytes = settings.HERALD_IMPORT_ERROR_REPORT_BYTES
+        self.written_bytes = written_bytes
+        self.rows = 0
+        self.left_out = 0
         if self.writer and write_header:
             self.writer.writerow(guard_row(["line", "error", *header]))
         self.first: list[RowProblem] = []
 
+    def write(self, text: str) -> None:
+        """csv.writer's file: counts what goes through (characters: at most the bytes)."""
+        assert self.stream is not None
+        self.written_bytes += len(text)
+        self.stream.write(text)
+
     def add(self, problem: RowProblem) -> None:
         if len(self.first) < 200:
             self.first.append(problem)
-        if self.writer:
-            self.writer.writerow(guard_row([problem.line, problem.error, *problem.cells]))
+        if not self.writer:
+            return
+        if self.rows >= self.max_rows or self.written_bytes >= self.max_bytes:
+            self.left_out += 1
+            return
+        self.rows += 1
+        self.writer.writerow(guard_row([problem.line, problem.error, *problem.cells]))
+
+    def finish(self) -> None:
+        """The closing line, when rows were left out."""
+        if self.writer and self.left_out:
+            self.writer.writerow(
+                [
+                    "",
+                    f"{self.left_out:,} more rejected rows are not listed: the report stops at "
+                    f"{self.max_rows:,} rows or {self.max_bytes:,} bytes",
+                ]
+            )
+            self.left_out = 0
 
 
 class ContactResource(resources.ModelResource):
@@ -434,7 +473,7 @@ def _placeholder(name: str) -> str:
     return "%s::jsonb" if name == "attributes" and connection.vendor == "postgresql" else "%s"
 
 
-# Opt-outs: small lists, the plain import-export way.
+# Opt-outs: the export is import-export's; the import streams like the contacts' does.
 
 
 class OptOutResource(resources.ModelResource):
@@ -442,15 +481,127 @@ class OptOutResource(resources.ModelResource):
         model = OptOut
         import_id_fields = ("phone", "channel")
         fields = ("phone", "channel", "source", "note", "created_at")
-        skip_unchanged = True
-        use_bulk = True
 
-    def before_import_row(self, row: Any, **kwargs: Any) -> None:
-        region = kwargs.get("region") or settings.HERALD_DEFAULT_REGION
-        row["phone"] = to_e164(str(row.get("phone") or ""), region)
-        row["channel"] = (row.get("channel") or "sms").strip().lower()
-        row["source"] = row.get("source") or OptOut.Source.IMPORT
+    def __init__(
+        self, region: str | None = None, channel: str = "", job_id: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.region = region or settings.HERALD_DEFAULT_REGION
+        self.channel = channel  # for rows that name none; "" refuses them
 
     def export_field(self, field: Any, instance: Any, **kwargs: Any) -> Any:
         # A note typed in the admin reaches spreadsheets too.
         return guard_cell(super().export_field(field, instance, **kwargs))
+
+    def import_source(
+        self,
+        source: Source,
+        *,
+        dry_run: bool = False,
+        report: ErrorReport | None = None,
+        after_line: int = 0,
+        workers: int = 1,
+        on_chunk: Callable[[ChunkOutcome], None] | None = None,
+    ) -> ImportCounts:
+        """Put every row's number on its channel's suppression list, a chunk per transaction.
+
+        Rows up to `after_line` were done by an earlier run; numbers already on the list
+        are counted as unchanged. `workers` is accepted for the contacts' signature: opt-out
+        rows are cheap enough to clean in this process.
+        """
+        self._check_columns(source.columns)
+        report = report or ErrorReport(None, source.columns.header)
+        total = ImportCounts()
+        first_line_of: dict[int, int] = {}  # number * 2 + (WhatsApp or not) -> its first line
+        any_rows = False
+        for numbered in chunked(source.rows, CHUNK_ROWS):
+            any_rows = True
+            rows, counts = self._take_chunk(
+                numbered, source.columns, first_line_of, report, after_line
+            )
+            last_line = numbered[-1][0]
+            if last_line <= after_line:
+                continue
+            with transaction.atomic():
+                tune_bulk_transaction()
+                outcome = ChunkOutcome(counts, last_line, self._write(rows, counts, dry_run))
+                if on_chunk:
+                    on_chunk(outcome)
+            total.add(counts)
+        if not any_rows and not after_line:
+            raise FileProblem("the file has a header but no data rows")
+        return total
+
+    def _check_columns(self, columns: Columns) -> None:
+        if not self.channel and "channel" not in columns.index:
+            found = names_for_a_message(columns.header)
+            raise FileProblem(
+                "no channel column: add one (sms or whatsapp on each row), or choose on the "
+                f"form the channel of rows that name none (found: {found})"
+            )
+
+    def _take_chunk(
+        self,
+        numbered: list[tuple[int, list[str]]],
+        columns: Columns,
+        first_line_of: dict[int, int],
+        report: ErrorReport,
+        after_line: int,
+    ) -> tuple[list[OptOutRow], ImportCounts]:
+        """Clean rows; drop repeats within the file and erased numbers, reporting each."""
+        counts, fresh, rejected = ImportCounts(), [], []
+        for line, cells in numbered:
+            try:
+                row = clean_opt_out_row(line, cells, columns, self.region, self.channel)
+            except RowError as exc:
+                if line > after_line:
+                    counts.invalid += 1
+                    rejected.append(RowProblem(line, str(exc), cells))
+                continue
+            key = int(row.phone[1:]) * 2 + (row.channel == Channel.WHATSAPP)
+            first = first_line_of.setdefault(key, line)
+            if line <= after_line:
+                continue
+            if first != line:
+                counts.duplicates += 1
+                rejected.append(RowProblem(line, f"duplicate of line {first} ({row.phone})", []))
+            else:
+                fresh.append(row)
+        erased = ErasedNumber.objects.among(row.phone for row in fresh)
+        if erased:
+            counts.invalid += len([row for row in fresh if row.phone in erased])
+            # Without the row's cells: the report must not write the number down again.
+            rejected += [RowProblem(r.line, ERASED_ROW, []) for r in fresh if r.phone in erased]
+            fresh = [row for row in fresh if row.phone not in erased]
+        for problem in sorted(rejected, key=lambda p: p.line):
+            report.add(problem)
+        return fresh, counts
+
+    def _write(
+        self, rows: list[OptOutRow], counts: ImportCounts, dry_run: bool
+    ) -> list[dict[str, str]]:
+        """Insert the entries not on the list yet; the chunk's first rows, for the preview."""
+        listed = set(
+            OptOut.objects.filter(phone__in=[row.phone for row in rows]).values_list(
+                "phone", "channel"
+            )
+        )
+        new = [row for row in rows if (row.phone, row.channel) not in listed]
+        added = len(new)
+        if new and not dry_run:
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            values = [(r.phone, r.channel, r.source, r.note, now) for r in new]
+            columns = ("phone", "channel", "source", "note", "created_at")
+            # A STOP may have come in since the lookup: what is there already stays as it is.
+            added = len(insert_missing(OptOut._meta.db_table, columns, values))
+        counts.imported += added
+        counts.unchanged += len(rows) - added
+        return [
+            {
+                "line": str(row.line),
+                "phone": row.phone,
+                "channel": row.channel,
+                "action": "already on the list" if (row.phone, row.channel) in listed else "new",
+            }
+            for row in rows[:20]
+        ]

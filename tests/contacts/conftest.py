@@ -4,8 +4,10 @@ import csv
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.test import Client, TestCase
 
 HEADER = ["phone", "first_name", "last_name", "email", "loyalty_tier"]
 
@@ -34,3 +36,13 @@ def write_file(tmp_path: Path) -> Callable[..., Path]:
 def uk(i: int) -> str:
     """A valid UK mobile, distinct per i."""
     return f"+4474000{i:05d}"
+
+
+def post_and_commit(client: Client, url: str, data: dict[str, Any]) -> Any:
+    """POST as a browser would, the request's on-commit work (an upload's check) done, and
+    follow the redirect. The tests run in a transaction that never commits by itself."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(url, data)
+    while response.status_code == 302:
+        response = client.get(response["Location"])
+    return response

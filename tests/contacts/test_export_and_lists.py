@@ -1,10 +1,12 @@
-"""Exports that spreadsheets cannot be tricked by, opt-out lists, and the contact changelist."""
+"""Exports that spreadsheets cannot be tricked by, opted-out contacts, and the contact changelist.
+
+Opt-out imports: test_opt_out_imports.py.
+"""
 
 import csv
 import io
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from contacts.models import Contact, Group, OptOut, Tag
@@ -50,23 +52,6 @@ def test_the_admin_exports_the_filtered_changelist(admin_client: Client) -> None
     assert response.status_code == 200, response.content[:500]
     rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows == [["phone", "first_name"], [uk(1), "In"]]
-
-
-def test_opt_outs_import_from_a_csv_of_numbers(admin_client: Client) -> None:
-    upload = SimpleUploadedFile(
-        "stop.csv", b"phone,channel\r\n07400 000001,sms\r\n+447400000002,\r\n"
-    )
-    preview = admin_client.post(
-        "/admin/contacts/optout/import/",
-        {"import_file": upload, "format": "0", "resource": "0"},
-    )
-    assert preview.status_code == 200
-    confirm = preview.context["confirm_form"].initial
-    admin_client.post("/admin/contacts/optout/process_import/", confirm)
-    assert set(OptOut.objects.values_list("phone", "channel", "source")) == {
-        (uk(1), "sms", "import"),
-        (uk(2), "sms", "import"),
-    }
 
 
 def test_opted_out_contacts_are_marked_in_the_list_and_on_the_page(admin_client: Client) -> None:
@@ -128,17 +113,3 @@ def test_the_group_filter_lists_exactly_the_members(
     page = admin_client.get("/admin/contacts/contact/", {"group": news.pk}).content.decode()
     assert [uk(i) in page for i in range(4)] == [False, True, False, True]
     assert page.count('name="_selected_action"') == 2  # uk(3) is in two groups, listed once
-
-
-def test_an_opt_out_file_with_a_bad_number_is_refused_with_the_reason(admin_client: Client) -> None:
-    upload = SimpleUploadedFile(
-        "stop.csv", b"phone,channel\r\n07400 000001,sms\r\nnot a number,sms\r\n"
-    )
-    preview = admin_client.post(
-        "/admin/contacts/optout/import/",
-        {"import_file": upload, "format": "0", "resource": "0"},
-    )
-    assert preview.status_code == 200
-    assert "not a phone number" in preview.content.decode()
-    assert "confirm_form" not in preview.context or preview.context["confirm_form"] is None
-    assert not OptOut.objects.exists()

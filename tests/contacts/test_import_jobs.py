@@ -15,7 +15,7 @@ from contacts import jobs
 from contacts.importing import FileProblem
 from contacts.models import Contact, Group, ImportJob, Tag
 from contacts.resources import ContactResource
-from tests.contacts.conftest import csv_text, uk
+from tests.contacts.conftest import csv_text, post_and_commit, uk
 
 pytestmark = pytest.mark.django_db
 S = ImportJob.Status
@@ -107,14 +107,17 @@ def marketer_client(make_user: Callable[..., User]) -> Client:
     return client
 
 
-def upload(client: Client, content: str, **fields: Any) -> Any:
-    data = {
+def upload_form(content: str, **fields: Any) -> dict[str, Any]:
+    return {
         "file": SimpleUploadedFile("list.csv", content.encode(), content_type="text/csv"),
         "region": "GB",
         "new_groups": "Spring list",
         **fields,
     }
-    return client.post("/admin/contacts/importjob/add/", data, follow=True)
+
+
+def upload(client: Client, content: str, **fields: Any) -> Any:
+    return post_and_commit(client, "/admin/contacts/importjob/add/", upload_form(content, **fields))
 
 
 def test_marketer_uploads_previews_confirms_and_downloads_the_rejected_rows(
@@ -180,7 +183,8 @@ def test_a_large_upload_is_checked_by_a_worker(
 ) -> None:
     settings.HERALD_IMPORT_INLINE_CHECK_BYTES = 10
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        upload(marketer_client, csv_text([[uk(1), "Ada", "", "", ""]]))
+        form = upload_form(csv_text([[uk(1), "Ada", "", "", ""]]))
+        marketer_client.post("/admin/contacts/importjob/add/", form)
     assert ImportJob.objects.get().status == S.UPLOADED
     page = marketer_client.get(f"/admin/contacts/importjob/{ImportJob.objects.get().pk}/change/")
     assert "import_progress.js" in page.content.decode()  # the page polls for progress

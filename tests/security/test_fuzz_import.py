@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from contacts import jobs
 from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
-from tests.contacts.conftest import uk
+from tests.contacts.conftest import post_and_commit, uk
 
 S = ImportJob.Status
 FUZZ = settings(
@@ -329,7 +329,7 @@ def test_the_admin_upload_page_never_answers_500_and_imports_nothing_before_conf
         before = snapshot()
         upload = SimpleUploadedFile(name, content, content_type="text/csv")
         data = {"file": upload, "region": "GB", "new_groups": "Fuzz", "new_tags": "fuzzed"}
-        response = fuzz_marketer.post("/admin/contacts/importjob/add/", data, follow=True)
+        response = post_and_commit(fuzz_marketer, "/admin/contacts/importjob/add/", data)
         assert response.status_code == 200
         assert changed_tables(before, snapshot()) == set()
         job = ImportJob.objects.order_by("pk").last()

@@ -132,7 +132,6 @@ URLS: dict[str, dict[str, Any]] = {
     # The admin's extra pages.
     "admin/contacts/contact/export/": staff(FORBIDDEN, OK, OK, OK),  # approvers view contacts
     "admin/contacts/optout/import/": staff(FORBIDDEN, OK, FORBIDDEN, OK),  # adds opt-outs
-    "admin/contacts/optout/process_import/": staff(*[NOT_ALLOWED] * 4),
     "admin/contacts/optout/export/": staff(FORBIDDEN, OK, OK, OK),
     "admin/contacts/importjob/<int:pk>/progress/": staff(FORBIDDEN, OK, OK, OK),
     # Not found without the view permission: it does not say whether the file exists.

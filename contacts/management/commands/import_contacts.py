@@ -22,7 +22,13 @@ from tqdm import tqdm
 from contacts import jobs
 from contacts.importing import FileProblem, Source, open_source
 from contacts.models import Group, ImportJob, Tag
-from contacts.resources import ChunkOutcome, ContactResource, ErrorReport, ImportCounts
+from contacts.resources import (
+    ChunkOutcome,
+    ContactResource,
+    ErrorReport,
+    ImportCounts,
+    OptOutResource,
+)
 
 
 class Command(BaseCommand):
@@ -39,12 +45,14 @@ class Command(BaseCommand):
             "--workers", type=int, default=os.cpu_count() or 1, help="processes cleaning rows"
         )
 
+    kind = ImportJob.Kind.CONTACTS
+
     def handle(self, *args: Any, **options: Any) -> None:
         region = options["region"].upper()
         if phonenumbers.country_code_for_region(region) == 0:
             raise CommandError(f"unknown region {options['region']!r}: use a country code like GB")
         try:
-            source = open_source(options["path"])
+            source = open_source(options["path"], jobs.LAYOUTS[self.kind])
         except FileProblem as exc:
             raise CommandError(f"{Path(options['path']).name}: {exc}") from None
         with contextlib.ExitStack() as stack:
@@ -57,35 +65,46 @@ class Command(BaseCommand):
                 counts = self._dry_run(source, options, region, errors_out, bar)
             else:
                 counts = self._import(source, options, region, errors_out, bar)
-        self.stdout.write(counts.summary_line())
+        self.stdout.write(counts.summary_line(self.kind))
 
-    def _dry_run(
-        self, source: Source, options: Any, region: str, errors_out: IO[str] | None, bar: tqdm
-    ) -> ImportCounts:
-        resource = ContactResource(region=region)
-        report = ErrorReport(errors_out, source.columns.header)
-        return resource.import_source(
-            source,
-            dry_run=True,
-            report=report,
-            workers=options["workers"],
-            on_chunk=lambda outcome: self._tick(bar, outcome, source),
-        )
+    def resource(self, options: Any, region: str) -> ContactResource | OptOutResource:
+        return ContactResource(region=region)
 
-    def _import(
-        self, source: Source, options: Any, region: str, errors_out: IO[str] | None, bar: tqdm
-    ) -> ImportCounts:
-        path = Path(options["path"]).resolve()
+    def new_job(self, path: Path, options: Any, region: str, size: int) -> ImportJob:
         job = ImportJob.objects.create(
             origin=ImportJob.Origin.CLI,
             source_path=str(path),
             original_name=path.name,
             region=region,
             status=ImportJob.Status.QUEUED,
-            bytes_total=source.size,
+            bytes_total=size,
         )
         job.groups.set([Group.objects.get_or_create(name=name)[0] for name in options["group"]])
         job.tags.set([Tag.objects.get_or_create(name=name)[0] for name in options["tag"]])
+        return job
+
+    def _dry_run(
+        self, source: Source, options: Any, region: str, errors_out: IO[str] | None, bar: tqdm
+    ) -> ImportCounts:
+        report = ErrorReport(errors_out, source.columns.header)
+        try:
+            return self.resource(options, region).import_source(
+                source,
+                dry_run=True,
+                report=report,
+                workers=options["workers"],
+                on_chunk=lambda outcome: self._tick(bar, outcome, source),
+            )
+        except FileProblem as exc:
+            raise CommandError(f"{Path(options['path']).name}: {exc}") from None
+        finally:
+            report.finish()
+
+    def _import(
+        self, source: Source, options: Any, region: str, errors_out: IO[str] | None, bar: tqdm
+    ) -> ImportCounts:
+        path = Path(options["path"]).resolve()
+        job = self.new_job(path, options, region, source.size)
         try:
             jobs.run(
                 job,
