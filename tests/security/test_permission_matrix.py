@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from audit.models import AuditEvent
-from campaigns.models import Campaign, CampaignTransition, MessageTemplate
+from campaigns.models import Campaign, CampaignTransition, MessageTemplate, TestNumber
 from contacts.models import Contact, Group, ImportJob, OptOut, Tag
 from dashboard import urls as dashboard_urls
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
@@ -182,6 +182,7 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
     "campaigns/campaigntransition": {"marketer": "v", "approver": "v", "admin": "v"},
     "campaigns/campaign": {"marketer": "vac", "approver": "v", "admin": "vacd"},
     "campaigns/pendingapproval": {"marketer": "", "approver": "v", "admin": "v"},
+    "campaigns/testnumber": {"marketer": "", "approver": "", "admin": "vacd"},  # no role's
 }
 
 #: The admin actions each role is offered on each model's list.
@@ -239,6 +240,7 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
         },
     },
     "campaigns/pendingapproval": NONE,
+    "campaigns/testnumber": DELETE_FOR_ADMIN,
 }
 
 
@@ -366,6 +368,7 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
         "campaigns/campaigntransition": CampaignTransition.objects.first(),
         "campaigns/campaign": campaign,
         "campaigns/pendingapproval": campaign,
+        "campaigns/testnumber": TestNumber.objects.create(user=marketer, phone="+447911200009"),
     }
     assert all(obj is not None for obj in objects.values())
     return {"objects": objects, "campaign": campaign, "job": job, "account": simulator}
