@@ -157,7 +157,7 @@ def test_allowance(user: Any) -> str:
         return f"You may send {left} more test{pluralize(left)} this hour."
     if frees_at is None:
         return "Test sends are turned off."
-    return f"You have sent this hour's tests: the next can go at {when(frees_at, 'TIME_FORMAT')}."
+    return f"No more tests this hour: the next can go at {when(frees_at, 'TIME_FORMAT')}."
 
 
 def describe_test(campaign: Campaign) -> str:
