@@ -180,5 +180,5 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ("webhook_id", "event", "provider_account", "outcome", "received_at")
     list_filter = ("provider_account", "event")
     list_select_related = ("provider_account",)
-    search_fields = ("=webhook_id",)
+    search_fields = ("=webhook_id", "=event_id")
     show_full_result_count = False

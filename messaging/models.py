@@ -571,10 +571,24 @@ class StatusEvent(models.Model):
 
 
 class WebhookEvent(models.Model):
-    """A provider callback we have taken in, kept so a retried delivery is applied once."""
+    """A provider callback we have taken in, kept so a retried or replayed one is applied once.
+
+    Each of its three keys is unique per account: the webhook id of the headers (the same
+    on the provider's retries), the event id of the body, and the hash of the signed request
+    (a replay under a new webhook id changes neither of the other two: the signature
+    covers them).
+    """
 
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.CASCADE)
     webhook_id = models.CharField(max_length=150)
+    event_id = models.CharField(
+        max_length=150, blank=True, help_text="The provider's id of the event, from its body."
+    )
+    request_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the signed timestamp and body (blank on records from before it).",
+    )
     event = models.CharField(max_length=50, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     outcome = models.CharField(max_length=200, blank=True)
@@ -585,7 +599,17 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=("provider_account", "webhook_id"), name="webhookevent_once"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=("provider_account", "event_id"),
+                condition=~models.Q(event_id=""),
+                name="webhookevent_event_once",
+            ),
+            models.UniqueConstraint(
+                fields=("provider_account", "request_hash"),
+                condition=~models.Q(request_hash=""),
+                name="webhookevent_request_once",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,11 +1,17 @@
 """What every provider's signed webhook needs, once: limits, signature, replay window, dedupe.
 
 A provider's module subclasses `SignedWebhookView`, names its three signing headers
-and fills in three steps: does the signature match, what is the event called, and
-apply it. The view does the rest, in this order: find the account and its webhook
-secret, refuse a body too large or not declared JSON, check the headers, the replay
-window and the signature, read the JSON, and record the webhook id in the same
-transaction as the event is applied, so a retried webhook is applied once.
+and fills in four steps: does the signature match, what is the event called, what is
+its id, and apply it. The view does the rest, in this order: find the account and its
+webhook secret, refuse a body too large or not declared JSON, check the headers, the
+replay window and the signature, read the JSON, and record the webhook in the same
+transaction as the event is applied, so a retried or replayed webhook is applied once.
+
+A webhook is the same one again when any of three keys was seen at the account: its
+webhook id (the same on the provider's retries), the event id in its body, or the hash
+of its signed timestamp and body. Signatures do not cover the webhook id, so a request
+replayed within the window under a new one still has the other two. Unique constraints
+hold the keys, so two copies arriving at once are refused by the database, not by luck.
 
 Only authentication and transport problems are refused (4xx). A verified event we
 cannot use is answered 200 "ignored": providers retry anything else, and BulkSMSRates
@@ -14,14 +20,17 @@ switches the webhook off for the whole account after three tries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
@@ -39,6 +48,7 @@ MAX_CLOCK_SKEW_SECONDS = 300
 # Python's recursion limit inside the ORM.
 MAX_JSON_DEPTH = 32
 WEBHOOK_ID_MAX_LENGTH = WebhookEvent._meta.get_field("webhook_id").max_length or 150
+EVENT_ID_MAX_LENGTH = WebhookEvent._meta.get_field("event_id").max_length or 150
 EVENT_MAX_LENGTH = WebhookEvent._meta.get_field("event").max_length or 50
 OUTCOME_MAX_LENGTH = WebhookEvent._meta.get_field("outcome").max_length or 200
 
@@ -57,6 +67,39 @@ class WebhookRefused(Exception):
 
 def refusal(status: int, reason: str) -> JsonResponse:
     return JsonResponse({"status": "error", "error": reason}, status=status)
+
+
+class AlreadyApplied(Exception):
+    """A webhook with one of this one's keys was recorded before: answered, not applied."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The keys one verified webhook is recorded under, each seen once per account."""
+
+    webhook_id: str
+    #: The provider's id of the event, from the body; "" when it gives none we can keep.
+    event_id: str
+    #: SHA-256 of what the signature covers: the same for every copy of one signed request.
+    request_hash: str
+
+    def seen(self, account: ProviderAccount) -> str:
+        """Which key a record at `account` already has ("" for none), for the log."""
+        keys = [("webhook id", Q(webhook_id=self.webhook_id))]
+        if self.event_id:
+            keys.append(("event id", Q(event_id=self.event_id)))
+        keys.append(("signed request", Q(request_hash=self.request_hash)))
+        records = WebhookEvent.objects.filter(provider_account=account)
+        return next((name for name, key in keys if records.filter(key).exists()), "")
+
+
+def request_hash(timestamp: str, body: bytes) -> str:
+    # The timestamp is digits only (check_fresh), so the "." cannot be part of it.
+    return hashlib.sha256(timestamp.encode() + b"." + body).hexdigest()
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -84,6 +127,11 @@ class SignedWebhookView(View):
         """The provider's name for the event, as recorded and logged; "" when it gives none."""
         raise NotImplementedError
 
+    def event_id(self, payload: dict[str, Any]) -> str:
+        """The provider's id of the event, the same on every copy of it; "" when it has none
+        (the webhook id and the signed request's hash still dedupe it)."""
+        return ""
+
     def apply(self, account: ProviderAccount, webhook_id: str, payload: dict[str, Any]) -> str:
         """Apply one verified event to our records; returns what it did, for the record."""
         raise NotImplementedError
@@ -97,20 +145,31 @@ class SignedWebhookView(View):
             logger.warning("%s webhook for %s refused: no webhook_secret", self.backend, account)
             return refusal(401, "webhook secret not configured")
         try:
-            webhook_id = self.verify(request, secret)
+            webhook_id, timestamp = self.verify(request, secret)
             payload = parse_payload(request.body)
         except WebhookRefused as refused:
             return refused.response()
-        outcome = self.apply_once(provider_account, webhook_id, payload)
+        receipt = Receipt(webhook_id, self.event_id(payload), request_hash(timestamp, request.body))
         event = repr(self.event_name(payload))[:60]  # repr: no line breaks in a log line
-        if outcome is None:
-            logger.info("%s %s %s %s: duplicate", self.backend, account, webhook_id, event)
+        try:
+            outcome = self.apply_once(provider_account, receipt, payload)
+        except AlreadyApplied as seen:
+            # 200: the provider must not retry it, and it must not count as a failure.
+            logger.info(
+                "%s %s %s %s: duplicate (same %s)",
+                self.backend,
+                account,
+                webhook_id,
+                event,
+                seen.key,
+            )
             return JsonResponse({"status": "duplicate"})
         logger.info("%s %s %s %s: %s", self.backend, account, webhook_id, event, outcome)
         return JsonResponse({"status": "ok", "outcome": outcome})
 
-    def verify(self, request: HttpRequest, secret: str) -> str:
-        """The webhook id of a request within our limits and signed with `secret` just now."""
+    def verify(self, request: HttpRequest, secret: str) -> tuple[str, str]:
+        """The webhook id and signing time of a request within our limits and signed with
+        `secret` just now."""
         check_body(request)
         headers = (self.signature_header, self.timestamp_header, self.id_header)
         signature, timestamp, webhook_id = (request.headers.get(h, "") for h in headers)
@@ -120,28 +179,31 @@ class SignedWebhookView(View):
         check_fresh(timestamp, self.timestamp_header)
         if not self.signature_matches(secret, signature, timestamp, request.body):
             raise WebhookRefused(401, "bad signature")
-        return webhook_id
+        return webhook_id, timestamp
 
     def apply_once(
-        self, account: ProviderAccount, webhook_id: str, payload: dict[str, Any]
-    ) -> str | None:
-        """Record and apply the event in one transaction; None when this webhook id was seen."""
+        self, account: ProviderAccount, receipt: Receipt, payload: dict[str, Any]
+    ) -> str:
+        """Record and apply the event in one transaction; AlreadyApplied when any of its keys
+        was recorded before."""
         try:
             with transaction.atomic():
                 record = WebhookEvent.objects.create(
                     provider_account=account,
-                    webhook_id=webhook_id,
+                    webhook_id=receipt.webhook_id,
+                    event_id=receipt.event_id,
+                    request_hash=receipt.request_hash,
                     event=self.event_name(payload)[:EVENT_MAX_LENGTH],
                     raw=payload,
                 )
-                record.outcome = self.apply(account, webhook_id, payload)[:OUTCOME_MAX_LENGTH]
+                outcome = self.apply(account, receipt.webhook_id, payload)
+                record.outcome = outcome[:OUTCOME_MAX_LENGTH]
                 record.save(update_fields=["outcome"])
         except IntegrityError:
             # Caught outside atomic() so PostgreSQL's aborted transaction is rolled back first.
-            if WebhookEvent.objects.filter(
-                provider_account=account, webhook_id=webhook_id
-            ).exists():
-                return None
+            # A copy being recorded at this moment made us wait for its commit, so it shows.
+            if seen := receipt.seen(account):
+                raise AlreadyApplied(seen) from None
             raise
         return record.outcome
 

@@ -2,7 +2,8 @@
 
 Each webhook carries X-Webhook-Signature, "sha256=" and the hex HMAC-SHA256 of
 "<X-Webhook-Timestamp>.<body>" under the account's webhook_secret, and an X-Webhook-Id
-that stays the same on retries. Limits, replay window and dedupe: messaging.webhooks.base.
+that stays the same on retries; the body's "id" is the event's. Limits, replay window
+and dedupe: messaging.webhooks.base.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contacts.models import Channel, OptOut
 from contacts.phones import InvalidPhoneNumber, redact, to_e164
 from messaging.backends.base import StatusUpdate
 from messaging.models import Message, MessageQuerySet, ProviderAccount
-from messaging.webhooks.base import WEBHOOK_ID_MAX_LENGTH, SignedWebhookView
+from messaging.webhooks.base import EVENT_ID_MAX_LENGTH, SignedWebhookView
 
 
 class BulkSMSRatesWebhookView(SignedWebhookView):
@@ -36,8 +37,17 @@ class BulkSMSRatesWebhookView(SignedWebhookView):
     def event_name(self, payload: dict[str, Any]) -> str:
         return _text(payload, "event")
 
+    def event_id(self, payload: dict[str, Any]) -> str:
+        return event_id(payload)
+
     def apply(self, account: ProviderAccount, webhook_id: str, payload: dict[str, Any]) -> str:
         return BulkSMSRatesEvent(account, webhook_id, payload).apply()
+
+
+def event_id(payload: dict[str, Any]) -> str:
+    """The body's "id" (a UUID in the provider's examples), when it is one we can keep."""
+    value = _text(payload, "id")
+    return value if len(value) <= EVENT_ID_MAX_LENGTH else ""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -144,8 +154,7 @@ class BulkSMSRatesEvent:
         return message
 
     def event_id(self) -> str:
-        event_id = _text(self.payload, "id")
-        return event_id if 0 < len(event_id) <= WEBHOOK_ID_MAX_LENGTH else self.webhook_id
+        return event_id(self.payload) or self.webhook_id
 
     def occurred_at(self, status: str) -> datetime:
         keys = ("delivered_at", "created_at") if status == Message.Status.DELIVERED else ()

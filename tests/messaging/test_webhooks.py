@@ -3,17 +3,22 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from contacts.models import Channel, OptOut
+from contacts.phones import redact
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent
 from tests.conftest import phone
+from tests.fakegateway import FakeGateway
 
 pytestmark = pytest.mark.django_db
 M = Message.Status
@@ -375,3 +380,129 @@ def test_a_message_of_another_account_is_never_touched(
     theirs.refresh_from_db()
     assert theirs.status == M.SENT
     assert not StatusEvent.objects.exists()
+
+
+# Replays: the signature covers the timestamp and body, not X-Webhook-Id.
+
+
+def test_a_signed_request_replayed_under_a_new_webhook_id_is_not_applied_again(
+    post: Post, account: ProviderAccount
+) -> None:
+    ts = int(time.time())
+    stop = {"id": "evt-stop", "event": "opt_out", "data": {"destination": phone(3)}}
+    assert post(stop, ts=ts, webhook_id="wh_1").json()["status"] == "ok"
+    OptOut.objects.all().delete()  # the person opted back in (staff removed the entry)
+
+    replay = post(stop, ts=ts, webhook_id="wh_forged")
+
+    assert (replay.status_code, replay.json()) == (200, {"status": "duplicate"})
+    assert not OptOut.objects.exists()
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_a_replay_of_a_report_without_an_event_id_is_recognised_by_its_signed_bytes(
+    post: Post, account: ProviderAccount
+) -> None:
+    message = make_message(account, provider_message_id="msg-1")
+    report = {"event": "message.delivered", "data": {"message_id": "msg-1"}}  # no "id"
+    ts = int(time.time())
+    post(report, ts=ts, webhook_id="wh_1")
+
+    replay = post(report, ts=ts, webhook_id="wh_2")
+
+    assert replay.json() == {"status": "duplicate"}
+    assert StatusEvent.objects.filter(message=message).count() == 1
+    (record,) = WebhookEvent.objects.all()
+    body = json.dumps(report).encode()
+    assert record.request_hash == hashlib.sha256(f"{ts}.".encode() + body).hexdigest()
+    assert record.event_id == ""
+
+
+def test_the_same_event_signed_again_under_a_new_webhook_id_is_a_duplicate(
+    post: Post, account: ProviderAccount
+) -> None:
+    """Signed afresh (a new timestamp) and sent under a new id: the body's event id is kept."""
+    make_message(account, provider_message_id="msg-1")
+    now = int(time.time())
+    post(dlr("message.delivered"), ts=now - 60, webhook_id="wh_1")
+
+    again = post(dlr("message.delivered"), ts=now, webhook_id="wh_2")
+
+    assert again.json() == {"status": "duplicate"}
+    assert WebhookEvent.objects.get().event_id == "evt-message.delivered-msg-1"
+
+
+def test_a_duplicate_is_logged_with_the_key_it_was_recognised_by(
+    post: Post, account: ProviderAccount, caplog: pytest.LogCaptureFixture
+) -> None:
+    ts = int(time.time())
+    post(dlr("message.delivered"), ts=ts, webhook_id="wh_1")
+    post(dlr("message.delivered"), ts=ts, webhook_id="wh_1")
+    post(dlr("message.delivered"), ts=ts, webhook_id="wh_2")
+    post(dlr("message.delivered"), ts=ts + 1, webhook_id="wh_3")
+    post({"event": "opt_out", "data": {"phone": phone(3)}}, ts=ts, webhook_id="wh_4")
+    post({"event": "opt_out", "data": {"phone": phone(3)}}, ts=ts, webhook_id="wh_5")
+    assert [r.getMessage().rsplit(": ", 1)[1] for r in caplog.records][1:] == [
+        "duplicate (same webhook id)",
+        "duplicate (same event id)",
+        "duplicate (same event id)",
+        f"opted out {redact(phone(3))}",
+        "duplicate (same signed request)",
+    ]
+
+
+def test_events_with_different_ids_in_one_second_are_each_applied(
+    post: Post, account: ProviderAccount
+) -> None:
+    first = make_message(account, provider_message_id="msg-1")
+    second = make_message(account, 1, provider_message_id="msg-2")
+    ts = int(time.time())
+    post(dlr("message.delivered", "msg-1"), ts=ts, webhook_id="wh_1")
+    post(dlr("message.delivered", "msg-2", i=1), ts=ts, webhook_id="wh_2")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (M.DELIVERED, M.DELIVERED)
+    assert WebhookEvent.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # roles survive the flush
+def test_a_replay_racing_the_original_is_refused_by_the_database(
+    gateway: FakeGateway, live_server: Any
+) -> None:
+    """Both copies are in flight at once: the database's unique key, not a lookup, decides."""
+    account = make_account("brates", webhook_secret=SECRET)
+    message = make_message(account, provider_message_id="msg-race")
+    body, headers = gateway.dlr_request("msg-race", secret=SECRET)
+    url = f"{live_server.url}/webhooks/bulksmsrates/{account.name}/"
+    copies = [{**headers, "X-Webhook-Id": webhook_id} for webhook_id in ("wh_a", "wh_b")]
+    with ThreadPoolExecutor(2) as pool:
+        with transaction.atomic():
+            # Holding the message makes the first copy wait inside its transaction, with
+            # its record written but not committed, until both are in flight.
+            Message.objects.select_for_update().get(pk=message.pk)
+            answers = [pool.submit(requests.post, url, body, headers=h) for h in copies]
+            wait_until_waiting_on_locks(2)
+        statuses = sorted(answer.result(timeout=30).json()["status"] for answer in answers)
+    assert statuses == ["duplicate", "ok"]
+    assert WebhookEvent.objects.count() == 1
+    assert StatusEvent.objects.filter(message=message).count() == 1
+    message.refresh_from_db()
+    assert message.status == M.DELIVERED
+
+
+def wait_until_waiting_on_locks(backends: int, seconds: float = 15) -> None:
+    """Until that many other sessions of this database wait on a lock."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            # Inside a transaction the activity view is read once, unless told to read again.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= backends:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{backends} requests never waited on a lock together")

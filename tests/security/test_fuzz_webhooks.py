@@ -464,6 +464,32 @@ def test_a_validly_signed_request_never_crashes_and_changes_only_what_it_reports
     rolled_back(check)
 
 
+@FUZZ
+@given(hook=signed_hooks(), other_ids=st.lists(garbage_headers, min_size=1, max_size=3))
+def test_a_signed_request_replayed_under_any_other_webhook_id_changes_nothing(
+    fuzz_world: None, fuzz_counts: Counter[str], hook: Hook, other_ids: list[str]
+) -> None:
+    """The signature does not cover X-Webhook-Id: a replay under a new one is still a replay."""
+    client = Client()
+
+    def check() -> None:
+        if send(client, hook, fuzz_counts).status_code != 200:
+            return
+        for webhook_id in other_ids:
+            replay = Hook(hook.account, hook.body, "POST", {**hook.headers})
+            replay.headers["HTTP_X_WEBHOOK_ID"] = webhook_id
+            before = snapshot()
+            response = send(client, replay, fuzz_counts)
+            assert changed_tables(before, snapshot()) == set()
+            if response.status_code == 200:
+                fuzz_counts["replays_refused"] += 1
+                assert response.json() == {"status": "duplicate"}
+            else:  # an id no record can hold, refused before the signature is looked at
+                assert response.status_code == 400
+
+    rolled_back(check)
+
+
 def signed_headers(body: bytes, webhook_id: str = "wh-example") -> dict[str, Any]:
     ts = str(int(time.time()))
     return {
