@@ -7,4 +7,7 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from audit import signals  # noqa: F401 - records sign-ins, failures, sign-outs, lockouts
+        from audit import (
+            checks,  # noqa: F401 - where password-reset mails go
+            signals,  # noqa: F401 - records sign-ins, failures, sign-outs, lockouts
+        )

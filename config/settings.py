@@ -3,7 +3,6 @@
 Every knob an operator may turn is listed in README.md under "Configuration".
 """
 
-import datetime
 from pathlib import Path
 
 import environ
@@ -153,9 +152,10 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 
-# Sign-in: django-axes counts failures per username and address together (the dashboard's and
-# the admin's sign-in alike) and refuses that pair for the cool-off after the limit; a
-# success clears the count. The count lives in the database, shared by every web machine.
+# Sign-in: django-axes keeps failed sign-ins (the dashboard's and the admin's alike) in the
+# database, shared by every web machine; audit/lockout.py pauses signing in when a username
+# from one address, a username from anywhere, or one address whatever the username reaches
+# its limit. The pause doubles with each earlier one of that username or address in a day.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -163,10 +163,22 @@ AUTHENTICATION_BACKENDS = [
 # Whether a proxy of ours sets X-Forwarded-For (see audit/context.py for which entry counts).
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 HERALD_LOGIN_FAILURE_LIMIT = env.int("HERALD_LOGIN_FAILURE_LIMIT", default=5)
+# Spread over addresses (not counted at one the user signed in from in the last
+# HERALD_LOGIN_KNOWN_ADDRESS_DAYS, so a stranger cannot lock them out of their own desk).
+HERALD_LOGIN_USERNAME_FAILURE_LIMIT = env.int("HERALD_LOGIN_USERNAME_FAILURE_LIMIT", default=10)
+HERALD_LOGIN_KNOWN_ADDRESS_DAYS = env.int("HERALD_LOGIN_KNOWN_ADDRESS_DAYS", default=30)
+# Spread over usernames: an office behind one address shares it.
+HERALD_LOGIN_ADDRESS_FAILURE_LIMIT = env.int("HERALD_LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
 HERALD_LOGIN_COOLOFF_MINUTES = env.int("HERALD_LOGIN_COOLOFF_MINUTES", default=15)
+HERALD_LOGIN_COOLOFF_MAX_MINUTES = env.int("HERALD_LOGIN_COOLOFF_MAX_MINUTES", default=24 * 60)
+AXES_HANDLER = "audit.lockout.HeraldLockoutHandler"
 AXES_FAILURE_LIMIT = HERALD_LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = datetime.timedelta(minutes=HERALD_LOGIN_COOLOFF_MINUTES)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
+AXES_COOLOFF_TIME = "audit.lockout.cool_off"
+# Each failure is forgotten at its own time (the cool-off in force when it happened).
+AXES_USE_ATTEMPT_EXPIRATION = True
+# Attempts refused during a pause are not failures: hammering does not lengthen it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "audit.lockout.lockout_page"
 AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip"
@@ -191,11 +203,22 @@ IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 
-# Password reset e-mails: console by default; set EMAIL_URL (e.g. smtp://user:pw@host:587)
-# to really send them.
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
+# Password-reset mails go where EMAIL_URL says (smtp+tls://user:password@host:587). Unset,
+# development (DEBUG on) prints them; production sends none (a deploy check error) rather
+# than print reset links into its logs or drop them: printing (consolemail://) or files
+# (filemail:////path) must be chosen. Not kept as a setting: it may hold a password.
+_email_url = env.str("EMAIL_URL", default="consolemail://" if DEBUG else "")
+if _email_url:
+    vars().update(environ.Env.email_url_config(_email_url))
+else:
+    EMAIL_BACKEND = "config.mail.UnconfiguredEmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="herald@localhost")
+# Reset links asked for one e-mail address, and from one client address, within the window;
+# counted in the database. Past the first, the page is the same and no mail goes; past the
+# second, the client is told to wait (429).
+HERALD_PASSWORD_RESET_EMAIL_LIMIT = env.int("HERALD_PASSWORD_RESET_EMAIL_LIMIT", default=3)
+HERALD_PASSWORD_RESET_CLIENT_LIMIT = env.int("HERALD_PASSWORD_RESET_CLIENT_LIMIT", default=10)
+HERALD_PASSWORD_RESET_WINDOW_MINUTES = env.int("HERALD_PASSWORD_RESET_WINDOW_MINUTES", default=60)
 
 # Herald's own knobs.
 HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from audit.views import PasswordResetView
 from config.views import healthz
 
 admin.site.site_header = "Herald"
@@ -10,6 +11,8 @@ admin.site.index_title = "Campaigns, contacts and providers"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Before Django's own: rate limited, one answer for every address, mailed by the worker.
+    path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("messaging.urls")),
     path("", include("dashboard.urls")),

@@ -1,8 +1,12 @@
-"""Print `export NAME=value` lines for the keys `make run-prod` needs and you did not set.
+"""Print `export NAME=value` lines for what `make run-prod` needs and you did not set.
 
 SECRET_KEY, CREDENTIALS_KEYS and HERALD_ERASURE_KEY must outlive a restart (they decrypt
 provider credentials and recognise erased numbers), so the ones you did not set are made
 once and kept in HERALD_PROD_ENV (default ~/.config/herald/run-prod.env, mode 600).
+
+Production settings send no mail without EMAIL_URL (rather than print reset links into the
+logs). Unless you set one, password-reset mails are written as files into a folder only you
+can read, next to that file, and this says where.
 """
 
 import base64
@@ -26,6 +30,13 @@ def kept_keys(path: Path) -> dict[str, str]:
     return {name.strip(): value.strip() for name, value in pairs}
 
 
+def mail_folder(next_to: Path) -> Path:
+    folder = next_to.parent / "run-prod-mail"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
 def main() -> int:
     path = Path(os.environ.get("HERALD_PROD_ENV") or Path.home() / ".config/herald/run-prod.env")
     kept = kept_keys(path)
@@ -38,6 +49,13 @@ def main() -> int:
     for name in KEYS:
         if not os.environ.get(name):
             sys.stdout.write(f"export {name}={shlex.quote(kept[name])}\n")
+    if not os.environ.get("EMAIL_URL"):
+        folder = mail_folder(path).resolve()
+        # django-environ reads the path after "filemail://" less its first slash.
+        sys.stdout.write(f"export EMAIL_URL={shlex.quote(f'filemail:///{folder}')}\n")
+        sys.stderr.write(
+            f"Herald: password-reset mails are written to {folder} (set EMAIL_URL to send them)\n"
+        )
     return 0
 
 

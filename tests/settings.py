@@ -10,7 +10,7 @@ os.environ.setdefault(
     "SECRET_KEY", "tests-only-7Hq2Lm9Xv4Rz8Kp1Wn6Bc3Yd5Jf0Gs-Ae_Ui9Op2Lk7Jh4Gf6Ds8Aq"
 )
 
-from config.settings import *  # noqa: E402, F403
+from config.settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -17,6 +17,7 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "herald.example.com",
     "CREDENTIALS_KEYS": "Sd7vUuLgmZnv2dDGB0YbcCjnpQvLTrEtCTtqcwOdvr0=",
     "HERALD_ERASURE_KEY": "c2Vjb25kLXJhbmRvbS1zdHJpbmctZm9yLWVyYXN1cmU",
+    "EMAIL_URL": "smtp+tls://herald:mail-pw@smtp.example.com:587",
 }
 
 
@@ -80,6 +81,41 @@ def test_development_still_starts_on_the_development_key() -> None:
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
     result = run_manage("check", **{**env, "DEBUG": "True"})
     assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_fails_when_production_has_nowhere_to_send_mail() -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "EMAIL_URL"}
+    result = run_manage("check", "--deploy", **env)
+    assert result.returncode != 0
+    assert "herald.E020" in result.stderr and "EMAIL_URL is not set" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["consolemail://", "dummymail://", "memorymail://"])
+def test_printing_or_dropping_mail_in_production_must_be_chosen_and_is_warned_about(
+    url: str,
+) -> None:
+    chosen = run_manage("check", "--deploy", **{**PRODUCTION_ENV, "EMAIL_URL": url})
+    assert chosen.returncode == 0, chosen.stderr  # chosen, so allowed...
+    assert "herald.W021" in chosen.stderr  # ...and said out loud
+    strict = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+    assert strict.returncode == 0, strict.stderr  # a real mail server: no warning
+
+
+SHOW_MAIL = (
+    "import django; django.setup(); from django.conf import settings; "
+    "print(settings.EMAIL_BACKEND, hasattr(settings, 'EMAIL_URL'))"
+)
+
+
+def test_mail_is_printed_in_development_and_refused_in_production_unless_configured() -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "EMAIL_URL"}
+    development = run_python("-c", SHOW_MAIL, **{**env, "DEBUG": "True"})
+    assert development.stdout.split() == ["django.core.mail.backends.console.EmailBackend", "False"]
+    production = run_python("-c", SHOW_MAIL, **env)
+    assert production.stdout.split() == ["config.mail.UnconfiguredEmailBackend", "False"]
+    configured = run_python("-c", SHOW_MAIL, **PRODUCTION_ENV)
+    # The URL (with its password) is no setting, so no error page can show it.
+    assert configured.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "False"]
 
 
 @pytest.mark.django_db

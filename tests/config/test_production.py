@@ -37,12 +37,13 @@ PRODUCTION_ENV = {
     "CREDENTIALS_KEYS": "Sd7vUuLgmZnv2dDGB0YbcCjnpQvLTrEtCTtqcwOdvr0=",
     "HERALD_ERASURE_KEY": "Jm3kQ9sX2vB7nL5pR8tY1wZ4cF6hD0gA",
     "BEHIND_PROXY": "True",
+    "EMAIL_URL": "smtp+tls://herald:mail-pw@smtp.example.com:587",
 }
 
 
 def run_python(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     """A fresh process with only what an operator would set (nothing from this one leaks)."""
-    leaks = {*PRODUCTION_ENV, "DATABASE_URL", "Q_BROKER", "REDIS_URL", "SENTRY_DSN"}
+    leaks = {*PRODUCTION_ENV, "DATABASE_URL", "Q_BROKER", "REDIS_URL", "SENTRY_DSN", "EMAIL_URL"}
     clean = {k: v for k, v in os.environ.items() if k not in leaks}
     return subprocess.run(
         [sys.executable, *args],

@@ -74,7 +74,11 @@ def test_gunicorn_reads_its_config_file() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": str(ROOT / ".venv/bin"), "DJANGO_SETTINGS_MODULE": "config.settings"},
+        env={
+            "PATH": str(ROOT / ".venv/bin"),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "SECRET_KEY": os.environ["SECRET_KEY"],  # production settings start on no other
+        },
     )
     assert checked.returncode == 0, checked.stderr
 
@@ -179,3 +183,60 @@ def test_run_prod_creates_its_database_once(tmp_path: Path) -> None:
             autocommit=True,
         ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}"')
+
+
+SEND_A_MAIL = (
+    "import django; django.setup(); from django.core.mail import send_mail; "
+    "send_mail('Reset', 'the link', 'herald@localhost', ['sam@example.com'])"
+)
+
+
+def test_run_prod_keeps_its_keys_and_writes_mail_to_a_private_folder(tmp_path: Path) -> None:
+    kept = tmp_path / "run-prod.env"
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "CREDENTIALS_KEYS", "HERALD_ERASURE_KEY", "EMAIL_URL")
+    }
+
+    def prod_env() -> dict[str, str]:
+        done = subprocess.run(
+            [sys.executable, "deploy/prod_env.py"],
+            cwd=ROOT,
+            env={**clean, "HERALD_PROD_ENV": str(kept)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "password-reset mails are written to" in done.stderr  # the operator is told
+        return dict(shlex.split(line)[1].split("=", 1) for line in done.stdout.splitlines())
+
+    exported = prod_env()
+    assert exported == prod_env()  # kept, not made again
+    folder = tmp_path / "run-prod-mail"
+    assert exported["EMAIL_URL"] == f"filemail:///{folder}"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    env = {**clean, **exported, "DEBUG": "False", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "herald.E020" not in checked.stderr and "herald.W021" not in checked.stderr
+    sent = subprocess.run(
+        [sys.executable, "-c", SEND_A_MAIL],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "the link" not in sent.stdout + sent.stderr
+    [written] = folder.iterdir()
+    assert "the link" in written.read_text()

@@ -12,7 +12,9 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
+from audit.lockout import cool_off
 from audit.models import AuditEvent
+from tests.security.clock import pass_time
 
 A = AuditEvent.Action
 HOME = "/"
@@ -36,9 +38,14 @@ def fail(client: Client, times: int, **kwargs: Any) -> list[int]:
     return [sign_in(client, "wrong", **kwargs).status_code for _ in range(times)]
 
 
-def test_the_limit_is_five_failures_and_fifteen_minutes_by_default() -> None:
+def test_the_limits_and_the_cool_off_by_default() -> None:
     assert settings.HERALD_LOGIN_FAILURE_LIMIT == 5
-    assert timedelta(minutes=15) == settings.AXES_COOLOFF_TIME
+    assert settings.HERALD_LOGIN_USERNAME_FAILURE_LIMIT == 10
+    assert settings.HERALD_LOGIN_ADDRESS_FAILURE_LIMIT == 20
+    assert settings.HERALD_LOGIN_COOLOFF_MINUTES == 15
+    assert settings.HERALD_LOGIN_COOLOFF_MAX_MINUTES == 24 * 60
+    assert settings.HERALD_LOGIN_KNOWN_ADDRESS_DAYS == 30
+    assert cool_off() == timedelta(minutes=15)
 
 
 def test_after_the_limit_even_the_right_password_is_refused_with_the_lockout_page(
@@ -53,10 +60,11 @@ def test_after_the_limit_even_the_right_password_is_refused_with_the_lockout_pag
     assert "_auth_user_id" not in client.session
 
 
-def test_a_lockout_is_per_username_and_address(client: Client, staff: User) -> None:
+def test_a_pair_lockout_does_not_lock_the_username_elsewhere(client: Client, staff: User) -> None:
     fail(client, settings.HERALD_LOGIN_FAILURE_LIMIT)
     assert sign_in(client, "right-horse-battery").status_code == 429
-    # The same person from the office, not the attacker's address, still gets in.
+    # The same person from the office, not the attacker's address, still gets in (until the
+    # username's own limit, over every address: tests/security/test_sign_in_limits.py).
     assert sign_in(client, "right-horse-battery", ip=OFFICE).status_code == 302
     assert client.session["_auth_user_id"] == str(staff.pk)
 
@@ -89,7 +97,9 @@ def test_a_success_before_the_limit_starts_the_count_again(client: Client, staff
 def test_the_lock_lifts_after_the_cool_off(client: Client, staff: User) -> None:
     fail(client, settings.HERALD_LOGIN_FAILURE_LIMIT)
     assert sign_in(client, "right-horse-battery").status_code == 429
-    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    pass_time(minutes=14)
+    assert sign_in(client, "right-horse-battery").status_code == 429
+    pass_time(minutes=2)
     assert sign_in(client, "right-horse-battery").status_code == 302
 
 
