@@ -1,4 +1,5 @@
-"""Who did what, when, from where: sign-ins, campaign transitions, exports.
+"""Who did what, when, from where: sign-ins, campaign transitions, exports; and what the
+sign-in area counts (lockouts, password-reset requests) to set its limits.
 
 A bottom-level app: it imports none of Herald's others, they call `AuditEvent.record`.
 Details hold ids, statuses and counts only, never a secret, a phone number or a body.
