@@ -34,7 +34,7 @@ MAX_DIRECTORY_BYTES = 10 * 1024 * 1024
 RATIO_GRACE_BYTES = 1024 * 1024
 #: The end of a zip (its last record, 22 bytes, and a comment of up to 64 KB).
 END_SEARCH_BYTES = 22 + 65_535
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 256 * 1024
 #: A tag's bytes per character of a cell, at most: four of UTF-8, or an entity (&quot;).
 BYTES_PER_CHAR = 8
 #: Rows and shared strings, whatever namespace prefix the writer chose (<row>, <x:row>).

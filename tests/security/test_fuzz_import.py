@@ -1,13 +1,16 @@
-"""Hypothesis against the contact import: every file ends checked or refused with a reason.
+"""Hypothesis against the contact and opt-out imports: every file ends checked or refused
+with a reason, and no page shows a traceback or a path on the server (DEBUG is off).
 
 A file goes through what the admin does (check, then import what the check passed),
-through the admin's upload page, and through `import_contacts`. Every example runs in
-a savepoint that is rolled back, so each starts from the same contacts.
+through the admin's upload pages (contacts and opt-outs), and through `import_contacts`.
+Every example runs in a savepoint that is rolled back, so each starts from the same data.
 """
 
 import codecs
+import csv
 import io
 import json
+import sys
 import tracemalloc
 import zipfile
 from collections import Counter
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -257,6 +261,15 @@ def new_job(path: Path) -> ImportJob:
     return job
 
 
+def assert_no_traceback(response: Any) -> None:
+    """With DEBUG off nothing of the server's insides reaches a page: no traceback, no path."""
+    assert not django_settings.DEBUG
+    text = response.content.decode(errors="replace")
+    assert "Traceback" not in text and 'File "' not in text
+    for path in (str(django_settings.BASE_DIR), sys.prefix, str(django_settings.MEDIA_ROOT)):
+        assert path not in text, f"{path} shown in a page"
+
+
 def assert_readable(reason: str) -> None:
     """One line a person can read: no traceback, no exception class dump, not a page long."""
     assert reason and "\n" not in reason and len(reason) < 1000, reason
@@ -331,6 +344,7 @@ def test_the_admin_upload_page_never_answers_500_and_imports_nothing_before_conf
         data = {"file": upload, "region": "GB", "new_groups": "Fuzz", "new_tags": "fuzzed"}
         response = post_and_commit(fuzz_marketer, "/admin/contacts/importjob/add/", data)
         assert response.status_code == 200
+        assert_no_traceback(response)
         assert changed_tables(before, snapshot()) == set()
         job = ImportJob.objects.order_by("pk").last()
         if job is None:  # the form refused it (an empty file)
@@ -340,6 +354,82 @@ def test_the_admin_upload_page_never_answers_500_and_imports_nothing_before_conf
         if job.status == S.FAILED:
             fuzz_counts["rejected_files_admin"] += 1
             assert_readable(job.failure_reason)
+
+    rolled_back(check)
+
+
+# Opt-out lists: a phone and a channel column, mostly, and everything the contact files get.
+
+OPT_OUT_HEADERS = ["phone", "channel", "Channel", "medium", "note", "source", "Mobile", ""]
+CHANNELS = ["sms", "whatsapp", "WhatsApp", "SMS", "Whats App", "", "fax", "=cmd|' /C calc'!A0"]
+
+
+@st.composite
+def opt_out_rows(draw: st.DrawFn) -> list[list[Any]]:
+    header = draw(st.lists(st.sampled_from(OPT_OUT_HEADERS) | st.text(max_size=12), max_size=5))
+    if draw(st.integers(0, 3)):
+        header = ["phone", "channel", *header] if draw(st.booleans()) else ["phone", *header]
+    phones = st.sampled_from([uk(1), uk(2), uk(3), "+44 7911 200000", "12", "", 447911200003])
+    cells = st.sampled_from(CHANNELS) | text_cells
+    rows = draw(st.lists(st.tuples(phones, cells, text_cells), max_size=10))
+    return [header, *[list(row) for row in rows]]
+
+
+def opt_out_csv(rows: list[list[Any]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode("utf-8", errors="surrogatepass")
+
+
+def opt_out_workbook(rows: list[list[Any]]) -> bytes:
+    # XLSX cannot hold control characters (openpyxl refuses them): those cells go blank.
+    return xlsx_bytes(
+        [[c if not isinstance(c, str) or c.isprintable() else "" for c in r] for r in rows]
+    )
+
+
+opt_out_files = st.one_of(
+    opt_out_rows().map(opt_out_csv),
+    opt_out_rows().map(opt_out_workbook),
+    files,
+)
+
+
+@settings(FUZZ, max_examples=80)
+@given(
+    content=opt_out_files,
+    name=st.sampled_from(["stop.csv", "stop.xlsx", "stop"]),
+    channel=st.sampled_from(["", "sms", "whatsapp"]),
+)
+def test_the_opt_out_import_never_answers_500_or_shows_a_traceback_and_adds_only_when_confirmed(
+    fuzz_marketer: Client, fuzz_counts: Counter[str], content: bytes, name: str, channel: str
+) -> None:
+    def check() -> None:
+        fuzz_counts["cases_opt_outs"] += 1
+        before = snapshot()
+        data = {"file": SimpleUploadedFile(name, content), "channel": channel, "region": "GB"}
+        response = post_and_commit(fuzz_marketer, "/admin/contacts/optout/import/", data)
+        assert response.status_code == 200
+        assert_no_traceback(response)
+        assert changed_tables(before, snapshot()) == set(), "a check wrote opt-outs"
+        job = ImportJob.objects.order_by("pk").last()
+        if job is None:  # the form refused it (an empty file)
+            fuzz_counts["rejected_files_opt_outs"] += 1
+            return
+        assert_no_traceback(fuzz_marketer.get(f"/admin/contacts/importjob/{job.pk}/progress/"))
+        if job.status == S.FAILED:
+            fuzz_counts["rejected_files_opt_outs"] += 1
+            assert_readable(job.failure_reason)
+            return
+        assert job.status == S.VALIDATED, job.status
+        done = post_and_commit(fuzz_marketer, f"/admin/contacts/importjob/{job.pk}/confirm/", {})
+        assert done.status_code == 200
+        assert_no_traceback(done)
+        job.refresh_from_db()
+        assert job.status == S.COMPLETED, job.failure_reason
+        fuzz_counts["imported_files_opt_outs"] += 1
+        assert job.imported == job.preview["counts"]["imported"]
+        assert OptOut.objects.count() == len(before["contacts.OptOut"]) + job.imported
 
     rolled_back(check)
 
