@@ -24,6 +24,7 @@ from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
 from contacts.phones import InvalidPhoneNumber, redact, to_e164
 from contacts.resources import ContactResource, OptOutResource
 from contacts.uploads import capped_uploads, refuse_oversized
+from contacts.workbooks import megabytes
 
 #: Erasure reads the message table once per run (it has no index on phone): a few at a time.
 ERASE_AT_ONCE = 100
@@ -260,7 +261,8 @@ class OptOutUploadForm(forms.ModelForm):
         self.fields["file"].required = True
         self.fields["file"].help_text = (
             "CSV or XLSX with a phone column and a channel column (sms or whatsapp); source "
-            "and note columns are kept too. Numbers already on the list stay as they are."
+            "and note columns are kept too. Numbers already on the list stay as they are. "
+            + upload_limit_text("import_opt_outs")
         )
         channel = self.fields["channel"]
         assert isinstance(channel, forms.ChoiceField)
@@ -280,6 +282,11 @@ def clean_region(typed: str) -> str:
     if phonenumbers.country_code_for_region(region) == 0:
         raise forms.ValidationError("Give a two-letter country code, e.g. GB or FR.")
     return region
+
+
+def upload_limit_text(command: str) -> str:
+    limit = megabytes(settings.HERALD_IMPORT_MAX_UPLOAD_BYTES)
+    return f"At most {limit}; a bigger file goes through the shell: manage.py {command}."
 
 
 def clean_upload(upload: Any) -> Any:
@@ -305,7 +312,8 @@ class ImportUploadForm(forms.ModelForm):
         self.fields["file"].help_text = (
             "CSV (any delimiter, UTF-8 or Windows encodings) or XLSX. A phone column is needed "
             "(phone, mobile or number); first_name, last_name and email are recognised; every "
-            "other column becomes an attribute usable as {{column}} in messages."
+            "other column becomes an attribute usable as {{column}} in messages. "
+            + upload_limit_text("import_contacts")
         )
         self.fields["region"].initial = settings.HERALD_DEFAULT_REGION
 

@@ -50,7 +50,12 @@ def start_check(job: ImportJob) -> None:
         job.move([S.UPLOADED], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
         return
     if size <= settings.HERALD_IMPORT_INLINE_CHECK_BYTES:
-        check(job)
+        try:
+            check(job)
+        except Exception:
+            # Recorded on the job, whose page the upload goes on to show, and logged: the
+            # marketer reads why instead of a 500 page.
+            logger.exception("checking import %s failed", job.pk)
     else:
         from django_q.tasks import async_task
 
@@ -66,8 +71,21 @@ def check(job: ImportJob) -> ImportJob:
     except FileProblem as exc:
         job.move([S.VALIDATING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
         return job
+    except BaseException as exc:
+        reason = f"the check stopped: {failure_reason(exc)}"
+        job.move([S.VALIDATING], S.FAILED, failure_reason=reason, finished_at=timezone.now())
+        raise
     job.move([S.VALIDATING], S.VALIDATED, preview=preview, finished_at=timezone.now())
     return job
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the job's page: a FileProblem's own words, else the error's kind and
+    message; an OSError's without its file name (server paths stay on the server)."""
+    if isinstance(exc, FileProblem):
+        return str(exc)
+    message = (exc.strerror or "") if isinstance(exc, OSError) else str(exc)
+    return f"{type(exc).__name__}: {' '.join(message.split())[:300]}".strip(": ")
 
 
 def _dry_run(job: ImportJob) -> dict[str, Any]:
@@ -161,7 +179,7 @@ def run(
                 report.finish()
     except BaseException as exc:
         job.refresh_from_db()
-        reason = f"{type(exc).__name__}: {exc}".strip(": ")
+        reason = failure_reason(exc)
         job.move(
             [S.RUNNING],
             S.FAILED,

@@ -291,6 +291,27 @@ def test_the_error_report_stops_after_its_bytes(settings: Any, media: Path, tmp_
     assert written.splitlines()[-1].startswith(',"25 more rejected rows are not listed')
 
 
+# Errors shown to users.
+
+
+def test_a_check_that_breaks_on_the_server_says_so_without_its_paths(
+    marketer_client: Client, media: Path
+) -> None:
+    (media / "imports").mkdir(parents=True)
+    (media / "imports" / "errors").write_text("a file where the reports' folder should be")
+    data = {"file": SimpleUploadedFile("l.csv", f"phone\r\n{uk(1)}\r\n".encode()), "region": "GB"}
+    page = post_and_commit(marketer_client, ADD, data)
+    assert page.status_code == 200
+    job = ImportJob.objects.get()
+    assert (job.status, job.failure_reason) == (
+        S.FAILED,
+        "the check stopped: FileExistsError: File exists",
+    )
+    text = page.content.decode()
+    assert "the check stopped: FileExistsError: File exists" in text
+    assert str(media) not in text and "Traceback" not in text
+
+
 # Workbooks that lie in other ways.
 
 
