@@ -228,7 +228,10 @@ class OptOutAdmin(AuditedExportMixin, admin.ModelAdmin):
         return [path("import/", view, name="contacts_optout_import"), *super().get_urls()]
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_add_permission(request):
+        # An opt-out upload is an import job too: both permissions, as for confirming it.
+        if not (
+            self.has_add_permission(request) and request.user.has_perm("contacts.add_importjob")
+        ):
             raise PermissionDenied
         form = OptOutUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():

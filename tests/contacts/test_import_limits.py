@@ -253,6 +253,17 @@ def test_an_upload_past_the_size_limit_is_refused_by_the_form_and_not_stored(
     assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
 
 
+def test_the_capped_upload_pages_still_check_csrf(make_user: Callable[..., User]) -> None:
+    # The upload handler goes in before Django's CSRF check reads the body, so these views
+    # check CSRF themselves (uploads.capped_uploads): a forged POST is still refused.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("mia", "Marketers"))
+    for url in (ADD, "/admin/contacts/optout/import/"):
+        data = {"file": SimpleUploadedFile("l.csv", f"phone\r\n{uk(1)}\r\n".encode())}
+        assert client.post(url, {**data, "region": "GB", "channel": "sms"}).status_code == 403
+    assert not ImportJob.objects.exists()
+
+
 def test_an_upload_within_the_limit_goes_through(marketer_client: Client, settings: Any) -> None:
     settings.HERALD_IMPORT_MAX_UPLOAD_BYTES = 100_000
     data = {"file": SimpleUploadedFile("l.csv", f"phone\r\n{uk(1)}\r\n".encode()), "region": "GB"}
