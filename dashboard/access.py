@@ -17,6 +17,8 @@ VIEW_IMPORTS = "contacts.view_importjob"
 VIEW_ACCOUNTS = "messaging.view_provideraccount"
 #: The reports name campaigns and the provider accounts they went through.
 VIEW_REPORTS = (VIEW_CAMPAIGNS, VIEW_ACCOUNTS)
+#: A campaign's per-recipient results: every recipient's number, status and provider id.
+VIEW_RESULTS = (VIEW_CAMPAIGNS, "messaging.view_message")
 
 
 def can_build(user: Any) -> bool:
@@ -25,7 +27,8 @@ def can_build(user: Any) -> bool:
 
 
 def can_approve(user: Any) -> bool:
-    return bool(user.has_perm(APPROVE))
+    """The queue shows the campaigns it asks about: approving needs seeing them too."""
+    return bool(user.has_perms((APPROVE, VIEW_CAMPAIGNS)))
 
 
 def can_see_campaigns(user: Any) -> bool:
@@ -42,6 +45,10 @@ def can_see_imports(user: Any) -> bool:
 
 def can_see_accounts(user: Any) -> bool:
     return bool(user.has_perm(VIEW_ACCOUNTS))
+
+
+def can_export_results(user: Any) -> bool:
+    return bool(user.has_perms(VIEW_RESULTS))
 
 
 def can_see_reports(user: Any) -> bool:

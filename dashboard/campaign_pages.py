@@ -39,9 +39,9 @@ from campaigns.presenters import (
     test_sends_of,
 )
 from contacts.spreadsheets import csv_lines
+from dashboard.access import VIEW_CAMPAIGNS, can_export_results
 from messaging.models import Message
 
-VIEW_CAMPAIGNS = "campaigns.view_campaign"
 #: Who may decide on messages in doubt (mark sent, send again): the admin action asks the same.
 DECIDE_IN_DOUBT = "messaging.decide_in_doubt"
 EXPORT_COLUMNS = (
@@ -232,6 +232,7 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "test_sends": test_sends_of(campaign),
         "in_doubt": counts[Message.Status.IN_DOUBT],
         "may_decide": request.user.has_perm(DECIDE_IN_DOUBT),
+        "may_export": can_export_results(request.user),
     }
     return render(request, "dashboard/campaign.html", context)
 
@@ -285,6 +286,8 @@ def cell_text(value: Any) -> str:
 @require_GET
 def campaign_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     campaign = viewable_campaign(request, pk)
+    if not can_export_results(request.user):
+        raise PermissionDenied
     AuditEvent.record(
         AuditEvent.Action.EXPORT,
         actor=request.user,

@@ -117,3 +117,35 @@ def test_the_roles_herald_creates_still_get_every_panel_of_their_week(
         assert f'href="{menu}"' in page
         assert client.get(menu).status_code == 200
     assert client.get("/reports/", {"format": "csv"}).status_code == 200
+
+
+def test_per_recipient_results_need_the_messages_view_permission_too(
+    client: Client, make_user: Callable[..., User], world: Campaign
+) -> None:
+    """Every recipient's number and status: seeing the campaign is not enough."""
+    user = make_user("viewer")
+    user.user_permissions.add(Permission.objects.get(codename="view_campaign"))
+    client.force_login(user)
+    export = f"/campaigns/{world.pk}/export.csv"
+
+    page = client.get(f"/campaigns/{world.pk}/").content.decode()
+    assert "Winter sale" in page and export not in page
+    assert client.get(export).status_code == 403
+
+    user.user_permissions.add(Permission.objects.get(codename="view_message"))
+    user = User.objects.get(pk=user.pk)  # permissions are cached on the instance
+    client.force_login(user)
+    assert export in client.get(f"/campaigns/{world.pk}/").content.decode()
+    assert client.get(export).status_code == 200
+
+
+def test_the_approval_queue_needs_seeing_campaigns_as_well_as_approving(
+    client: Client, make_user: Callable[..., User], world: Campaign
+) -> None:
+    user = make_user("approver-only")
+    user.user_permissions.add(Permission.objects.get(codename="approve_campaign"))
+    client.force_login(user)
+    assert client.get("/approvals/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_campaign"))
+    client.force_login(User.objects.get(pk=user.pk))
+    assert client.get("/approvals/").status_code == 200
