@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 import messaging
+from audit.models import AuditEvent
 from contacts.models import OptOut
 from messaging.models import Message, ProviderAccount
 from tests.conftest import phone
@@ -226,6 +227,15 @@ def test_send_test_sends_one_message_and_prints_its_id(locmem: ProviderAccount) 
     assert f"provider message id: {message.provider_message_id}" in output
     assert "status: sent" in output.splitlines()
     assert phone(0) not in output and "Hello from Herald" not in output
+
+
+def test_send_test_is_marked_as_a_test_and_audited(locmem: ProviderAccount) -> None:
+    run("send-test", "mem", "--to", "07911 200000", "--body", "Hello from Herald")
+    message = Message.objects.get()
+    assert message.is_test
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TEST_SEND)
+    assert event.object_id == str(locmem.pk) and event.actor is None
+    assert event.detail == {"message": message.pk, "to": "+44…00", "door": "provider send-test"}
 
 
 def test_send_test_on_whatsapp_keeps_the_template_and_its_parameters(

@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import URLValidator, validate_slug
 from django.db import transaction
 
+from audit.models import AuditEvent
 from contacts.models import ERASED_REFUSAL, Channel, ErasedNumber, normalise_phone
 from contacts.phones import redact
 from messaging.backends import Backend, backend_class
@@ -343,20 +344,30 @@ def _test_message(account: ProviderAccount, options: dict[str, Any]) -> Message:
     if ErasedNumber.objects.includes(phone):
         raise CommandError(f"--to: {ERASED_REFUSAL}")
     encoding, segments = segments_of(options["body"])
-    return Message.objects.create(
-        campaign=None,
-        contact=None,
-        provider_account=account,
-        channel=channel,
-        phone=phone,
-        sender=account.sender,
-        body=options["body"],
-        template_id=options["template"] or "",
-        template_params=options["param"],
-        client_ref=Message.new_client_ref(),
-        encoding=encoding,
-        segments=segments,
-    )
+    with transaction.atomic():
+        message = Message.objects.create(
+            campaign=None,
+            contact=None,
+            provider_account=account,
+            channel=channel,
+            phone=phone,
+            sender=account.sender,
+            body=options["body"],
+            template_id=options["template"] or "",
+            template_params=options["param"],
+            client_ref=Message.new_client_ref(),
+            encoding=encoding,
+            segments=segments,
+            is_test=True,
+        )
+        # An operator's check of the account, from the server's shell: audited like the
+        # dashboard's tests, with no user to count it against.
+        AuditEvent.record(
+            AuditEvent.Action.TEST_SEND,
+            obj=account,
+            detail={"message": message.pk, "to": redact(phone), "door": "provider send-test"},
+        )
+    return message
 
 
 def _error_text(message: Message) -> str:
