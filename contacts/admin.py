@@ -449,7 +449,10 @@ class ImportJobAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
         elif act(job):
-            done = {"confirm": "Import queued.", "resume": "Import queued to resume."}
+            resumed = (
+                "Import queued to resume." if job.was_confirmed() else "Checking the file again."
+            )
+            done = {"confirm": "Import queued.", "resume": resumed}
             self.message_user(request, done.get(action, "Import rolled back."), messages.SUCCESS)
         else:
             job.refresh_from_db()

@@ -122,7 +122,16 @@ def confirm(job: ImportJob) -> bool:
 
 
 def resume(job: ImportJob) -> bool:
-    """Queue a failed (or stalled) import to continue after its last committed line."""
+    """Queue a failed (or stalled) import to continue after its last committed line.
+
+    A job that failed in its check was never previewed nor confirmed: it is checked again,
+    never imported on the strength of a preview nobody saw.
+    """
+    if not job.was_confirmed():
+        moved = job.move([S.FAILED], S.UPLOADED, failure_reason="", finished_at=None)
+        if moved:
+            transaction.on_commit(lambda: start_check(job))
+        return moved
     moved = job.move([S.FAILED], S.QUEUED, failure_reason="") or job.take_over(S.QUEUED)
     if moved:
         from django_q.tasks import async_task

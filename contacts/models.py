@@ -417,6 +417,11 @@ class ImportJob(models.Model):
         """Contact imports only: rolling back opt-outs could drop a STOP that came in since."""
         return self.kind == self.Kind.CONTACTS
 
+    def was_confirmed(self) -> bool:
+        """Whether this job was ever let go to import: from the command line (no preview),
+        or from an upload whose preview passed (only a confirmed one fails afterwards)."""
+        return self.origin == self.Origin.CLI or bool(self.preview)
+
     @property
     def is_stalled(self) -> bool:
         """Running, but its worker has written no progress for a long while: it died."""

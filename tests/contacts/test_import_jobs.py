@@ -23,7 +23,11 @@ S = ImportJob.Status
 
 def cli_job(path: Path, *groups: Group) -> ImportJob:
     job = ImportJob.objects.create(
-        source_path=str(path), original_name=path.name, region="GB", status=S.QUEUED
+        origin=ImportJob.Origin.CLI,
+        source_path=str(path),
+        original_name=path.name,
+        region="GB",
+        status=S.QUEUED,
     )
     job.groups.set(groups)
     return job
@@ -256,3 +260,24 @@ def test_roll_back_and_resume_buttons_in_the_admin(
     again = marketer_client.post(f"/admin/contacts/importjob/{job.pk}/resume/", follow=True)
     assert "Cannot resume an import that is rolled back" in again.content.decode()
     assert marketer_client.get(f"/admin/contacts/importjob/{job.pk}/rollback/").status_code == 403
+
+
+def test_a_job_that_failed_its_check_is_checked_again_never_imported_unseen(
+    marketer_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    upload(marketer_client, csv_text([[uk(1), "Ada", "", "", ""]]))
+    job = ImportJob.objects.get()
+    # As a check that broke on the server leaves it: failed, never previewed.
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=S.FAILED, preview={}, failure_reason="the check stopped: OSError"
+    )
+    page = marketer_client.get(f"/admin/contacts/importjob/{job.pk}/change/").content.decode()
+    assert 'value="Check the file again"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = marketer_client.post(f"/admin/contacts/importjob/{job.pk}/resume/", follow=True)
+
+    assert "Checking the file again." in done.content.decode()
+    job.refresh_from_db()
+    assert job.status == S.VALIDATED and job.preview["counts"]["imported"] == 1
+    assert not Contact.objects.exists()  # waits for the marketer's confirm, as at first
