@@ -205,6 +205,17 @@ def test_recent_imports_are_listed_with_a_link_to_their_rejected_rows(
     assert page.index("messy.csv") < page.index("clean.csv")  # newest first
 
 
+def test_recent_imports_say_which_were_opt_out_lists(viewer_client: Client) -> None:
+    ImportJob.objects.create(original_name="people.csv", region="GB", status="completed")
+    ImportJob.objects.create(
+        original_name="stops.csv", region="GB", status="completed", kind=ImportJob.Kind.OPT_OUTS
+    )
+    page = viewer_client.get("/contacts/").content.decode()
+    rows = {name: row for row in page.split("<tr>") for name in ("people.csv", "stops.csv")
+            if name in row}  # fmt: skip
+    assert "<td>Contacts</td>" in rows["people.csv"] and "<td>Opt-outs</td>" in rows["stops.csv"]
+
+
 def test_contacts_page_queries_are_bounded(
     viewer_client: Client,
     make_contacts: Callable[..., list[Contact]],
