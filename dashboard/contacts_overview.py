@@ -105,7 +105,7 @@ def planner_rows(sql: str, params: list[Any]) -> int:
 
 
 def recent_imports() -> list[ImportJob]:
-    fields = ["id", "original_name", "status", "created_at", "error_report"]
+    fields = ["id", "kind", "original_name", "status", "created_at", "error_report"]
     fields += ["imported", "updated", "unchanged", "duplicates", "invalid"]
     return list(ImportJob.objects.only(*fields).order_by("-created_at")[:RECENT_IMPORTS])
 
