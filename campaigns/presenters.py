@@ -4,7 +4,7 @@ the preview, the live counts, the test send, prices and refusals."""
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -43,7 +43,10 @@ def amount_text(amount: Decimal | str | None) -> str:
 
 
 def money(amount: Decimal | str | None, currency: str) -> str:
-    return f"{amount_text(amount)} {currency}".strip()
+    """An amount as pages show it: the account's currency, two decimals ("0.04 GBP").
+    Prices per segment and machine output keep every digit (`amount_text`)."""
+    cents = Decimal(str(amount or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{cents} {currency}".strip()
 
 
 def decided_text(campaign: Campaign, decision: str) -> str:
@@ -146,7 +149,13 @@ def live_counts_of(campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def when(moment: datetime, format_name: str = "DATETIME_FORMAT") -> str:
+#: One unambiguous moment on every page: "3 Dec 2026, 14:05 GMT" (day first, month in
+#: words, the zone named), never "12/03/2026" read two ways.
+MOMENT_FORMAT = "j M Y, H:i T"
+
+
+def when(moment: datetime, format_name: str = MOMENT_FORMAT) -> str:
+    """`moment` in the site's time zone (TIME_ZONE), as MOMENT_FORMAT unless told."""
     return date_format(timezone.localtime(moment), format_name)
 
 
