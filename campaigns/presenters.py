@@ -43,10 +43,10 @@ def amount_text(amount: Decimal | str | None) -> str:
 
 
 def money(amount: Decimal | str | None, currency: str) -> str:
-    """An amount as pages show it: the account's currency, two decimals ("0.04 GBP").
-    Prices per segment and machine output keep every digit (`amount_text`)."""
+    """An amount as pages show it: two decimals, thousands grouped, the account's currency
+    ("1,234.50 GBP"). Prices per segment and machine output keep every digit (`amount_text`)."""
     cents = Decimal(str(amount or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"{cents} {currency}".strip()
+    return f"{cents:,} {currency}".strip()
 
 
 def decided_text(campaign: Campaign, decision: str) -> str:

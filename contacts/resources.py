@@ -19,6 +19,7 @@ import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any
 
 from django.conf import settings
@@ -151,6 +152,16 @@ class ErrorReport:
             self.left_out = 0
 
 
+class IsoDateTimeWidget(widgets.DateTimeWidget):
+    """Moments in spreadsheets as ISO 8601 with their offset ("2026-12-03T14:05:09+00:00"),
+    read the same anywhere; XLSX keeps its native dates."""
+
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> Any:
+        if kwargs.get("force_native_type") or not isinstance(value, datetime):
+            return super().render(value, obj, **kwargs)
+        return timezone.localtime(value).isoformat(timespec="seconds")
+
+
 class ContactResource(resources.ModelResource):
     groups = fields.Field(
         attribute="groups",
@@ -163,6 +174,9 @@ class ContactResource(resources.ModelResource):
         widget=widgets.ManyToManyWidget(Tag, separator=", ", field="name"),
     )
     attributes = fields.Field(column_name="attributes")
+    created_at = fields.Field(
+        attribute="created_at", column_name="created_at", widget=IsoDateTimeWidget(), readonly=True
+    )
 
     class Meta:
         model = Contact
@@ -477,6 +491,10 @@ def _placeholder(name: str) -> str:
 
 
 class OptOutResource(resources.ModelResource):
+    created_at = fields.Field(
+        attribute="created_at", column_name="created_at", widget=IsoDateTimeWidget(), readonly=True
+    )
+
     class Meta:
         model = OptOut
         import_id_fields = ("phone", "channel")

@@ -1,6 +1,6 @@
 """One way of showing money and moments on every page.
 
-`{% load herald_format %}`, then `{{ amount|money:currency }}` ("12.50 GBP": the account's
+`{% load herald_format %}`, then `{{ amount|money:currency }}` ("1,234.50 GBP": the account's
 currency, two decimals), `{{ moment|when }}` ("3 Dec 2026, 14:05 GMT", in the site's time
 zone) and `{% when_time moment %}` (the same inside `<time datetime="ISO 8601">`). The words
 are campaigns.presenters' (`money`, `when`), so the admin and messages read the same.
