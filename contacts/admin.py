@@ -8,7 +8,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -20,9 +20,11 @@ from import_export.formats.base_formats import CSV, XLSX
 from audit.models import AuditEvent
 from contacts import jobs
 from contacts.erasure import erase
+from contacts.jobs import may_act, progress_of
 from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
-from contacts.phones import InvalidPhoneNumber, redact, to_e164
+from contacts.phones import redact
 from contacts.resources import ContactResource, OptOutResource
+from contacts.search import search_contacts
 from contacts.uploads import capped_uploads, refuse_oversized
 from contacts.workbooks import megabytes
 
@@ -192,21 +194,7 @@ class ContactAdmin(AuditedExportMixin, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Contact], search_term: str
     ) -> tuple[QuerySet[Contact], bool]:
         """Indexed lookups only: a number in any format, or the start of a name or e-mail."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        if any(ch.isdigit() for ch in term) and "@" not in term:
-            try:
-                return queryset.filter(phone=to_e164(term, settings.HERALD_DEFAULT_REGION)), False
-            except InvalidPhoneNumber:
-                return queryset.filter(phone__startswith=term.replace(" ", "")), False
-        if "@" in term:
-            return queryset.filter(email__in={term, term.lower()}), False
-        spellings = {term, term.title()}  # prefix matches use the name indexes
-        names = Q()
-        for spelling in spellings:
-            names |= Q(first_name__startswith=spelling) | Q(last_name__startswith=spelling)
-        return queryset.filter(names), False
+        return search_contacts(queryset, search_term), False
 
 
 @admin.register(OptOut)
@@ -462,28 +450,3 @@ class ImportJobAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
         return redirect("admin:contacts_importjob_change", job.pk)
-
-
-def may_act(user: Any, job: ImportJob) -> bool:
-    """Confirm, resume, roll back: importers; for an opt-out list, who may add opt-outs too."""
-    needs = ["contacts.add_importjob"]
-    if job.kind == ImportJob.Kind.OPT_OUTS:
-        needs.append("contacts.add_optout")
-    return bool(user.has_perms(needs))
-
-
-def progress_of(job: ImportJob) -> dict[str, Any]:
-    percent = round(100 * job.bytes_done / job.bytes_total, 1) if job.bytes_total else None
-    return {
-        "status": job.status,
-        "status_label": job.get_status_display(),
-        "rows_done": job.rows_done,
-        "rows_per_second": round(job.rows_per_second()),
-        "percent": percent,
-        "imported": job.imported,
-        "updated": job.updated,
-        "skipped": job.skipped,
-        "invalid": job.invalid,
-        "resume_line": job.resume_line,
-        "failure_reason": job.failure_reason,
-    }

@@ -101,6 +101,11 @@ class RowProblem:
     cells: list[str]
 
 
+#: What a column may be mapped to besides a layout's fields (see Columns.from_header).
+ATTRIBUTE, IGNORE = "attribute", "ignore"
+Mapping = dict[str, str]
+
+
 @dataclass
 class Columns:
     """Where each known field sits in a row; every other named column is an attribute."""
@@ -110,14 +115,25 @@ class Columns:
     attributes: list[tuple[int, str]] = field(default_factory=list)
 
     @classmethod
-    def from_header(cls, header: list[str], layout: Layout = CONTACTS) -> Columns:
+    def from_header(
+        cls, header: list[str], layout: Layout = CONTACTS, mapping: Mapping | None = None
+    ) -> Columns:
+        """Columns found by their names (COLUMN_ALIASES), except where `mapping` says.
+
+        `mapping` is what a person chose on the preview: {column number (from 0, as
+        text): a field of the layout, ATTRIBUTE or IGNORE}; columns it does not name are
+        read by their names as usual.
+        """
         keys = [normalise_header(h) for h in header]
-        index: dict[str, int] = {}
+        chosen = {int(i): target for i, target in (mapping or {}).items() if int(i) < len(keys)}
+        index = {target: i for i, target in chosen.items() if target in layout.aliases}
         for name, aliases in layout.aliases.items():
             for alias in aliases:  # aliases in order of preference
-                if alias in keys and keys.index(alias) not in index.values():
-                    index[name] = keys.index(alias)
+                if name in index:
                     break
+                found = keys.index(alias) if alias in keys else None
+                if found is not None and found not in chosen and found not in index.values():
+                    index[name] = found
         if "phone" not in index:
             raise FileProblem(
                 "no phone column: name one of "
@@ -126,7 +142,11 @@ class Columns:
             )
         taken = set(index.values())
         attributes = [
-            (i, k) for i, k in enumerate(keys) if k and i not in taken and k not in IGNORED_COLUMNS
+            (i, k or f"column_{i + 1}")
+            for i, k in enumerate(keys)
+            if i not in taken
+            and chosen.get(i) != IGNORE
+            and (chosen.get(i) == ATTRIBUTE or (k and k not in IGNORED_COLUMNS))
         ]
         return cls(header=header, index=index, attributes=attributes if layout.attributes else [])
 
@@ -168,18 +188,21 @@ class Source:
             self.handle.close()
 
 
-def open_source(path: str | Path, layout: Layout = CONTACTS) -> Source:
-    """Open a CSV (any common encoding and delimiter) or XLSX file for import."""
+def open_source(
+    path: str | Path, layout: Layout = CONTACTS, mapping: Mapping | None = None
+) -> Source:
+    """Open a CSV (any common encoding and delimiter) or XLSX file for import; `mapping`
+    overrides how columns are read (Columns.from_header)."""
     raw, size = _open(path)
     head = raw.read(SNIFF_BYTES)
     raw.seek(0)
     if head.startswith(XLSX_MAGIC):
-        return _open_xlsx(raw, size, layout)
+        return _open_xlsx(raw, size, layout, mapping)
     if not head.strip():
         raw.close()
         raise FileProblem("the file is empty")
     encoding = detect_encoding(raw)
-    return _open_csv(raw, size, encoding, layout)
+    return _open_csv(raw, size, encoding, layout, mapping)
 
 
 def _open(path: str | Path) -> tuple[IO[bytes], int]:
@@ -238,7 +261,9 @@ def _decodes(raw: IO[bytes], encoding: str) -> bool:
     return True
 
 
-def _open_csv(raw: IO[bytes], size: int, encoding: str, layout: Layout) -> Source:
+def _open_csv(
+    raw: IO[bytes], size: int, encoding: str, layout: Layout, mapping: Mapping | None
+) -> Source:
     text = io.TextIOWrapper(raw, encoding=encoding, newline="")
     sample = text.read(SNIFF_BYTES)
     text.seek(0)
@@ -250,7 +275,7 @@ def _open_csv(raw: IO[bytes], size: int, encoding: str, layout: Layout) -> Sourc
         raise FileProblem("the file is empty") from None
     except csv.Error as exc:
         raise FileProblem(f"not a readable CSV file: {exc}") from None
-    columns = Columns.from_header(header, layout)
+    columns = Columns.from_header(header, layout, mapping)
     return Source(columns, _csv_rows(reader, text), size, raw)
 
 
@@ -301,7 +326,7 @@ XLSX_ERRORS = (
 )
 
 
-def _open_xlsx(raw: IO[bytes], size: int, layout: Layout) -> Source:
+def _open_xlsx(raw: IO[bytes], size: int, layout: Layout, mapping: Mapping | None) -> Source:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -329,7 +354,7 @@ def _open_xlsx(raw: IO[bytes], size: int, layout: Layout) -> Source:
         header = next(rows)[1]
     except StopIteration:
         raise FileProblem("the spreadsheet is empty") from None
-    columns = Columns.from_header(header, layout)
+    columns = Columns.from_header(header, layout, mapping)
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
         for line, cells in rows:

@@ -89,7 +89,7 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def _dry_run(job: ImportJob) -> dict[str, Any]:
-    source = open_source(job.path, LAYOUTS[job.kind])
+    source = open_source(job.path, LAYOUTS[job.kind], job.column_mapping)
     samples: list[dict[str, str]] = []
 
     def progress(outcome: ChunkOutcome) -> None:
@@ -119,6 +119,44 @@ def confirm(job: ImportJob) -> bool:
         pk = job.pk
         transaction.on_commit(lambda: async_task("contacts.tasks.run_import", pk))
     return moved
+
+
+def remap(job: ImportJob, mapping: dict[str, str]) -> bool:
+    """Read the file's columns as `mapping` says, and check it again (a new preview).
+
+    Only before confirming: the check and the import then read the columns alike.
+    """
+    moved = job.move(
+        [S.VALIDATED],
+        S.UPLOADED,
+        column_mapping=mapping,
+        preview={},
+        rows_done=0,
+        bytes_done=0,
+        invalid=0,
+        finished_at=None,
+    )
+    if moved:
+        transaction.on_commit(lambda: start_check(job))
+    return moved
+
+
+def may_discard(job: ImportJob) -> bool:
+    """Nothing of it was imported: its preview awaits a decision, or its check failed."""
+    return job.status == S.VALIDATED or (job.status == S.FAILED and not job.was_confirmed())
+
+
+def discard(job: ImportJob) -> bool:
+    """Delete a job nobody confirmed, with its file and its report of rejected rows."""
+    with transaction.atomic():
+        locked = ImportJob.objects.select_for_update().filter(pk=job.pk).first()
+        if locked is None or not may_discard(locked):
+            return False
+        files = [f for f in (locked.file, locked.error_report) if f]
+        locked.delete()
+    for stored in files:
+        stored.storage.delete(stored.name)
+    return True
 
 
 def resume(job: ImportJob) -> bool:
@@ -156,7 +194,7 @@ def run(
     ):
         return job
     try:
-        source = open_source(job.path, LAYOUTS[job.kind])
+        source = open_source(job.path, LAYOUTS[job.kind], job.column_mapping)
     except FileProblem as exc:
         job.move([S.RUNNING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
         raise
@@ -294,3 +332,29 @@ def describe_columns(source: Source) -> list[dict[str, str]]:
         {"column": title, "becomes": becomes.get(i, "ignored")}
         for i, title in enumerate(source.columns.header)
     ]
+
+
+def may_act(user: Any, job: ImportJob) -> bool:
+    """Confirm, resume, roll back: importers; for an opt-out list, who may add opt-outs too."""
+    needs = ["contacts.add_importjob"]
+    if job.kind == ImportJob.Kind.OPT_OUTS:
+        needs.append("contacts.add_optout")
+    return bool(user.has_perms(needs))
+
+
+def progress_of(job: ImportJob) -> dict[str, Any]:
+    """A job's progress as the live pages poll it (JSON)."""
+    percent = round(100 * job.bytes_done / job.bytes_total, 1) if job.bytes_total else None
+    return {
+        "status": job.status,
+        "status_label": job.get_status_display(),
+        "rows_done": job.rows_done,
+        "rows_per_second": round(job.rows_per_second()),
+        "percent": percent,
+        "imported": job.imported,
+        "updated": job.updated,
+        "skipped": job.skipped,
+        "invalid": job.invalid,
+        "resume_line": job.resume_line,
+        "failure_reason": job.failure_reason,
+    }

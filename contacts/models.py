@@ -375,6 +375,12 @@ class ImportJob(models.Model):
     duplicates = models.PositiveIntegerField(default=0)
     invalid = models.PositiveIntegerField(default=0)
     preview = models.JSONField(default=dict, blank=True, editable=False)
+    column_mapping = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="How columns are read where the preview changed it: {column number: field}.",
+    )
     error_report = models.FileField(upload_to="imports/errors/%Y/%m/", blank=True)
     failure_reason = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import phonenumbers
+from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
@@ -35,7 +36,7 @@ def to_e164(raw: str, region: str | None = None) -> str:
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(_parse_error_text(exc)) from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhoneNumber("not a valid phone number in any known numbering plan")
+        raise InvalidPhoneNumber(_invalid_number_text(number))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -206,9 +207,55 @@ def redact(e164: str) -> str:
     return f"{e164[:3]}…{e164[-2:]}"
 
 
+#: How rejections name a few countries people call by another name than their ISO one.
+_COUNTRY_NAMES = {"GB": "UK", "US": "US"}
+_LENGTH_WORDS = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "the wrong length",
+}
+
+
+def _invalid_number_text(number: phonenumbers.PhoneNumber) -> str:
+    """Why a parsed number is not valid, in words: "too short for a UK mobile number"."""
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    if region == phonenumbers.UNKNOWN_REGION:
+        return f"+{number.country_code} is no country's calling code"
+    country = _country_name(region)
+    mobile = _looks_mobile(number, region)
+    types = phonenumbers.PhoneNumberType
+    kind = types.MOBILE if mobile else types.FIXED_LINE
+    length = _LENGTH_WORDS.get(phonenumbers.is_possible_number_for_type_with_reason(number, kind))
+    if length is None:
+        return f"not a valid phone number: no {country} number starts like this"
+    return f"{length} for a {country}{' mobile' if mobile else ''} number"
+
+
+def _country_name(region: str) -> str:
+    if region in _COUNTRY_NAMES:
+        return _COUNTRY_NAMES[region]
+    example = phonenumbers.example_number(region)
+    name = geocoder.country_name_for_number(example, "en") if example else ""
+    return name or region
+
+
+def _looks_mobile(number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """Whether it starts as the region's mobiles do and its fixed lines do not (first digit)."""
+    mobile = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    fixed = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.FIXED_LINE)
+    if mobile is None:
+        return False
+    first = str(number.national_number)[:1]
+    return first == str(mobile.national_number)[:1] and (
+        fixed is None or first != str(fixed.national_number)[:1]
+    )
+
+
 def _parse_error_text(exc: phonenumbers.NumberParseException) -> str:
     if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
         return "no country code, and no default country to read it in"
     if exc.error_type == phonenumbers.NumberParseException.NOT_A_NUMBER:
         return "not a phone number"
-    return "too short or too long to be a phone number"
+    if exc.error_type == phonenumbers.NumberParseException.TOO_LONG:
+        return "too long to be a phone number"
+    return "too short to be a phone number"

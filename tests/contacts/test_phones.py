@@ -31,7 +31,9 @@ def test_a_national_number_is_read_in_the_region_given() -> None:
         ("", "no phone number"),
         ("call me", "not a phone number"),
         ("+44 7700 900123", "not a valid phone number"),  # Ofcom drama range
-        ("123", "not a valid phone number"),
+        ("123", "too short for a UK number"),
+        ("07911 12345", "too short for a UK mobile number"),
+        ("+44 7911 1234567", "too long for a UK mobile number"),
     ],
 )
 def test_invalid_numbers_are_refused_with_a_reason(typed: str, reason: str) -> None:
