@@ -17,3 +17,7 @@ urlpatterns = [
     path("", include("messaging.urls")),
     path("", include("dashboard.urls")),
 ]
+
+handler403 = "config.views.permission_denied"
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"

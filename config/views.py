@@ -1,11 +1,33 @@
-"""Operational endpoints that sit outside any one app."""
+"""Operational endpoints that sit outside any one app, and the error pages."""
 
+import logging
+
+from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseNotFound,
+    HttpResponseServerError,
+    JsonResponse,
+)
+from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from messaging.models import WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+#: The last resort when even the styled 500 page fails to render (a missing static file in
+#: the manifest, a template error): plain words, nothing that can fail in its turn.
+PLAIN_500 = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    "<title>Server error · Herald</title></head><body><main><h1>Server error</h1>"
+    "<p>Herald failed to answer this request. The error has been logged.</p>"
+    '<p><a href="/">Go to the home page</a>.</p></main></body></html>'
+)
 
 
 @require_GET
@@ -24,3 +46,32 @@ def healthz(request: HttpRequest) -> JsonResponse:
     worker = WorkerHeartbeat.objects.summary()
     status = "ok" if worker["status"] == "ok" else "degraded"
     return JsonResponse({"status": status, "database": "ok", "worker": worker})
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 inside the layout, with the menu the user may use."""
+    return HttpResponseNotFound(
+        loader.render_to_string("404.html", {"title": "Page not found"}, request)
+    )
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403 inside the layout, saying why when the refusal has words (the model's own)."""
+    context = {
+        "title": "Not allowed",
+        "reason": str(exception),
+        "access_contact": settings.HERALD_ACCESS_CONTACT,
+    }
+    return HttpResponseForbidden(loader.render_to_string("403.html", context, request))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """500 inside the layout, rendered without the request or the database: whatever failed
+    may be either. If the page itself fails, plain words rather than a second traceback."""
+    page: str
+    try:
+        page = loader.render_to_string("500.html", {"title": "Something went wrong"})
+    except Exception:  # the answer is already an error: a broken page must not hide it
+        logger.exception("The 500 page failed to render; answered in plain words")
+        page = PLAIN_500
+    return HttpResponseServerError(page)

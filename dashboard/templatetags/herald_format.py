@@ -27,7 +27,7 @@ DAY_FORMAT = "j M Y"
 
 
 @register.filter
-def money(amount: Decimal | str | int | float | None, currency: str = "") -> str:
+def money(amount: Decimal | str | None, currency: str = "") -> str:
     """An amount in `currency` with two decimals; "—" when there is none yet."""
     if amount is None or amount == "":
         return "—"

@@ -27,7 +27,7 @@ def test_money_is_the_amount_with_two_decimals_and_the_currency() -> None:
     assert money(Decimal("12.5"), "GBP") == "12.50 GBP"
     assert money(Decimal("0.03500"), "EUR") == "0.04 EUR"  # half a cent rounds up
     assert money("1234567.004", "USD") == "1,234,567.00 USD"
-    assert money(0, "GBP") == "0.00 GBP"
+    assert money("0", "GBP") == "0.00 GBP"
 
 
 def test_money_without_an_amount_is_a_dash_not_zero() -> None:
