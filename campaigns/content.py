@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from contacts.models import Channel, Contact
-from messaging.rendering import placeholders, render
+from messaging.rendering import fallbacks, parameter, placeholders, render
 
 if TYPE_CHECKING:
     from campaigns.models import Campaign
@@ -46,7 +46,7 @@ def fingerprint(body: str, parameters: tuple[str, ...] | list[str] = ()) -> byte
 class Content:
     body: str
     whatsapp_template_id: str
-    parameters: tuple[str, ...]  # contact fields, in the template's order
+    parameters: tuple[str, ...]  # contact fields ("city", "city|there"), in the template's order
 
     @classmethod
     def of(cls, campaign: Campaign) -> Content:
@@ -59,8 +59,18 @@ class Content:
 
     @property
     def variables(self) -> list[str]:
-        """Every field a rendering reads: the body's placeholders and the parameters."""
-        return list(dict.fromkeys([*placeholders(self.body), *self.parameters]))
+        """Every field a rendering reads: the body's placeholders and the parameters'."""
+        return list(dict.fromkeys(name for text in self._texts for name in placeholders(text)))
+
+    @property
+    def fallbacks(self) -> dict[str, str | None]:
+        """{variable: what a recipient without it gets instead}; None where some use has none."""
+        return fallbacks(*self._texts)
+
+    @property
+    def _texts(self) -> list[str]:
+        """The body and each parameter as a placeholder, for the one parser to read."""
+        return [self.body, *(parameter(spec) for spec in self.parameters)]
 
     @property
     def custom_variables(self) -> list[str]:
@@ -93,7 +103,7 @@ class Content:
         return fields
 
     def render(self, fields: dict[str, str]) -> Rendered:
-        parameters = tuple(render(f"{{{{{name}}}}}", fields) for name in self.parameters)
+        parameters = tuple(render(parameter(spec), fields) for spec in self.parameters)
         return Rendered(render(self.body, fields), parameters)
 
     def frozen(self) -> dict[str, Any]:

@@ -200,6 +200,9 @@ class Campaign(models.Model):
         editable=False,
     )
     test_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: The builder page it was created from, one token per page: a second post of that
+    #: page (a double click, the back button) finds this campaign instead of making another.
+    form_token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     authors = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,

@@ -9,6 +9,7 @@ approval binds exactly those texts (campaigns.approval).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,29 @@ class Sample:
 
 
 @dataclass
+class MissingVariable:
+    """Queued recipients with no value for one variable, and what they get instead."""
+
+    variable: str
+    recipients: int
+    fallback: str | None  # None: none given, so that part of their message is left empty
+
+
+def missing_text(missing: dict[str, Any]) -> str:
+    """ "312 recipients have no {{city}}: they get “there” instead." (a stored estimate's)"""
+    count, name, fallback = missing["recipients"], missing["variable"], missing["fallback"]
+    who = f"{count:,} recipient{'s have' if count != 1 else ' has'} no {{{{{name}}}}}"
+    if fallback is None:
+        return (
+            f"{who}: it is left out of their message (they are still sent it). "
+            f"Give a fallback to say something else: {{{{{name}|…}}}}."
+        )
+    if not fallback:
+        return f"{who}: it is left empty, as {{{{{name}|}}}} asks."
+    return f"{who}: they get “{fallback}” instead."
+
+
+@dataclass
 class Estimate:
     audience: int = 0
     queued: int = 0
@@ -46,6 +70,8 @@ class Estimate:
     ucs2_messages: int = 0
     ucs2_characters: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    #: Per variable some queued recipients have no value for, in order of use.
+    missing: list[MissingVariable] = field(default_factory=list)
     #: Fingerprints of every distinct rendering (not stored with the figures).
     renderings: set[bytes] = field(default_factory=set, repr=False)
 
@@ -93,9 +119,25 @@ def estimate(
             result.ucs2_messages += count
             characters.update(dict.fromkeys(ucs2_characters(rendered.body)))
     result.ucs2_characters = list(characters)
+    result.missing = missing_variables(content, counted.groups)
     result.cost = result.segments * Decimal(str(account.price_per_segment))
     result.samples = samples_of(rule, content, samples)
     return result
+
+
+def missing_variables(content: Content, groups: Counter[tuple[Any, ...]]) -> list[MissingVariable]:
+    """Who has no value for each variable, from the audience already grouped in SQL by the
+    values the content reads (so a million contacts are never loaded one by one)."""
+    missing: Counter[str] = Counter()
+    for values, count in groups.items():
+        fields = content.fields_of(values)
+        missing.update({name: count for name in content.variables if not fields.get(name)})
+    given = content.fallbacks
+    return [
+        MissingVariable(name, missing[name], given.get(name))
+        for name in content.variables
+        if missing[name] > 0
+    ]
 
 
 def samples_of(rule: AudienceRule, content: Content, how_many: int = SAMPLES) -> list[Sample]:

@@ -1,13 +1,16 @@
 """Dashboard pages: the campaign builder (write, preview, test, submit) for marketers."""
 
+import re
+import secrets
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from campaigns.models import Campaign, TransitionNotAllowed, unknown_variables
 from campaigns.presenters import code_point, error_text, money, test_allowance
-from campaigns.preview import estimate
+from campaigns.preview import estimate, missing_text
 from campaigns.testsend import send_test
 from contacts.models import Contact
 from contacts.phones import redact
@@ -41,34 +44,94 @@ def builder_required(view: View) -> View:
     return checked
 
 
+#: A builder page's one-time token, as `secrets.token_urlsafe(16)` writes it.
+FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
+#: Where an edit may start from; a pending campaign goes back to draft when saved.
+EDITABLE = (Campaign.Status.DRAFT, Campaign.Status.PENDING_APPROVAL)
+BACK_TO_DRAFT = "back_to_draft"
+
+
 @builder_required
 def campaign_new(request: HttpRequest) -> HttpResponse:
-    return _build(request, Campaign(created_by_id=request.user.pk))
+    """A new campaign, its page carrying a one-time token (also in its address, `?form=`):
+    posting that page twice, or coming back to it, finds the campaign it made instead of
+    making another."""
+    token = request.POST.get("form_token") or request.GET.get("form", "")
+    if not FORM_TOKEN.fullmatch(token):
+        # A post from elsewhere (a script, an old page) has no token to keep; a new page
+        # gets one, which builder.js also puts in its address, for the back button.
+        token = "" if request.method == "POST" else secrets.token_urlsafe(16)
+    made = _made_from(token, request.user)
+    if made is not None:
+        return _already_made(request, made)
+    campaign = Campaign(created_by_id=request.user.pk, form_token=token or None)
+    try:
+        return _build(request, campaign)
+    except IntegrityError:
+        # The same page posted twice at once: the other request made it first.
+        made = _made_from(token, request.user)
+        if made is None:
+            raise
+        return _already_made(request, made)
+
+
+def _made_from(token: str, user: Any) -> Campaign | None:
+    if not token:
+        return None
+    return Campaign.objects.filter(form_token=token, created_by_id=user.pk).first()
+
+
+def _already_made(request: HttpRequest, campaign: Campaign) -> HttpResponse:
+    """The page's campaign exists (a second click, the back button): go to it, saying so."""
+    if request.method == "POST":
+        messages.info(
+            request,
+            f"“{campaign}” was already saved from this page, so no second campaign was made. "
+            "Here it is; edit it to change anything.",
+        )
+        return redirect("dashboard:campaign", pk=campaign.pk)
+    if campaign.status in EDITABLE:
+        messages.info(request, f"“{campaign}” was saved from this page already: here it is.")
+        return redirect("dashboard:campaign_edit", pk=campaign.pk)
+    messages.info(request, f"“{campaign}” was already saved from this page.")
+    return redirect("dashboard:campaign", pk=campaign.pk)
 
 
 @builder_required
 def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = get_object_or_404(Campaign, pk=pk)
-    if campaign.status != Campaign.Status.DRAFT:
-        messages.warning(request, _not_a_draft(campaign))
+    if campaign.status not in EDITABLE:
+        messages.warning(request, _not_editable(campaign))
         return redirect("dashboard:campaign", pk=campaign.pk)
     return _build(request, campaign)
 
 
-def _not_a_draft(campaign: Campaign) -> str:
+def _not_editable(campaign: Campaign) -> str:
     label = campaign.get_status_display().lower()
-    return f"“{campaign}” is {label}: only drafts can be edited."
+    return (
+        f"“{campaign}” is {label}: only drafts (rejected ones too) and campaigns awaiting "
+        "approval can be edited."
+    )
+
+
+class NeedsBackToDraft(TransitionNotAllowed):
+    """A pending campaign's edit, posted without saying it may go back to draft."""
 
 
 def _build(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     """The builder page: on POST save the draft, then submit it or go to the test send."""
     form = BuilderForm(request.POST or None, instance=campaign)
+    if request.method == "POST" and _submitted_already(request, form, campaign):
+        messages.info(request, f"“{campaign}” is already submitted for approval, as it is.")
+        return redirect("dashboard:campaign", pk=campaign.pk)
     if request.method == "POST" and form.is_valid():
+        back_to_draft = request.POST.get(BACK_TO_DRAFT) == "yes"
         try:
-            campaign = _save_draft(form, by=request.user)
-        except TransitionNotAllowed:
-            messages.error(request, _not_a_draft(campaign))
-            return redirect("dashboard:campaign", pk=campaign.pk)
+            campaign = _save_draft(form, by=request.user, back_to_draft=back_to_draft)
+        except TransitionNotAllowed as exc:
+            # Submitted, approved or sent meanwhile: nothing saved, and nothing typed lost.
+            form.add_error(None, _refused_edit(exc, campaign))
+            return render(request, "dashboard/builder.html", _page(form, campaign), status=409)
         action = request.POST.get("action", "save")
         if action == "test":
             return redirect("dashboard:campaign_test", pk=campaign.pk)
@@ -87,9 +150,29 @@ def _build(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     return render(request, "dashboard/builder.html", _page(form, campaign))
 
 
-def _save_draft(form: BuilderForm, by: Any) -> Campaign:
-    """Save what the form holds, unless someone submitted the campaign meanwhile; `by`
-    becomes one of its authors if that changed what an approval binds."""
+def _submitted_already(request: HttpRequest, form: BuilderForm, campaign: Campaign) -> bool:
+    """A second "submit" of a page whose campaign the first one submitted, unchanged."""
+    return (
+        request.POST.get("action") == "submit"
+        and campaign.status == Campaign.Status.PENDING_APPROVAL
+        and request.POST.get(BACK_TO_DRAFT) != "yes"
+        and not form.has_changed()
+    )
+
+
+def _refused_edit(exc: TransitionNotAllowed, campaign: Campaign) -> str:
+    if isinstance(exc, NeedsBackToDraft):
+        return (
+            f"“{campaign}” is awaiting approval: saving sends it back to draft, to be "
+            "submitted and approved again. Tick the box below to save it anyway."
+        )
+    return f"Not saved: {exc} What you typed is below; copy it into a new campaign if needed."
+
+
+def _save_draft(form: BuilderForm, by: Any, back_to_draft: bool = False) -> Campaign:
+    """Save what the form holds, unless someone submitted the campaign meanwhile (a pending
+    one goes back to draft first, when `back_to_draft`); `by` becomes one of its authors if
+    that changed what an approval binds."""
     campaign: Campaign = form.instance
     with transaction.atomic():
         if campaign.pk is not None:
@@ -99,20 +182,44 @@ def _save_draft(form: BuilderForm, by: Any) -> Campaign:
                 .values_list("status", flat=True)
                 .first()
             )
-            if status != Campaign.Status.DRAFT:
-                raise TransitionNotAllowed(f"Cannot edit a campaign that is {status}.")
+            if status == Campaign.Status.PENDING_APPROVAL and not back_to_draft:
+                raise NeedsBackToDraft("It is awaiting approval.")
+            if status == Campaign.Status.PENDING_APPROVAL:
+                # Another copy: return_to_draft reloads itself, which would drop the form's values.
+                Campaign.objects.get(pk=campaign.pk).return_to_draft(by, note="edited")
+            elif status != Campaign.Status.DRAFT:
+                label = Campaign.Status(status).label.lower() if status else "deleted"
+                raise TransitionNotAllowed(f"It is {label} now.")
+            _take_saved_state(campaign, form)
         before = campaign.saved_content_hash()  # read under the lock: no edit in between
         saved: Campaign = form.save()
         saved.note_authors(by, before)
     return saved
 
 
+def _take_saved_state(campaign: Campaign, form: BuilderForm) -> None:
+    """Read, under the lock, every column the form does not set (status, approval, test):
+    saving writes them all, and the copy loaded before the lock may be out of date."""
+    saved = Campaign.objects.get(pk=campaign.pk)
+    for column in Campaign._meta.concrete_fields:
+        if column.name not in form.fields:
+            setattr(campaign, column.attname, getattr(saved, column.attname))
+
+
 def _page(form: BuilderForm, campaign: Campaign) -> dict[str, Any]:
+    made = campaign.pk is not None
     return {
-        "title": f"Edit “{campaign}”" if campaign.pk else "New campaign",
-        "nav": "new" if campaign.pk is None else "",
+        "title": f"Edit “{campaign}”" if made else "New campaign",
+        "nav": "" if made else "new",
         "form": form,
         "campaign": campaign,
+        # Once saved, the page posts to its edit URL: a refused submit must not make another.
+        "form_action": reverse("dashboard:campaign_edit", args=(campaign.pk,))
+        if made
+        else reverse("dashboard:campaign_new"),
+        "form_token": "" if made else campaign.form_token or "",
+        "pending": campaign.status == Campaign.Status.PENDING_APPROVAL,
+        "editing": True,
         "preview_url": reverse("dashboard:campaign_preview"),
     }
 
@@ -187,6 +294,7 @@ def preview_json(
             }
             for sample in figures.samples
         ],
+        "missing": [{**m, "text": missing_text(m)} for m in map(asdict, figures.missing)],
         "errors": errors,
     }
 

@@ -1,12 +1,16 @@
 """Message bodies: `{{variable}}` substitution, and what the text costs in SMS segments.
 
-Substitution is plain string replacement, never a template language, so nothing
+`{{city}}` is the contact's value; `{{city|there}}` gives a fallback for contacts with no
+(or an empty) value, `{{city|}}` says empty is meant. This module is the one parser of
+that syntax: the preview, the test send, the build and WhatsApp parameters all read it
+here. Substitution is plain string replacement, never a template language, so nothing
 a contact's data contains can run.
 """
 
 import codecs
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import gsm0338  # noqa: F401 - registers the "gsm03.38" codec
 
@@ -67,22 +71,57 @@ def _measure(text: str) -> tuple[str, int]:
         return UCS2, _utf16_units(text)
 
 
+@dataclass(frozen=True)
+class Placeholder:
+    """One use of a variable: `{{name}}`, or `{{name|fallback}}`."""
+
+    name: str
+    fallback: str | None  # None: none given ("" is an empty one, given on purpose)
+
+    @classmethod
+    def of(cls, match: re.Match[str]) -> "Placeholder":
+        fallback = match.group(2)
+        return cls(match.group(1), None if fallback is None else fallback.strip())
+
+    def fill(self, value: str) -> str:
+        return value if value else (self.fallback or "")
+
+
+def parse(body: str) -> list[Placeholder]:
+    """Every use of a variable in `body`, in order."""
+    return [Placeholder.of(match) for match in PLACEHOLDER.finditer(body)]
+
+
 def placeholders(body: str) -> list[str]:
     """Variable names used in `body`, in order of first use."""
-    seen: dict[str, None] = {}
-    for match in PLACEHOLDER.finditer(body):
-        seen.setdefault(match.group(1), None)
-    return list(seen)
+    return list(dict.fromkeys(p.name for p in parse(body)))
+
+
+def fallbacks(*texts: str) -> dict[str, str | None]:
+    """{variable: its fallback} over every use in `texts`: None when some use gives none
+    (a contact without a value then gets nothing there), else the first use's."""
+    found: dict[str, str | None] = {}
+    for placeholder in (p for text in texts for p in parse(text)):
+        if placeholder.name not in found:
+            found[placeholder.name] = placeholder.fallback
+        elif placeholder.fallback is None:
+            found[placeholder.name] = None
+    return found
 
 
 def render(body: str, fields: Mapping[str, str]) -> str:
-    """Fill `{{name}}` / `{{name|default}}` from `fields`; empty values take the default."""
+    """Fill `{{name}}` / `{{name|fallback}}` from `fields`; empty values take the fallback."""
 
     def substitute(match: re.Match[str]) -> str:
-        value = fields.get(match.group(1), "")
-        return value if value else (match.group(2) or "").strip()
+        placeholder = Placeholder.of(match)
+        return placeholder.fill(fields.get(placeholder.name, ""))
 
     return PLACEHOLDER.sub(substitute, body)
+
+
+def parameter(spec: str) -> str:
+    """A WhatsApp template parameter's spec ("city" or "city|there") as a placeholder."""
+    return "{{" + spec + "}}"
 
 
 def encoding_of(text: str) -> str:

@@ -2,6 +2,16 @@
 // Without this script the page still saves; the preview panel simply stays hidden.
 (function () {
   "use strict";
+  // The page's one-time token in its address too: coming back to it (the back button
+  // reloads it, as every page is no-store) finds the campaign it made instead of a blank form.
+  var token = document.querySelector("input[name=form_token]");
+  if (token && window.history.replaceState) {
+    var address = new URL(window.location.href);
+    if (address.searchParams.get("form") !== token.value) {
+      address.searchParams.set("form", token.value);
+      window.history.replaceState(window.history.state, "", address.toString());
+    }
+  }
   var panel = document.getElementById("preview");
   var form = panel && panel.closest("form");
   if (!panel || !form || !window.fetch) { return; }
@@ -55,6 +65,8 @@
       : "GSM-7 (160 characters a segment).");
     var errors = document.getElementById("preview-errors");
     errors.replaceChildren.apply(errors, data.errors.map(function (e) { return item(e); }));
+    var missing = document.getElementById("preview-missing");
+    missing.replaceChildren.apply(missing, data.missing.map(function (m) { return item(m.text); }));
     var samples = document.getElementById("preview-samples");
     samples.replaceChildren.apply(samples, data.samples.map(sample));
   }

@@ -155,17 +155,6 @@ def test_a_marketer_edits_a_draft(
     assert campaign.body == "Hello {{first_name|friend}}"
 
 
-def test_a_submitted_campaign_cannot_be_edited_in_the_builder(
-    marketer: User, submitted: Campaign, locmem: ProviderAccount, group: Group
-) -> None:
-    url = reverse("dashboard:campaign_edit", args=(submitted.pk,))
-    response = signed_in(marketer).post(url, form_data(locmem, group, body="Changed"))
-    submitted.refresh_from_db()
-    assert response["Location"] == reverse("dashboard:campaign", args=(submitted.pk,))
-    assert "only drafts can be edited" in texts(response)[0]
-    assert submitted.body == "Hi {{first_name}}"
-
-
 def test_submit_saves_then_sends_the_campaign_for_approval(
     marketer: User, locmem: ProviderAccount, group: Group, make_contacts: MakeContacts
 ) -> None:
