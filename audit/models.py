@@ -32,6 +32,8 @@ class AuditEvent(models.Model):
             "decided on messages in doubt",
         )  # detail: decision, counts
         TEST_SEND = "test_send", "sent a test message"  # detail: campaign, message, redacted number
+        CAMPAIGN_DUPLICATED = "campaign_duplicated", "duplicated a campaign"  # detail: from
+        CAMPAIGN_DELETED = "campaign_deleted", "deleted a draft campaign"  # detail: name
         # detail: answer (PasswordResetRequest.Answer); never the address that was typed
         PASSWORD_RESET_REQUESTED = "password_reset_requested", "asked for a password reset"
         PASSWORD_RESET_SENT = "password_reset_sent", "was sent a password reset link"

@@ -197,3 +197,96 @@ def check_reason(chosen: Action, reason: str) -> None:
     """Refuse an empty reason where `chosen` requires one."""
     if chosen.reason_required and not reason.strip():
         raise ValidationError(chosen.reason_missing, code="reason_required")
+
+
+# The other things staff do with a campaign, from its page and the CLI: none is a move in
+# the state machine above (an edit after submit returns it to draft, which the model does
+# itself, and which the builder asks about before saving).
+
+ADD = "campaigns.add_campaign"  # marketers
+COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One staff operation on a campaign that is not a status move: who may, in which states,
+    and what is asked first in which of them."""
+
+    name: str
+    label: str
+    statuses: tuple[str, ...]
+    permissions: tuple[str, ...]
+    #: What a campaign in another status is refused with.
+    state_refusal: str
+    #: Statuses in which `confirmation` is said (and, for a delete, ticked) before it is done.
+    confirm_in: tuple[str, ...] = ()
+    confirmation: str = ""
+
+    def asks_first(self, status: str) -> bool:
+        return status in self.confirm_in
+
+
+#: Every status a campaign can have (duplicating works from any of them).
+ALL_STATUSES = (DRAFT, PENDING_APPROVAL, SCHEDULED, SENDING, PAUSED, COMPLETED, CANCELLED)
+BUILD = (ADD, CHANGE)
+
+OPERATIONS: dict[str, Operation] = {
+    o.name: o
+    for o in (
+        Operation(
+            "edit",
+            "Edit",
+            (DRAFT, PENDING_APPROVAL),
+            (CHANGE,),
+            "Only drafts and campaigns awaiting approval can be edited; duplicate it instead.",
+            confirm_in=(PENDING_APPROVAL,),
+            confirmation="Saving an edit takes it out of the approval queue, back to draft: "
+            "it must be submitted and approved again.",
+        ),
+        Operation(
+            "duplicate",
+            "Duplicate",
+            ALL_STATUSES,
+            BUILD,
+            "",
+        ),
+        Operation(
+            "delete",
+            "Delete draft",
+            (DRAFT,),
+            (CHANGE,),
+            "Only drafts can be deleted; cancel it instead.",
+            confirm_in=(DRAFT,),
+            confirmation="I understand: deleting the draft removes it and its history for good.",
+        ),
+        Operation(
+            "test",
+            "Send a test",
+            (DRAFT,),
+            BUILD,
+            "Tests are sent from drafts.",
+        ),
+    )
+}
+
+
+def operation(name: str) -> Operation:
+    """The operation called `name`; ValueError for any other name."""
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown campaign operation {name!r}") from None
+
+
+def operation_refusal(user: Any, campaign: Campaign, chosen: Operation) -> str:
+    """Why `user` may not take `chosen` on `campaign` as it is now; '' if they may."""
+    if user is None or not user.has_perms(chosen.permissions):
+        return REFUSALS[CHANGE]
+    if campaign.status not in chosen.statuses:
+        return chosen.state_refusal
+    return ""
+
+
+def operations_for(user: Any, campaign: Campaign) -> list[Operation]:
+    """The operations `user` may take on `campaign` as it is now, in the table's order."""
+    return [o for o in OPERATIONS.values() if not operation_refusal(user, campaign, o)]

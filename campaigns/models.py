@@ -20,7 +20,14 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from campaigns.actions import ACTIONS, check_reason, may_take, withheld_reason
+from campaigns.actions import (
+    ACTIONS,
+    REFUSALS,
+    check_reason,
+    may_take,
+    operation,
+    withheld_reason,
+)
 from campaigns.actions import action as staff_action
 from contacts.models import (
     ERASED_REFUSAL,
@@ -115,6 +122,53 @@ class CampaignQuerySet(models.QuerySet["Campaign"]):
             models.Q(scheduled_at__isnull=True) | models.Q(scheduled_at__lte=now)
         )
 
+    def status_counts(self) -> dict[str, int]:
+        """Campaigns per status, every status present, and "rejected" (drafts sent back
+        with a reason): one grouped query."""
+        counts = dict.fromkeys(Campaign.Status.values, 0)
+        counts["rejected"] = 0
+        rejected = models.Count("pk", filter=~models.Q(rejection_reason=""))
+        rows = self.order_by().values("status").annotate(n=models.Count("pk"), rejected=rejected)
+        for row in rows:
+            counts[row["status"]] = row["n"]
+            if row["status"] == Campaign.Status.DRAFT:
+                counts["rejected"] = row["rejected"]
+        return counts
+
+
+def message_counts(campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Messages per status for each of the campaigns, every status present: one grouped
+    query, index-only on message_campaign_status."""
+    counts = {pk: dict.fromkeys(Message.Status.values, 0) for pk in campaign_ids}
+    if not campaign_ids:
+        return counts
+    rows = (
+        Message.objects.filter(campaign_id__in=campaign_ids)
+        .order_by()
+        .values("campaign_id", "status")
+        .annotate(n=models.Count("pk"))
+    )
+    for row in rows:
+        counts[row["campaign_id"]][row["status"]] = row["n"]
+    return counts
+
+
+#: What a duplicate copies besides the audience: the content and how it is sent.
+COPIED_FIELDS = (
+    "channel",
+    "provider_account_id",
+    "sender",
+    "template_id",
+    "body",
+    "time_zone",
+    "window_start",
+    "window_end",
+    "brake_failure_rate",
+    "brake_window",
+)
+COPY_SUFFIX = " (copy)"
+NAME_LENGTH = 200
+
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
@@ -129,7 +183,7 @@ class Campaign(models.Model):
     EDITABLE_STATUSES = (Status.DRAFT, Status.PENDING_APPROVAL, Status.SCHEDULED)
     FINAL_STATUSES = (Status.COMPLETED, Status.CANCELLED)
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=NAME_LENGTH)
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
     sender = models.CharField(
@@ -229,6 +283,11 @@ class Campaign(models.Model):
     class Meta:
         ordering = ("-created_at",)
         permissions = [("approve_campaign", "Can approve or reject campaigns")]
+        # The campaign list: newest change first, all of them or those of one status.
+        indexes = [
+            models.Index(fields=("-updated_at", "-id"), name="campaign_last_change"),
+            models.Index(fields=("status", "-updated_at", "-id"), name="campaign_status_change"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -497,6 +556,58 @@ class Campaign(models.Model):
         except TransitionNotAllowed:
             return False
         return True
+
+    # Operations that are not status moves (campaigns.actions.OPERATIONS says who and when).
+
+    def _check_operation(self, name: str, by: Any) -> None:
+        chosen = operation(name)
+        if by is None or not by.has_perms(chosen.permissions):
+            raise PermissionDenied(REFUSALS[chosen.permissions[-1]])
+        if self.status not in chosen.statuses:
+            raise TransitionNotAllowed(chosen.state_refusal)
+
+    def duplicate(self, by: Any) -> Campaign:
+        """A new draft "<name> (copy)" with this one's content, audience and settings, `by`
+        its creator and author; its schedule only while that is still ahead."""
+        self._check_operation("duplicate", by)
+        name = self.name[: NAME_LENGTH - len(COPY_SUFFIX)]
+        copy = Campaign(
+            name=name + COPY_SUFFIX,
+            created_by=by,
+            **{field: getattr(self, field) for field in COPIED_FIELDS},
+        )
+        if self.scheduled_at and self.scheduled_at > timezone.now():
+            copy.scheduled_at = self.scheduled_at
+        with transaction.atomic():
+            copy.save()
+            copy.groups.set(self.groups.all())
+            copy.tags.set(self.tags.all())
+            copy.exclude_groups.set(self.exclude_groups.all())
+            copy.note_authors(by, before="")
+            AuditEvent.record(
+                AuditEvent.Action.CAMPAIGN_DUPLICATED, actor=by, obj=copy, detail={"from": self.pk}
+            )
+        return copy
+
+    def delete_draft(self, by: Any) -> None:
+        """Delete a draft that never sent anything, with its history; audited."""
+        self._check_operation("delete", by)
+        with transaction.atomic():
+            locked = Campaign.objects.select_for_update().filter(pk=self.pk)
+            status = locked.values_list("status", flat=True).first()
+            if status != self.Status.DRAFT:
+                raise TransitionNotAllowed(operation("delete").state_refusal)
+            if self.messages.exists():
+                raise TransitionNotAllowed(
+                    "This draft has messages from an earlier send: cancel it instead."
+                )
+            AuditEvent.record(
+                AuditEvent.Action.CAMPAIGN_DELETED,
+                actor=by,
+                obj=self,
+                detail={"name": self.name, "status": status},
+            )
+            locked.delete()
 
     def act(self, action: str, by: Any, note: str = "") -> None:
         """Take the staff `action` as `by`, `note` its reason: the table (campaigns.actions)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.db.models.functions.datetime import TruncBase
 from django.http import (
@@ -24,13 +25,26 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.template.loader import render_to_string
 from django.urls import path
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AuditEvent
-from campaigns.actions import ACTIONS, Action, available_to, withheld_from
-from campaigns.models import Campaign, TransitionNotAllowed
+from campaigns.actions import (
+    ACTIONS,
+    CHANGE,
+    OPERATIONS,
+    REFUSALS,
+    Action,
+    Operation,
+    available_to,
+    operation_refusal,
+    operations_for,
+    withheld_from,
+)
+from campaigns.models import Campaign, TransitionNotAllowed, message_counts
 from campaigns.presenters import (
     LIVE_STATUSES,
     error_text,
@@ -38,6 +52,7 @@ from campaigns.presenters import (
     progress_of,
     test_sends_of,
 )
+from campaigns.windows import Window
 from contacts.spreadsheets import csv_lines
 from dashboard.access import VIEW_CAMPAIGNS, can_export_results
 from messaging.models import Message
@@ -67,15 +82,7 @@ def counts_by_campaign(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]
     missing = [pk for pk in ids if pk not in counts]
     if not missing:
         return counts
-    fresh = {pk: dict.fromkeys(Message.Status.values, 0) for pk in missing}
-    rows = (
-        Message.objects.filter(campaign_id__in=missing)
-        .order_by()
-        .values("campaign_id", "status")
-        .annotate(n=Count("pk"))
-    )
-    for row in rows:
-        fresh[row["campaign_id"]][row["status"]] = row["n"]
+    fresh = message_counts(missing)
     # Live counters are polled every few seconds by everyone watching: counting a million
     # messages once per HERALD_LIVE_COUNTS_SECONDS serves them all.
     ttl = settings.HERALD_LIVE_COUNTS_SECONDS
@@ -84,9 +91,11 @@ def counts_by_campaign(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]
 
 
 def delivery_rate(counts: dict[str, int]) -> float | None:
-    """Delivered out of what reached the provider (sent, delivered or failed), in percent."""
-    reached = counts.get("sent", 0) + counts.get("delivered", 0) + counts.get("failed", 0)
-    return round(100 * counts.get("delivered", 0) / reached, 1) if reached else None
+    """Delivered out of what reached the provider (sent, delivered or failed), in percent;
+    None until the first receipt (delivered or failed): 0% would say every one was lost."""
+    receipts = counts.get("delivered", 0) + counts.get("failed", 0)
+    reached = counts.get("sent", 0) + receipts
+    return round(100 * counts.get("delivered", 0) / reached, 1) if receipts else None
 
 
 def bar_segments(counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -207,6 +216,120 @@ def chart_layout(buckets: list[tuple[datetime, int]], unit: str) -> dict[str, An
     }
 
 
+def cached(key: str, seconds: int, work: Callable[[], Any]) -> Any:
+    """`work()`, shared by everyone watching for `seconds` (a scan of the messages)."""
+    value = cache.get(key)
+    if value is None:
+        value = work()
+        cache.set(key, value, seconds)
+    return value
+
+
+def quiet_hours(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any] | None:
+    """Messages waiting for the send window, per set of zones, with when it next opens there
+    (campaigns.windows); None when there is no window or nothing waits for it."""
+    window = Window(campaign.window_start, campaign.window_end)
+    if window.always_open or campaign.status not in HELD_STATUSES or not counts["pending"]:
+        return None
+    key = f"herald:campaign:{campaign.pk}:quiet-hours"
+    held = cached(key, CHART_CACHE_SECONDS, lambda: _held_by_window(campaign, window))
+    if not held:
+        return None
+    return {
+        "held": sum(zone["n"] for zone in held),
+        "window": f"{campaign.window_start:%H:%M} to {campaign.window_end:%H:%M}",
+        "zones": held[:QUIET_HOURS_ZONES_SHOWN],
+        "more_zones": len(held) - QUIET_HOURS_ZONES_SHOWN,
+    }
+
+
+HELD_STATUSES = (Campaign.Status.SENDING, Campaign.Status.PAUSED)
+QUIET_HOURS_ZONES_SHOWN = 5
+
+
+def _held_by_window(campaign: Campaign, window: Window) -> list[dict[str, Any]]:
+    now = timezone.now()
+    # Due later with no error: put off by the window (a retry carries its error).
+    rows = (
+        campaign.messages.filter(status=Message.Status.PENDING, next_attempt_at__gt=now)
+        .filter(error_code="")
+        .order_by()
+        .values("time_zones")
+        .annotate(n=Count("pk"), first=Min("next_attempt_at"))
+    )
+    held = []
+    for row in rows:
+        names = tuple(row["time_zones"].split(",")) if row["time_zones"] else (campaign.time_zone,)
+        opens = window.next_open(names, now)
+        if opens is None or opens <= now:
+            opens = row["first"]
+        local = opens.astimezone(ZoneInfo(names[0]))
+        held.append(
+            {
+                "zones": ", ".join(names),
+                "n": row["n"],
+                "opens": opens,
+                "opens_text": f"{date_format(local, 'j M Y, H:i')} {local.tzname()}",
+            }
+        )
+    return sorted(held, key=lambda zone: (zone["opens"], zone["zones"]))
+
+
+def skipped_by_reason(campaign: Campaign, counts: dict[str, int]) -> list[tuple[str, int]]:
+    """The skipped recipients per reason (label, count), only the reasons that occur."""
+    if not counts["skipped"]:
+        return []
+    key = f"herald:campaign:{campaign.pk}:skip-reasons"
+    ttl = settings.HERALD_LIVE_COUNTS_SECONDS
+    reasons = cached(key, ttl, lambda: campaign.messages.all().skip_reason_counts())
+    return [(Message.SkipReason(r).label, n) for r, n in reasons.items() if n]
+
+
+def actual_cost(campaign: Campaign) -> Decimal | None:
+    """What the provider charged for what it accepted: final once completed, else summed
+    (kept half a minute); None before anything was sent."""
+    if campaign.status == Campaign.Status.COMPLETED and campaign.final_cost is not None:
+        return campaign.final_cost
+    if campaign.started_at is None:
+        return None
+    charged = campaign.messages.filter(status__in=CHARGED, sent_at__isnull=False).order_by()
+    key = f"herald:campaign:{campaign.pk}:actual-cost"
+    total = cached(key, CHART_CACHE_SECONDS, lambda: charged.aggregate(t=Sum("cost"))["t"] or 0)
+    return Decimal(total)
+
+
+CHARGED = (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.FAILED)
+
+
+# The parts of the page that change with the campaign's status, also sent to its open page.
+
+
+def live_parts(request: HttpRequest, campaign: Campaign, counts: dict[str, int]) -> dict[str, Any]:
+    """What the status, actions, outcome and history fragments show."""
+    user = request.user
+    currency = (campaign.estimate or {}).get("currency") or campaign.provider_account.currency
+    return {
+        "campaign": campaign,
+        "actions": available_to(user, campaign),
+        "withheld": withheld_from(user, campaign),
+        "operations": operations_for(user, campaign),
+        "quiet_hours": quiet_hours(campaign, counts),
+        "delivery_rate": delivery_rate(counts),
+        "skipped": skipped_by_reason(campaign, counts),
+        "actual_cost": actual_cost(campaign),
+        "estimated_cost": (campaign.estimate or {}).get("cost"),
+        "currency": currency,
+        "transitions": campaign.transitions.select_related("by"),
+    }
+
+
+FRAGMENTS = {
+    "status_html": "dashboard/_campaign_status.html",
+    "outcome_html": "dashboard/_campaign_outcome.html",
+    "history_html": "dashboard/_campaign_history.html",
+}
+
+
 # Views.
 
 
@@ -216,19 +339,15 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = viewable_campaign(request, pk)
     counts = counts_by_campaign([campaign.pk])[campaign.pk]
     context = {
+        **live_parts(request, campaign, counts),
         "title": campaign.name,
-        "campaign": campaign,
         "progress": progress_of(campaign, counts),
         "bar": bar_segments(counts),
         "count_rows": [(value, label, counts[value]) for value, label in Message.Status.choices],
         "live": campaign.status in LIVE_STATUSES,
-        "delivery_rate": delivery_rate(counts),
-        "transitions": campaign.transitions.select_related("by"),
         "preview": preview_of(campaign),
         "chart": delivery_chart(campaign),
         "failures": failure_reasons(campaign),
-        "actions": available_to(request.user, campaign),
-        "withheld": withheld_from(request.user, campaign),
         "test_sends": test_sends_of(campaign),
         "in_doubt": counts[Message.Status.IN_DOUBT],
         "may_decide": request.user.has_perm(DECIDE_IN_DOUBT),
@@ -262,9 +381,16 @@ def campaign_in_doubt(request: HttpRequest, pk: int, decision: str) -> HttpRespo
 @login_required
 @require_GET
 def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    """The live counts; with `?with=page`, the campaign page's changing parts as HTML too
+    (status and actions, outcome, history), so its open page never shows a stale status."""
     campaign = viewable_campaign(request, pk)
     counts = counts_by_campaign([campaign.pk])[campaign.pk]
-    return JsonResponse(progress_of(campaign, counts))
+    progress = progress_of(campaign, counts)
+    if request.GET.get("with") == "page":
+        parts = live_parts(request, campaign, counts)
+        for name, template in FRAGMENTS.items():
+            progress[name] = render_to_string(template, parts, request=request)
+    return JsonResponse(progress)
 
 
 def export_rows(campaign: Campaign) -> Iterator[Iterable[Any]]:
@@ -347,8 +473,70 @@ def confirm_page(
     return render(request, "dashboard/_campaign_confirm.html", context, status=status)
 
 
+# Operations that are not status moves (campaigns.actions.OPERATIONS): duplicate and
+# delete here; edit is the builder's page, test its test page.
+
+
+@login_required
+@require_POST
+def campaign_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = viewable_campaign(request, pk)
+    try:
+        copy = campaign.duplicate(by=request.user)
+    except (TransitionNotAllowed, PermissionDenied) as exc:
+        messages.error(request, error_text(exc))
+        return redirect("dashboard:campaign", pk=campaign.pk)
+    messages.success(request, f"“{copy}” is a new draft: check it, then submit it.")
+    return redirect("dashboard:campaign", pk=copy.pk)
+
+
+@login_required
+def campaign_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    campaign = viewable_campaign(request, pk)
+    chosen = OPERATIONS["delete"]
+    if request.method == "GET":
+        return operation_page(request, campaign, chosen)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    if request.POST.get("confirm") != "yes":
+        return operation_page(request, campaign, chosen, "Tick the box to confirm.", 400)
+    try:
+        campaign.delete_draft(by=request.user)
+    except (TransitionNotAllowed, PermissionDenied) as exc:
+        messages.error(request, error_text(exc))
+        return redirect("dashboard:campaign", pk=campaign.pk)
+    messages.success(request, f"The draft “{campaign}” was deleted.")
+    return redirect("dashboard:campaigns")
+
+
+def operation_page(
+    request: HttpRequest,
+    campaign: Campaign,
+    chosen: Operation,
+    problem: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """What is asked before a draft is deleted."""
+    refusal = operation_refusal(request.user, campaign, chosen)
+    if refusal == REFUSALS[CHANGE]:
+        raise PermissionDenied(refusal)
+    if refusal:
+        messages.error(request, refusal)
+        return redirect("dashboard:campaign", pk=campaign.pk)
+    context = {
+        "title": f"{chosen.label}: {campaign}",
+        "campaign": campaign,
+        "operation": chosen,
+        "problem": problem,
+        "url": request.path,
+    }
+    return render(request, "dashboard/campaign_operation.html", context, status=status)
+
+
 urlpatterns = [
     path("campaigns/<int:pk>/", campaign, name="campaign"),
+    path("campaigns/<int:pk>/duplicate/", campaign_duplicate, name="campaign_duplicate"),
+    path("campaigns/<int:pk>/delete/", campaign_delete, name="campaign_delete"),
     path("campaigns/<int:pk>/progress/", campaign_progress, name="campaign_progress"),
     path("campaigns/<int:pk>/export.csv", campaign_export, name="campaign_export"),
     path("campaigns/<int:pk>/action/<str:action>/", campaign_action, name="campaign_action"),

@@ -1,12 +1,21 @@
 """The dashboard at `/`: one module per area of pages, each with its own urlpatterns."""
 
-from dashboard import approvals, builder, campaign_pages, contacts_overview, home, reports
+from dashboard import (
+    approvals,
+    builder,
+    campaign_list,
+    campaign_pages,
+    contacts_overview,
+    home,
+    reports,
+)
 
 app_name = "dashboard"
 
 urlpatterns = [
     *builder.urlpatterns,  # before campaign_pages: "campaigns/new/" is not a campaign id
     *home.urlpatterns,
+    *campaign_list.urlpatterns,
     *campaign_pages.urlpatterns,
     *approvals.urlpatterns,
     *contacts_overview.urlpatterns,

@@ -99,6 +99,11 @@ URLS: dict[str, dict[str, Any]] = {
     "campaigns/preview/": dashboard(FORBIDDEN, NOT_ALLOWED, FORBIDDEN, NOT_ALLOWED),
     "campaigns/<int:pk>/test/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
     "campaigns/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    # The campaign list: every campaign, for whoever may view campaigns.
+    "campaigns/": dashboard(FORBIDDEN, OK, OK, OK),
+    "campaigns/<int:pk>/duplicate/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    # Pending: not a draft, so marketers are sent back to its page; only marketers may.
+    "campaigns/<int:pk>/delete/": dashboard(FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT),
     "campaigns/<int:pk>/progress/": dashboard(FORBIDDEN, OK, OK, OK),  # live counts (JSON)
     "campaigns/<int:pk>/export.csv": dashboard(FORBIDDEN, OK, OK, OK),
     # GET of a destructive action asks to confirm; the POST checks who may (below).
@@ -109,6 +114,22 @@ URLS: dict[str, dict[str, Any]] = {
     "approvals/<int:pk>/approve/": dashboard(*[NOT_ALLOWED] * 4),
     "approvals/<int:pk>/reject/": dashboard(*[NOT_ALLOWED] * 4),
     "contacts/": dashboard(FORBIDDEN, OK, OK, OK),
+    # Contacts: viewing needs contacts.view_contact; each change the admin's permission.
+    "contacts/search/": dashboard(FORBIDDEN, OK, OK, OK),
+    "contacts/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    "contacts/<int:pk>/opt-outs/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    "contacts/<int:pk>/erase/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),  # GET asks first
+    "contacts/groups/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    "contacts/groups/<int:pk>/members/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    "contacts/groups/<int:pk>/upload/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    "contacts/attributes/": dashboard(FORBIDDEN, OK, OK, OK),
+    "contacts/import/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
+    "contacts/imports/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    "contacts/imports/<int:pk>/progress/": dashboard(FORBIDDEN, OK, OK, OK),
+    "contacts/imports/<int:pk>/mapping/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    "contacts/imports/<int:pk>/confirm/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    "contacts/imports/<int:pk>/discard/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
+    "contacts/imports/<int:pk>/errors.csv": dashboard(FORBIDDEN, OK, OK, OK),
     # Campaign and provider account names, counts and cost.
     "reports/": dashboard(FORBIDDEN, OK, OK, OK),
     # The admin's own pages.
@@ -394,6 +415,11 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
     }
     if pattern in special:
         return special[pattern]
+    if pattern.startswith("contacts/"):  # the dashboard's contact, group and import pages
+        kind = (
+            "importjob" if "imports/" in pattern else "group" if "groups/" in pattern else "contact"
+        )
+        return "/" + pattern.replace("<int:pk>", str(world["objects"][f"contacts/{kind}"].pk))
     model = re.match(r"admin/(\w+/\w+)/<path:object_id>/", pattern)
     url = "/" + pattern
     if model:
