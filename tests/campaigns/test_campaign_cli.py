@@ -368,3 +368,72 @@ def test_an_unknown_campaign_id_is_refused(args: tuple[str, ...], marketer: User
     error = refused(*args)
 
     assert str(error) == "no campaign with id 999"
+
+
+# list, duplicate, usage
+
+
+def test_list_json_is_one_object_a_campaign_newest_change_first_with_its_counts(
+    draft: Campaign, simulator: ProviderAccount, marketer: User
+) -> None:
+    other = create(simulator, "--body", "Hello", "--as", "mia")
+    set_status(other, S.SENDING)
+    for i, status in enumerate(["delivered", "delivered", "failed", "pending"]):
+        other.messages.create(
+            provider_account=simulator, phone=phone(i), body="Hi", client_ref=f"r{i}", status=status
+        )
+
+    lines = [json.loads(line) for line in campaign_cli("list", "--json").splitlines()]
+
+    assert [line["id"] for line in lines] == [other.pk, draft.pk]
+    assert lines[0] == {
+        "id": other.pk,
+        "name": "Spring",
+        "status": "sending",
+        "channel": "sms",
+        "owner": "mia",
+        "counts": {**dict.fromkeys(COUNT_KEYS, 0), "delivered": 2, "failed": 1, "pending": 1},
+    }
+    assert lines[1]["owner"] is None and lines[1]["counts"] == dict.fromkeys(COUNT_KEYS, 0)
+
+
+def test_list_filters_by_status_and_refuses_an_unknown_one(
+    draft: Campaign, simulator: ProviderAccount
+) -> None:
+    done = create(simulator, "--body", "Hello")
+    set_status(done, S.COMPLETED)
+
+    completed = campaign_cli("list", "--status", "completed", "--json").splitlines()
+    text = campaign_cli("list")
+
+    assert [json.loads(line)["id"] for line in completed] == [done.pk]
+    assert len(text.splitlines()) == 2 and "completed" in text and "draft" in text
+    with pytest.raises(CommandError, match="invalid choice"):
+        campaign_cli("list", "--status", "finished")
+
+
+def test_duplicate_prints_the_new_drafts_id(draft: Campaign, marketer: User) -> None:
+    set_status(draft, S.COMPLETED)
+
+    out = campaign_cli("duplicate", str(draft.pk), "--as", "mia")
+
+    copy = Campaign.objects.get(pk=int(out))
+    assert out == f"{copy.pk}\n"
+    assert copy.status == S.DRAFT and copy.name == "Spring (copy)" and copy.created_by == marketer
+    assert list(copy.groups.values_list("name", flat=True)) == ["Newsletter"]
+
+
+def test_duplicate_is_refused_to_those_who_may_not_build(draft: Campaign, approver: User) -> None:
+    error = refused("duplicate", str(draft.pk), "--as", "arno")
+    assert str(error) == "Only marketers may change campaigns."
+    assert Campaign.objects.count() == 1
+    assert "no campaign with id 999" in str(refused("duplicate", "999", "--as", "arno"))
+
+
+def test_no_subcommand_prints_the_usage_not_a_traceback() -> None:
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("campaign", stdout=out, stderr=io.StringIO())
+    assert excinfo.value.returncode == 2
+    usage = out.getvalue()
+    assert usage.startswith("usage: ") and "list" in usage and "duplicate" in usage

@@ -8,6 +8,14 @@
     python manage.py campaign status ID [--json]
     python manage.py campaign preview ID [--json]
     python manage.py campaign test ID --as USERNAME [--to NUMBER]
+    python manage.py campaign list [--status S] [--json]
+    python manage.py campaign duplicate ID --as USERNAME
+
+`list` shows every campaign, the most recently changed first; with --json, one JSON
+object a line: id, name, status, channel, owner (its creator's username, or null) and
+counts (the keys of `status --json`). `duplicate` makes a new draft "<name> (copy)" with
+the same content and audience, the user its creator, and prints nothing but its id.
+With no subcommand the command prints its usage.
 
 `preview` is the audience rule's answer now: audience, queued, skipped by reason
 (every reason a key, 0 when none), segments and cost. Once the campaign is built,
@@ -33,7 +41,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 
 from campaigns.actions import ACTIONS, check_reason
-from campaigns.models import Campaign, MessageTemplate, TestNumber, TransitionNotAllowed
+from campaigns.models import (
+    Campaign,
+    MessageTemplate,
+    TestNumber,
+    TransitionNotAllowed,
+    message_counts,
+)
 from campaigns.presenters import amount_text, error_text
 from campaigns.preview import estimate
 from campaigns.testsend import send_test
@@ -55,7 +69,8 @@ class Command(BaseCommand):
     help = "Create campaigns, move them through approval, and show how they are sending."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        subcommands = parser.add_subparsers(dest="subcommand", required=True)
+        self.usage = parser.format_help
+        subcommands = parser.add_subparsers(dest="subcommand")
         _add_create_parser(subcommands)
         # One subcommand per staff action; those taking a reason take it as --reason.
         for chosen in ACTIONS.values():
@@ -82,10 +97,18 @@ class Command(BaseCommand):
         test.add_argument(
             "--to", default="", help="which of the user's test numbers (needed if several)"
         )
+        _add_list_parsers(subcommands)
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options["subcommand"]
-        if subcommand == "create":
+        if subcommand is None:
+            self.stdout.write(self.usage())
+            raise CommandError("say what to do: one of the subcommands above", returncode=2)
+        if subcommand == "list":
+            self.list_campaigns(options)
+        elif subcommand == "duplicate":
+            self.duplicate(options)
+        elif subcommand == "create":
             self.create(options)
         elif subcommand == "status":
             self.status(options)
@@ -189,6 +212,42 @@ class Command(BaseCommand):
         self.stdout.write(f"segments  {figures.segments}")
         self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
 
+    # list, duplicate
+
+    def list_campaigns(self, options: dict[str, Any]) -> None:
+        campaigns = Campaign.objects.select_related("created_by").order_by("-updated_at", "-id")
+        if options["status"]:
+            campaigns = campaigns.filter(status=options["status"])
+        rows = list(campaigns)
+        counts = message_counts([c.pk for c in rows])
+        for campaign in rows:
+            owner = campaign.created_by.get_username() if campaign.created_by else None
+            if options["json"]:
+                line = {
+                    "id": campaign.pk,
+                    "name": campaign.name,
+                    "status": campaign.status,
+                    "channel": campaign.channel,
+                    "owner": owner,
+                    "counts": {key: counts[campaign.pk][key] for key in COUNT_KEYS},
+                }
+                self.stdout.write(json.dumps(line))
+                continue
+            total = sum(counts[campaign.pk].values())
+            self.stdout.write(
+                f"{campaign.pk:>6}  {campaign.status:<16}  {campaign.channel:<8}  "
+                f"{owner or '-':<16}  {total:>9} messages  {campaign.name}"
+            )
+
+    def duplicate(self, options: dict[str, Any]) -> None:
+        campaign = _campaign(options["id"])
+        user = _user(options["username"])
+        try:
+            copy = campaign.duplicate(by=user)
+        except (PermissionDenied, TransitionNotAllowed) as exc:
+            raise CommandError(error_text(exc)) from None
+        self.stdout.write(str(copy.pk))
+
     # test
 
     def test(self, options: dict[str, Any]) -> None:
@@ -226,6 +285,17 @@ def _test_number(user: User, wanted: str) -> TestNumber:
         known = ", ".join(str(n) for n in numbers)
         raise CommandError(f"say which test number with --to: {known}")
     return numbers[0]
+
+
+def _add_list_parsers(subcommands: Any) -> None:
+    listing = subcommands.add_parser("list", help="every campaign, most recently changed first")
+    listing.add_argument("--status", choices=Campaign.Status.values, help="only this status")
+    listing.add_argument("--json", action="store_true", help="one JSON object a line")
+    duplicate = subcommands.add_parser(
+        "duplicate", help="a new draft with a campaign's content and audience; prints its id"
+    )
+    duplicate.add_argument("id", type=int, help="the campaign's id")
+    duplicate.add_argument("--as", dest="username", required=True, help="the staff user copying")
 
 
 def _add_create_parser(subcommands: Any) -> None:
