@@ -32,6 +32,8 @@ class AuditEvent(models.Model):
             "decided on messages in doubt",
         )  # detail: decision, counts
         TEST_SEND = "test_send", "sent a test message"  # detail: campaign, message, redacted number
+        OPT_OUT_ADDED = "opt_out_added", "added an opt-out"  # detail: channel, redacted number
+        OPT_OUT_REMOVED = "opt_out_removed", "removed an opt-out"  # detail: as for OPT_OUT_ADDED
         CAMPAIGN_DUPLICATED = "campaign_duplicated", "duplicated a campaign"  # detail: from
         CAMPAIGN_DELETED = "campaign_deleted", "deleted a draft campaign"  # detail: name
         # detail: answer (PasswordResetRequest.Answer); never the address that was typed

@@ -20,7 +20,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from contacts.importing import (
+    ATTRIBUTE,
     CONTACTS,
+    IGNORE,
     OPT_OUTS,
     FileProblem,
     Layout,
@@ -155,7 +157,8 @@ def discard(job: ImportJob) -> bool:
         files = [f for f in (locked.file, locked.error_report) if f]
         locked.delete()
     for stored in files:
-        stored.storage.delete(stored.name)
+        if stored.name:
+            stored.storage.delete(stored.name)
     return True
 
 
@@ -325,11 +328,14 @@ def _report_file(job: ImportJob, append: bool, stream: IO[str] | None = None) ->
 
 
 def describe_columns(source: Source) -> list[dict[str, str]]:
-    """How each column of the file will be read, for the preview."""
+    """How each column of the file will be read, for the preview: in words ("becomes"),
+    and as the field, ATTRIBUTE or IGNORE a changed mapping names ("target")."""
+    targets = {i: name for name, i in source.columns.index.items()}
+    targets.update({i: ATTRIBUTE for i, _ in source.columns.attributes})
     becomes = {i: name.replace("_", " ") for name, i in source.columns.index.items()}
     becomes.update({i: f"attribute {{{{{key}}}}}" for i, key in source.columns.attributes})
     return [
-        {"column": title, "becomes": becomes.get(i, "ignored")}
+        {"column": title, "becomes": becomes.get(i, "ignored"), "target": targets.get(i, IGNORE)}
         for i, title in enumerate(source.columns.header)
     ]
 

@@ -205,6 +205,13 @@ class OptOutQuerySet(models.QuerySet["OptOut"]):
         opted_out = self.filter(channel=channel, phone__in=phones).values_list("phone", flat=True)
         return set(opted_out) | ErasedNumber.objects.among(phones)
 
+    def add_by_staff(self, phone: str, channel: str) -> bool:
+        """Put a number on a channel's list by a staff member's hand; False if it was on it."""
+        _entry, created = self.get_or_create(
+            phone=phone, channel=channel, defaults={"source": OptOut.Source.MANUAL}
+        )
+        return created
+
 
 class OptOut(models.Model):
     """A suppression entry: this number is never messaged on this channel."""

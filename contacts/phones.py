@@ -218,7 +218,7 @@ _LENGTH_WORDS = {
 
 def _invalid_number_text(number: phonenumbers.PhoneNumber) -> str:
     """Why a parsed number is not valid, in words: "too short for a UK mobile number"."""
-    region = phonenumbers.region_code_for_country_code(number.country_code)
+    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
     if region == phonenumbers.UNKNOWN_REGION:
         return f"+{number.country_code} is no country's calling code"
     country = _country_name(region)

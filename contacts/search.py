@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import phonenumbers
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
-from contacts.models import ContactQuerySet
+from contacts.models import Contact
 from contacts.phones import InvalidPhoneNumber, to_e164
 
 
-def search_contacts(contacts: ContactQuerySet, typed: str) -> ContactQuerySet:
+def search_contacts(contacts: QuerySet[Contact], typed: str) -> QuerySet[Contact]:
     """The contacts of `contacts` that `typed` names; all of them when nothing was typed."""
     term = typed.strip()
     if not term:

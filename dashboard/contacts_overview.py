@@ -89,6 +89,17 @@ def groups_with_sizes() -> list[Group]:
     return result
 
 
+def group_size(group: Group) -> tuple[int, bool]:
+    """(members, exact): counted up to EXACT_COUNT_CAP, PostgreSQL's estimate beyond."""
+    members = Contact.groups.through.objects.filter(group=group).order_by()
+    counted = len(members.values_list("pk", flat=True)[: EXACT_COUNT_CAP + 1])
+    if counted <= EXACT_COUNT_CAP or connection.vendor != "postgresql":
+        return (counted if counted <= EXACT_COUNT_CAP else members.count()), True
+    table = Contact.groups.through._meta.db_table
+    sql = f"SELECT 1 FROM {table} WHERE group_id = %s"  # noqa: S608 - model meta
+    return max(planner_rows(sql, [group.pk]), counted), False
+
+
 def mark(group: Group, *, exact: bool) -> Group:
     group.size_exact = exact  # type: ignore[attr-defined]
     return group

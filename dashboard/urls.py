@@ -5,7 +5,10 @@ from dashboard import (
     builder,
     campaign_list,
     campaign_pages,
+    contact_imports,
+    contact_pages,
     contacts_overview,
+    group_pages,
     home,
     reports,
 )
@@ -19,5 +22,8 @@ urlpatterns = [
     *campaign_pages.urlpatterns,
     *approvals.urlpatterns,
     *contacts_overview.urlpatterns,
+    *contact_pages.urlpatterns,
+    *group_pages.urlpatterns,
+    *contact_imports.urlpatterns,
     *reports.urlpatterns,
 ]

@@ -439,7 +439,12 @@ class Message(models.Model):
         db_constraint=False,
     )
     contact = models.ForeignKey(
-        Contact, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+        Contact,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,  # covered by message_contact_created, which starts with it
     )
     # Not indexed: per-account lookups (status polls, reconciling) go by status first.
     provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT, db_index=False)
@@ -513,6 +518,8 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=("status", "next_attempt_at"), name="message_due"),
             models.Index(fields=("campaign", "status"), name="message_campaign_status"),
+            # A contact's page lists its messages newest first, a page at a time.
+            models.Index(fields=("contact", "created_at"), name="message_contact_created"),
             # Partial: a row gets an entry only once the provider has named it, not as
             # it is built (a million empty strings would all go through the index).
             models.Index(

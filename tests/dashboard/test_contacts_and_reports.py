@@ -200,8 +200,8 @@ def test_recent_imports_are_listed_with_a_link_to_their_rejected_rows(
     page = viewer_client.get("/contacts/").content.decode()
 
     assert "clean.csv" in page and "messy.csv" in page
-    assert f"/admin/contacts/importjob/{rejected.pk}/errors.csv" in page
-    assert f"/admin/contacts/importjob/{clean.pk}/errors.csv" not in page
+    assert f"/contacts/imports/{rejected.pk}/errors.csv" in page  # the dashboard's own
+    assert f"/contacts/imports/{clean.pk}/errors.csv" not in page
     assert page.index("messy.csv") < page.index("clean.csv")  # newest first
 
 
