@@ -12,8 +12,10 @@ from django.views.decorators.http import require_POST
 
 from campaigns.actions import ACTIONS, withheld_reason
 from campaigns.models import Campaign, ChangedSinceShown, TransitionNotAllowed
-from campaigns.presenters import decided_text, error_text, money
+from campaigns.presenters import decided_text, error_text
+from campaigns.preview import missing_text
 from dashboard.access import can_approve
+from messaging.models import Message
 
 PENDING = Campaign.Status.PENDING_APPROVAL
 
@@ -28,7 +30,9 @@ def approvals(request: HttpRequest) -> HttpResponse:
     _check_approver(request)
     pending = (
         Campaign.objects.filter(status=PENDING)
-        .select_related("submitted_by", "template", "provider_account", "test_message")
+        .select_related(
+            "submitted_by", "template", "provider_account", "test_message", "test_sent_by"
+        )
         .prefetch_related("authors")
         .order_by("submitted_at", "pk")
     )
@@ -41,17 +45,27 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 
 def _row(campaign: Campaign, user: Any) -> dict[str, Any]:
-    """What an approver weighs: the stored estimate, not one worked out again now; and why
-    they may not approve it, if four eyes says so."""
+    """What an approver weighs: the estimate stored at submit (never worked out again now),
+    its samples rendered for real recipients (never the raw template), who is skipped and
+    why, who lacks a variable; and why they may not approve it, if four eyes says so."""
     figures = campaign.estimate
+    skipped = figures.get("skipped", {})
     return {
         "campaign": campaign,
         "withheld": withheld_reason(user, campaign, ACTIONS["approve"]),
-        "content": campaign.message_body,
         "from_template": not campaign.body and campaign.template is not None,
-        "audience": figures.get("sendable", "-"),
-        "segments": figures.get("segments", "-"),
-        "cost": money(figures["cost"], figures.get("currency", "")) if "cost" in figures else "-",
+        "audience": figures.get("audience"),
+        "queued": figures.get("queued", figures.get("sendable")),
+        "skips": [
+            (Message.SkipReason(reason).label, count)
+            for reason, count in skipped.items()
+            if count and reason in Message.SkipReason.values
+        ],
+        "samples": figures.get("samples", []),
+        "missing": [missing_text(m) for m in figures.get("missing", [])],
+        "segments": figures.get("segments"),
+        "cost": figures.get("cost"),
+        "currency": figures.get("currency", ""),
     }
 
 

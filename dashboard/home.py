@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -14,6 +15,7 @@ from campaigns.models import Campaign
 from campaigns.presenters import progress_of
 from dashboard.access import (
     can_approve,
+    can_build,
     can_see_accounts,
     can_see_campaigns,
     has_a_dashboard_area,
@@ -41,6 +43,9 @@ def campaign_sections(user: Any) -> dict[str, Any]:
             .exclude(submitted_by=user)
             .order_by("submitted_at", "pk")
         )
+    rejected: list[Campaign] = []
+    if can_build(user):
+        rejected = list(rejected_for(user).select_related("provider_account"))
     counts = counts_by_campaign(c.pk for c in [*in_flight, *completed])
     return {
         "in_flight": [
@@ -56,7 +61,18 @@ def campaign_sections(user: Any) -> dict[str, Any]:
             for c in completed
         ],
         "awaiting": awaiting,
+        "rejected": rejected,
     }
+
+
+def rejected_for(user: Any) -> QuerySet[Campaign]:
+    """The user's campaigns an approver sent back with a reason, not yet submitted again."""
+    mine = Q(created_by_id=user.pk) | Q(submitted_by_id=user.pk)
+    return (
+        Campaign.objects.filter(mine, status=S.DRAFT)
+        .exclude(rejection_reason="")
+        .order_by("-updated_at", "-pk")
+    )
 
 
 @login_required

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 import messaging
 from campaigns.models import Campaign
+from campaigns.testsend import send_test
 from contacts.models import Contact, Group, OptOut
 from messaging.models import Message, ProviderAccount
 from tests.conftest import own_test_number
@@ -291,14 +292,71 @@ def test_save_and_test_send_goes_to_the_test_page(
 # The approval queue.
 
 
-def test_the_queue_shows_the_stored_estimate(approver: User, submitted: Campaign) -> None:
+def test_the_queue_shows_rendered_samples_never_the_raw_template(
+    approver: User, submitted: Campaign
+) -> None:
     response = signed_in(approver).get(reverse("dashboard:approvals"))
     html = response.content.decode()
     assert response.status_code == 200
     assert "Spring" in html
-    assert "Hi {{first_name}}" in html
+    assert "Hi Name0" in html and "Hi Name2" in html
+    assert "{{" not in html
     assert submitted.content_hash in html
     assert 'for="reason-' in html
+
+
+def test_the_queue_shows_skips_by_reason_cost_missing_variables_and_the_test(
+    approver: User,
+    marketer: User,
+    make_campaign: MakeCampaign,
+    make_contacts: MakeContacts,
+    locmem: ProviderAccount,
+    group: Group,
+) -> None:
+    contacts = make_contacts(4, group)
+    OptOut.objects.create(phone=contacts[0].phone, channel="sms")
+    Contact.objects.filter(pk=contacts[1].pk).update(phone="+44123")  # not a number
+    Contact.objects.filter(pk=contacts[2].pk).update(first_name="")
+    locmem.price_per_segment = "0.04000"
+    locmem.save()
+    campaign = make_campaign(locmem, group, body="Hi {{first_name}}, 20% off")
+    own_test_number(marketer, "+447911123456")
+    send_test(campaign, "+447911123456", by=marketer)
+    campaign.submit(by=marketer)
+    html = signed_in(approver).get(reverse("dashboard:approvals")).content.decode()
+    skips = html[html.index(f'id="skips-{campaign.pk}"') :]
+    assert "Opted out: 1" in skips and "Invalid number: 1" in skips
+    assert f'id="queued-{campaign.pk}">2<' in html
+    assert f'id="cost-{campaign.pk}">0.08 GBP<' in html
+    assert "1 recipient has no {{first_name}}" in html
+    test = html[html.index(f'id="test-{campaign.pk}"') :]
+    assert test.startswith(f'id="test-{campaign.pk}">Sent by mia, <time')
+    assert "Hi Name3, 20% off" in html
+
+
+def test_the_queue_shows_no_approve_button_on_ones_own_campaign_and_says_why(
+    make_user: Callable[..., User],
+    approver: User,
+    make_contacts: MakeContacts,
+    locmem: ProviderAccount,
+    group: Group,
+) -> None:
+    both = make_user("bo", "Marketers", "Approvers")
+    make_contacts(1, group)
+    campaign = Campaign.objects.create(
+        name="Own", provider_account=locmem, body="Hi", created_by=both
+    )
+    campaign.groups.add(group)
+    campaign.submit(by=both)
+    own = signed_in(both).get(reverse("dashboard:approvals")).content.decode()
+    assert f'action="{reverse("dashboard:approve", args=(campaign.pk,))}"' not in own
+    assert (
+        f'No Approve button: <span id="withheld-{campaign.pk}">'
+        "You cannot approve a campaign you submitted yourself.</span>"
+    ) in own
+    assert f'action="{reverse("dashboard:reject", args=(campaign.pk,))}"' in own
+    others = signed_in(approver).get(reverse("dashboard:approvals")).content.decode()
+    assert f'action="{reverse("dashboard:approve", args=(campaign.pk,))}"' in others
 
 
 def test_an_approver_approves_in_one_click(approver: User, submitted: Campaign) -> None:
@@ -378,4 +436,33 @@ def test_the_queue_page_takes_a_bounded_number_of_queries(
     client = signed_in(approver)
     with django_assert_max_num_queries(8):
         response = client.get(reverse("dashboard:approvals"))
-    assert response.content.decode().count("<tr>") == 11
+    assert response.content.decode().count('<li class="card" aria-labelledby="queue-') == 10
+
+
+# A rejection's reason, where the marketer looks.
+
+
+def test_a_rejections_reason_shows_on_the_marketers_home_and_campaign_page(
+    marketer: User, approver: User, submitted: Campaign, make_user: Callable[..., User]
+) -> None:
+    submitted.reject(by=approver, reason="Say which sale it is")
+    client = signed_in(marketer)
+    home = client.get(reverse("dashboard:home")).content.decode()
+    assert "Rejected: back to you" in home and "Say which sale it is" in home
+    assert reverse("dashboard:campaign_edit", args=(submitted.pk,)) in home
+    page = client.get(reverse("dashboard:campaign", args=(submitted.pk,))).content.decode()
+    assert "Rejected by the approver:</strong> Say which sale it is" in page
+    edit = client.get(reverse("dashboard:campaign_edit", args=(submitted.pk,))).content.decode()
+    assert "Say which sale it is" in edit
+    # Another marketer's home lists only their own rejections.
+    other = signed_in(make_user("cy", "Marketers")).get(reverse("dashboard:home"))
+    assert "Say which sale it is" not in other.content.decode()
+
+
+def test_a_resubmitted_campaign_no_longer_shows_its_old_rejection(
+    marketer: User, approver: User, submitted: Campaign
+) -> None:
+    submitted.reject(by=approver, reason="Say which sale it is")
+    submitted.submit(by=marketer)
+    home = signed_in(marketer).get(reverse("dashboard:home")).content.decode()
+    assert "Say which sale it is" not in home

@@ -93,8 +93,8 @@ URLS: dict[str, dict[str, Any]] = {
     # Dashboard. Home is everyone's: its panels are the role's (no role: whom to ask).
     "": dashboard(OK, OK, OK, OK),
     "campaigns/new/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
-    # Pending: not editable (marketers are sent to its page).
-    "campaigns/<int:pk>/edit/": dashboard(FORBIDDEN, REDIRECT, FORBIDDEN, REDIRECT),
+    # Pending: editable by marketers, the page saying it goes back to draft when saved.
+    "campaigns/<int:pk>/edit/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
     # The builder's live preview (JSON): POST only, and only for marketers.
     "campaigns/preview/": dashboard(FORBIDDEN, NOT_ALLOWED, FORBIDDEN, NOT_ALLOWED),
     "campaigns/<int:pk>/test/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
