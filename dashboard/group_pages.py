@@ -120,8 +120,11 @@ def group_upload(request: HttpRequest, pk: int) -> HttpResponse:
     text = io.TextIOWrapper(
         form.cleaned_data["numbers"].file, encoding="utf-8-sig", errors="replace"
     )
-    numbers = memberships.read_numbers(itertools.islice(text, memberships.MOST_NUMBERS + 2))
-    if len(numbers.phones) > memberships.MOST_NUMBERS:
+    # One line more than the most numbers allowed, and a header line besides.
+    lines = list(itertools.islice(text, memberships.MOST_NUMBERS + 2))
+    numbers = memberships.read_numbers(lines)
+    read = len(numbers.phones) + len(numbers.rejected)
+    if len(lines) > memberships.MOST_NUMBERS + 1 or read > memberships.MOST_NUMBERS:
         messages.error(
             request, f"More than {memberships.MOST_NUMBERS:,} numbers: import them instead."
         )

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from campaigns.models import Campaign
-from contacts import facets
+from contacts import facets, memberships
 from contacts.models import Channel, Contact, ErasedNumber, Group, OptOut, Tag, erasure_hash
 from contacts.search import search_contacts
 from messaging.models import Message, ProviderAccount
@@ -243,6 +243,19 @@ def test_group_members_are_added_and_removed_by_a_list_of_numbers(
     assert shown[0] == "3 numbers read: 2 added to Leeds, 0 already in it; 1 not a contact."
     assert shown[1] == "Line 5 is no number: too short for a UK mobile number."
     upload(marketer, "remove")
+    assert not group.contacts.exists()
+
+
+def test_a_list_of_more_numbers_than_allowed_is_refused_whole(
+    client: Client, marketer: User, ann: Contact
+) -> None:
+    group = Group.objects.create(name="Leeds")
+    lines = [ANN] + [f"+4474000{i:05d}" for i in range(memberships.MOST_NUMBERS)]
+    file = SimpleUploadedFile("numbers.txt", "\n".join(lines).encode())
+    response = signed_in(client, marketer).post(
+        f"/contacts/groups/{group.pk}/upload/", {"numbers": file, "change": "add"}, follow=True
+    )
+    assert "import them instead" in " ".join(str(m) for m in response.context["messages"])
     assert not group.contacts.exists()
 
 
