@@ -8,6 +8,7 @@ over (one in twenty failed, the rest delivered) in a few UPDATEs, then signs in 
 superuser with django.test.Client and requests each page --repeat times. Prints
 key=value lines for bench/run.py: `<url name>_ms` (median server time) and
 `<url name>_status` (the last answer's HTTP status; pages still being built may 404).
+The campaign list is timed among LIST_CAMPAIGNS other campaigns of every status.
 A second run on the same database reuses the data already loaded.
 """
 
@@ -116,6 +117,37 @@ def main() -> None:
         name = page_name(url)
         print(f"{name}_ms={median:.1f}")
         print(f"{name}_status={status}")
+    for name, url in campaign_list_urls(campaign):
+        median, status = time_page(client, url, args.repeat)
+        print(f"{name}_ms={median:.1f}")
+        print(f"{name}_status={status}")
+
+
+#: Other campaigns beside the bench one, so the list has pages and every status a count.
+LIST_CAMPAIGNS = 1_000
+
+
+def campaign_list_urls(campaign: Campaign) -> list[tuple[str, str]]:
+    """The campaign list: all of them (the million-message campaign changed last, so on
+    the first page with its counts), one status, and a search by name."""
+    others = Campaign.objects.exclude(pk=campaign.pk)
+    if not others.exists():
+        statuses = [s for s in Campaign.Status.values if s != Campaign.Status.SENDING]
+        Campaign.objects.bulk_create(
+            Campaign(
+                name=f"bench-list {i}",
+                provider_account=campaign.provider_account,
+                body="Hi",
+                status=statuses[i % len(statuses)],
+            )
+            for i in range(LIST_CAMPAIGNS)
+        )
+        Campaign.objects.filter(pk=campaign.pk).update(updated_at=timezone.now())
+    return [
+        ("campaigns", "/campaigns/"),
+        ("campaigns_sending", "/campaigns/?status=sending"),
+        ("campaigns_search", "/campaigns/?q=bench-list+99"),
+    ]
 
 
 if __name__ == "__main__":
