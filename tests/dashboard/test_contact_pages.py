@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -280,6 +281,21 @@ def test_attribute_facets_are_cached_until_refreshed(ann: Contact) -> None:
     assert facets.attribute_facets() == before  # cached for FRESH_SECONDS
     assert "shoe" in {f.name for f in facets.attribute_facets(refresh=True).facets}
     assert facets.attribute_facets(refresh=True).computed_at <= timezone.now()
+
+
+def test_past_a_size_postgresql_counts_attributes_from_a_sample(
+    on_postgres: bool, make_contacts: Callable[..., list[Contact]]
+) -> None:
+    if not on_postgres:
+        pytest.skip("TABLESAMPLE is PostgreSQL's")
+    for contact in make_contacts(300):
+        contact.attributes = {"city": "York"}
+        contact.save()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE contacts_contact")
+    counted = facets.compute(sample_above=100)  # SAMPLE_ROWS (100,000) is more: all of it
+    assert [(f.name, f.contacts) for f in counted.facets] == [("city", 300)]
+    assert facets.compute(sample_above=100_000).facets == counted.facets
 
 
 def test_contact_pages_need_the_view_permission(
