@@ -31,6 +31,7 @@ from campaigns.actions import (
     withheld_from,
     withheld_reason,
 )
+from campaigns.content import Content
 from campaigns.forms import CampaignForm, TestNumberForm, TestSendForm, TransitionForm
 from campaigns.models import (
     Campaign,
@@ -54,10 +55,9 @@ from campaigns.presenters import (
     test_allowance,
     when,
 )
-from campaigns.testsend import first_recipient, send_test
+from campaigns.testsend import first_recipient, sample_fields, send_test
 from contacts.phones import redact
 from messaging.models import Message
-from messaging.rendering import render
 
 
 @admin.register(MessageTemplate)
@@ -334,7 +334,8 @@ class CampaignAdmin(admin.ModelAdmin):
         self, request: HttpRequest, campaign: Campaign, form: TestSendForm
     ) -> dict[str, Any]:
         contact = first_recipient(campaign)
-        body = render(campaign.message_body, contact.template_fields() if contact else {})
+        # Rendered as the test itself is (campaigns.content): the same fields, the same fallbacks.
+        body = Content.of(campaign).render(sample_fields(campaign)).body
         sent = request.GET.get("sent", "")
         return {
             **self.admin_site.each_context(request),

@@ -1,11 +1,14 @@
 """Recipients missing a variable are counted per variable, in the database, and a fallback
 (`{{city|there}}`) is what the preview, the test send and the engine's build all render."""
 
+import io
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -178,3 +181,31 @@ def test_a_changed_fallback_is_a_changed_message(
     there = make_campaign(locmem, group, body="News from {{city|there}}")
     assert here.compute_content_hash() != there.compute_content_hash()
     assert estimate(here).renderings != estimate(there).renderings
+
+
+def test_campaign_preview_on_the_command_line_counts_them_too(
+    make_campaign: MakeCampaign, locmem: ProviderAccount, group: Group
+) -> None:
+    campaign = make_campaign(locmem, group, body="Hi {{first_name|there}} in {{city}}")
+    out = io.StringIO()
+    call_command("campaign", "preview", str(campaign.pk), stdout=out)
+    assert "2 recipients have no {{city}}: it is left out" in out.getvalue()
+    out = io.StringIO()
+    call_command("campaign", "preview", str(campaign.pk), "--json", stdout=out)
+    assert json.loads(out.getvalue())["missing"][1] == {
+        "variable": "city",
+        "recipients": 2,
+        "fallback": None,
+    }
+
+
+def test_the_admins_test_send_page_shows_the_fallback(
+    make_campaign: MakeCampaign, locmem: ProviderAccount, marketer: User
+) -> None:
+    group = Group.objects.create(name="Nameless")
+    Contact.objects.create(phone=phone(0), first_name="").groups.add(group)
+    campaign = make_campaign(locmem, group, body="Hi {{first_name|there}}")
+    client = Client()
+    client.force_login(marketer)
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/test/").content.decode()
+    assert "Hi there" in page

@@ -32,6 +32,7 @@ reason.
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
@@ -49,7 +50,7 @@ from campaigns.models import (
     message_counts,
 )
 from campaigns.presenters import amount_text, error_text
-from campaigns.preview import estimate
+from campaigns.preview import estimate, missing_text
 from campaigns.testsend import send_test
 from contacts.models import Channel, Group, Tag, normalise_phone
 from contacts.phones import redact
@@ -200,6 +201,7 @@ class Command(BaseCommand):
             "segments": figures.segments,
             "cost": amount_text(figures.cost),
             "currency": figures.currency,
+            "missing": [asdict(missing) for missing in figures.missing],
         }
         if options["json"]:
             self.stdout.write(json.dumps(summary))
@@ -211,6 +213,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  skipped, {Message.SkipReason(reason).label.lower()}: {count}")
         self.stdout.write(f"segments  {figures.segments}")
         self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
+        for missing in summary["missing"]:
+            self.stdout.write(missing_text(missing))
 
     # list, duplicate
 
