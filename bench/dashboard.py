@@ -43,6 +43,7 @@ from django.utils import timezone  # noqa: E402
 from bench import campaign as campaign_bench  # noqa: E402
 from campaigns.models import Campaign  # noqa: E402
 from campaigns.sending import materialise  # noqa: E402
+from contacts.models import Contact  # noqa: E402
 from messaging.models import Message  # noqa: E402
 
 #: Unreachable on purpose: nothing is sent, the messages are marked as sent directly.
@@ -117,10 +118,27 @@ def main() -> None:
         name = page_name(url)
         print(f"{name}_ms={median:.1f}")
         print(f"{name}_status={status}")
+    for name, url in contact_urls(args.contacts):
+        median, status = time_page(client, url, args.repeat)
+        print(f"{name}_ms={median:.1f}")
+        print(f"{name}_status={status}")
     for name, url in campaign_list_urls(campaign):
         median, status = time_page(client, url, args.repeat)
         print(f"{name}_ms={median:.1f}")
         print(f"{name}_status={status}")
+
+
+def contact_urls(contacts: int) -> list[tuple[str, str]]:
+    """Contact search (a number as typed nationally, a name) and the page of a contact
+    in the middle of the table, with its message of the bench campaign."""
+    e164 = f"+{campaign_bench.FIRST_NUMBER + contacts // 2}"
+    contact = Contact.objects.get(phone=e164)
+    national = "0" + e164[3:]  # +44 74... typed as 074...
+    return [
+        ("contact_search", f"/contacts/search/?q={national}"),
+        ("contact_search_name", "/contacts/search/?q=Ada"),
+        ("contact", f"/contacts/{contact.pk}/"),
+    ]
 
 
 #: Other campaigns beside the bench one, so the list has pages and every status a count.
