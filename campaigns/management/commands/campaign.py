@@ -213,8 +213,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  skipped, {Message.SkipReason(reason).label.lower()}: {count}")
         self.stdout.write(f"segments  {figures.segments}")
         self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
-        for missing in summary["missing"]:
-            self.stdout.write(missing_text(missing))
+        for missing in figures.missing:
+            self.stdout.write(missing_text(asdict(missing)))
 
     # list, duplicate
 
