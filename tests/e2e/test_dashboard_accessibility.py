@@ -166,7 +166,7 @@ def test_every_dashboard_page_meets_contrast_names_headings_and_focus(
 ) -> None:
     base = live_server.url
     group = Group.objects.create(name="Newsletter")
-    make_contacts(5, group)
+    contact = make_contacts(5, group)[0]
     campaign = busy_campaign(simulator, group, marketer)
     pending = Campaign.objects.create(
         name="Spring", provider_account=simulator, body="Spring is here", created_by=marketer
@@ -189,6 +189,11 @@ def test_every_dashboard_page_meets_contrast_names_headings_and_focus(
         "builder": "/campaigns/new/",
         "approvals": "/approvals/",
         "contacts": "/contacts/",
+        "contact-search": "/contacts/search/?q=Name",
+        "contact": f"/contacts/{contact.pk}/",
+        "group": f"/contacts/groups/{group.pk}/?q=Name",
+        "contact-attributes": "/contacts/attributes/",
+        "import": "/contacts/import/",
         "reports": "/reports/",
     }
     for name, path in pages.items():
