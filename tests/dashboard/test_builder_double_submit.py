@@ -227,7 +227,7 @@ def test_a_scheduled_campaign_cannot_be_edited(
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_posts_of_one_page_at_once_make_one_campaign(
     marketer: User, locmem: ProviderAccount, group: Group
 ) -> None:
