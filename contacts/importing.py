@@ -54,6 +54,14 @@ class FileProblem(Exception):
     """The file as a whole cannot be imported; the message is one line for a person."""
 
 
+class NoPhoneColumn(FileProblem):
+    """No column is the phone's, by its name or by the mapping: `header` says what there is."""
+
+    def __init__(self, message: str, header: list[str]) -> None:
+        super().__init__(message)
+        self.header = header
+
+
 #: Contact fields a file may set besides the phone, in CleanRow order.
 FIELDS = ("first_name", "last_name", "email", "language", "timezone")
 
@@ -135,10 +143,11 @@ class Columns:
                 if found is not None and found not in chosen and found not in index.values():
                     index[name] = found
         if "phone" not in index:
-            raise FileProblem(
+            raise NoPhoneColumn(
                 "no phone column: name one of "
                 + ", ".join(COLUMN_ALIASES["phone"][:4])
-                + f" (found: {names_for_a_message(header)})"
+                + f" (found: {names_for_a_message(header)})",
+                header,
             )
         taken = set(index.values())
         attributes = [

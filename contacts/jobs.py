@@ -26,6 +26,7 @@ from contacts.importing import (
     OPT_OUTS,
     FileProblem,
     Layout,
+    NoPhoneColumn,
     Source,
     open_source,
     unpacked_size,
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 S = ImportJob.Status
 PREVIEW_SAMPLES = 20
 PREVIEW_ERRORS = 200
+#: The most columns of a file whose reading the preview lets a person choose.
+MAPPED_COLUMNS = 100
 LAYOUTS: dict[str, Layout] = {ImportJob.Kind.CONTACTS: CONTACTS, ImportJob.Kind.OPT_OUTS: OPT_OUTS}
 
 
@@ -71,7 +74,19 @@ def check(job: ImportJob) -> ImportJob:
     try:
         preview = _dry_run(job)
     except FileProblem as exc:
-        job.move([S.VALIDATING], S.FAILED, failure_reason=str(exc), finished_at=timezone.now())
+        # Without a phone column the columns can still be chosen: their names are kept.
+        header = (
+            [str(h)[:100] for h in exc.header[:MAPPED_COLUMNS]]
+            if isinstance(exc, NoPhoneColumn)
+            else []
+        )
+        job.move(
+            [S.VALIDATING],
+            S.FAILED,
+            failure_reason=str(exc),
+            finished_at=timezone.now(),
+            header=header,
+        )
         return job
     except BaseException as exc:
         reason = f"the check stopped: {failure_reason(exc)}"
@@ -126,12 +141,16 @@ def confirm(job: ImportJob) -> bool:
 def remap(job: ImportJob, mapping: dict[str, str]) -> bool:
     """Read the file's columns as `mapping` says, and check it again (a new preview).
 
-    Only before confirming: the check and the import then read the columns alike.
+    Only before confirming (a preview waiting, or a check that failed): the check and the
+    import then read the columns alike.
     """
+    if not may_remap(job):
+        return False
     moved = job.move(
-        [S.VALIDATED],
+        [S.VALIDATED, S.FAILED],
         S.UPLOADED,
         column_mapping=mapping,
+        failure_reason="",
         preview={},
         rows_done=0,
         bytes_done=0,
@@ -141,6 +160,11 @@ def remap(job: ImportJob, mapping: dict[str, str]) -> bool:
     if moved:
         transaction.on_commit(lambda: start_check(job))
     return moved
+
+
+def may_remap(job: ImportJob) -> bool:
+    """Its columns may be chosen again while nothing of it was imported (as for discarding)."""
+    return may_discard(job)
 
 
 def may_discard(job: ImportJob) -> bool:

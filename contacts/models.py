@@ -388,6 +388,12 @@ class ImportJob(models.Model):
         editable=False,
         help_text="How columns are read where the preview changed it: {column number: field}.",
     )
+    header = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="The file's column names, kept when its check found no phone column.",
+    )
     error_report = models.FileField(upload_to="imports/errors/%Y/%m/", blank=True)
     failure_reason = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -87,7 +87,10 @@ class MappingForm(forms.Form):
 
     def __init__(self, job: ImportJob, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.columns = job.preview.get("columns", [])
+        self.columns = job.preview.get("columns") or [
+            {"column": name, "target": job.column_mapping.get(str(i), IGNORE)}
+            for i, name in enumerate(job.header)
+        ]
         targets = OPT_OUT_TARGETS if job.kind == ImportJob.Kind.OPT_OUTS else CONTACT_TARGETS
         for i, column in enumerate(self.columns):
             self.fields[f"column_{i}"] = forms.ChoiceField(
@@ -132,6 +135,7 @@ def _job_page(request: HttpRequest, job: ImportJob, mapping_form: MappingForm) -
         "opt_outs": job.kind == ImportJob.Kind.OPT_OUTS,
         "active": job.status in ACTIVE,
         "may_act": jobs.may_act(request.user, job),
+        "may_remap": jobs.may_remap(job) and bool(mapping_form.columns),
         "may_discard": jobs.may_discard(job) and request.user.has_perm("contacts.delete_importjob"),
         "counts": counts,
         "errors": errors,

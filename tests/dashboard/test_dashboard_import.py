@@ -177,3 +177,20 @@ def test_only_importers_upload_and_confirm(client: Client, approver: User, marke
     assert job.status == ImportJob.Status.VALIDATED and not Group.objects.filter(
         contacts__isnull=False
     )
+
+
+def test_a_file_whose_phone_column_has_another_name_is_mapped_after_its_check_failed(
+    signed_in: Client,
+) -> None:
+    page = upload(signed_in, "handy,vorname\n07911 123456,Ann\n07911 12,Bob\n")
+    job = ImportJob.objects.get()
+    assert job.status == ImportJob.Status.FAILED and job.header == ["handy", "vorname"]
+    assert "How the columns are read" in page.content.decode()
+    mapping = {"column_0": "phone", "column_1": "first_name"}
+    page = post(signed_in, f"/contacts/imports/{job.pk}/mapping/", mapping)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.VALIDATED and job.failure_reason == ""
+    assert job.preview["counts"]["imported"] == 1
+    assert "too short for a UK mobile number" in page.content.decode()
+    post(signed_in, f"/contacts/imports/{job.pk}/confirm/")
+    assert Contact.objects.get().first_name == "Ann"
