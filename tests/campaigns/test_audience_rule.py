@@ -168,6 +168,8 @@ def test_every_reason_is_reachable_and_counted_alike(
         "segments": 2,
         "cost": "0.00",
         "currency": "GBP",
+        # The two queued are nameless: they get the body's fallback.
+        "missing": [{"variable": "first_name", "recipients": 2, "fallback": "there"}],
     }
     campaign.submit(by=marketer)
     with transaction.atomic():  # keep the approval's wake-up from running the send
