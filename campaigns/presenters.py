@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 
 from audit.models import AuditEvent
 from campaigns.models import Campaign
-from campaigns.preview import estimate
+from campaigns.preview import estimate, missing_text
 from campaigns.testsend import sends_left
 from contacts.phones import redact
 from messaging.models import Message
@@ -96,6 +96,8 @@ def preview_of(campaign: Campaign) -> dict[str, Any] | None:
             if count and reason != Message.SkipReason.OPTED_OUT
         ],
         "ucs2_code_points": [(c, code_point(c)) for c in figures.get("ucs2_characters", [])],
+        # "312 recipients have no {{city}}: …", per variable (estimates from before: none).
+        "missing_texts": [missing_text(m) for m in figures.get("missing", [])],
         "samples": [
             {
                 **sample,

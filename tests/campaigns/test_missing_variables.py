@@ -209,3 +209,14 @@ def test_the_admins_test_send_page_shows_the_fallback(
     client.force_login(marketer)
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/test/").content.decode()
     assert "Hi there" in page
+
+
+def test_the_admins_campaign_page_counts_them(
+    make_campaign: MakeCampaign, locmem: ProviderAccount, group: Group, make_user: Any
+) -> None:
+    campaign = make_campaign(locmem, group, body="Hi {{first_name}} in {{city|town}}")
+    client = Client()
+    client.force_login(make_user("su", "Marketers"))
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+    assert "1 recipient has no {{first_name}}" in page
+    assert "2 recipients have no {{city}}: they get “town” instead." in page
