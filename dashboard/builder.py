@@ -64,6 +64,8 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
     made = _made_from(token, request.user)
     if made is not None:
         return _already_made(request, made)
+    if token and Campaign.objects.filter(form_token=token).exists():
+        token = secrets.token_urlsafe(16)  # someone else's page: theirs is none of ours
     campaign = Campaign(created_by_id=request.user.pk, form_token=token or None)
     try:
         return _build(request, campaign)

@@ -96,6 +96,11 @@ def test_another_users_token_finds_nothing_of_theirs(
     other = signed_in(make_user("cy", "Marketers"))
     response = other.get(f"{NEW}?form={token}")
     assert response.status_code == 200 and "Spring sale" not in response.content.decode()
+    assert token not in response.content.decode()
+    answer = other.post(NEW, form_data(locmem, group, form_token=token, name="Cy's"))
+    mine, theirs = Campaign.objects.order_by("pk")
+    assert answer["Location"] == reverse("dashboard:campaign", args=(theirs.pk,))
+    assert theirs.name == "Cy's" and theirs.form_token != mine.form_token
 
 
 def test_a_refused_submit_keeps_the_page_on_the_campaign_it_saved(
