@@ -144,7 +144,7 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("groups", "tags", "exclude_groups")
     inlines = (TransitionInline,)
-    actions = BULK_ACTIONS
+    actions = (*BULK_ACTIONS, "duplicate_selected")
     form = CampaignForm
     # The brake may be tightened or loosened while sending, not after the end; the rest
     # of the form is what submit freezes.
@@ -403,6 +403,21 @@ class CampaignAdmin(admin.ModelAdmin):
                 refused.append(f"{campaign}: {error_text(exc)}")
         if moved:
             self.message_user(request, f"{chosen.label}: {moved} campaign(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Duplicate as new drafts (selected campaigns)", permissions=["add"])
+    def duplicate_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        """Campaign.duplicate on each: a draft "… (copy)" with the same content and audience."""
+        made, refused = [], []
+        for campaign in queryset.order_by("pk"):
+            try:
+                made.append(campaign.duplicate(request.user))
+            except (TransitionNotAllowed, PermissionDenied, ValidationError) as exc:
+                refused.append(f"{campaign}: {error_text(exc)}")
+        if made:
+            names = ", ".join(copy.name for copy in made)
+            self.message_user(request, f"New drafts: {names}.", messages.SUCCESS)
         for line in refused:
             self.message_user(request, line, messages.WARNING)
 

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from campaigns.actions import OPERATIONS
 from campaigns.models import Campaign, TransitionNotAllowed, unknown_variables
 from campaigns.presenters import code_point, error_text, money, test_allowance
 from campaigns.preview import estimate, missing_text
@@ -46,8 +47,9 @@ def builder_required(view: View) -> View:
 
 #: A builder page's one-time token, as `secrets.token_urlsafe(16)` writes it.
 FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
-#: Where an edit may start from; a pending campaign goes back to draft when saved.
-EDITABLE = (Campaign.Status.DRAFT, Campaign.Status.PENDING_APPROVAL)
+#: Where an edit may start from (the operations table's); a pending campaign goes back to
+#: draft when saved.
+EDITABLE = OPERATIONS["edit"].statuses
 BACK_TO_DRAFT = "back_to_draft"
 
 

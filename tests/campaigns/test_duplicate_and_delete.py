@@ -243,3 +243,21 @@ def test_edit_links_to_the_builder_and_test_to_the_test_page(
     page = page_of(marketer, campaign)
     assert f'href="/campaigns/{campaign.pk}/edit/"' in page
     assert f'href="/campaigns/{campaign.pk}/test/"' in page
+
+
+def test_the_admin_duplicates_selected_campaigns_as_new_drafts(
+    campaign: Campaign, marketer: User, approver: User
+) -> None:
+    in_status(campaign, S.COMPLETED)
+    data = {"action": "duplicate_selected", "_selected_action": [str(campaign.pk)]}
+
+    done = logged_in(marketer).post("/admin/campaigns/campaign/", data, follow=True)
+
+    assert "New drafts: Spring (copy)." in done.content.decode()
+    copy = Campaign.objects.exclude(pk=campaign.pk).get()
+    assert (copy.status, copy.created_by, copy.body) == (S.DRAFT, marketer, campaign.body)
+    assert set(copy.groups.all()) == set(campaign.groups.all())
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CAMPAIGN_DUPLICATED).count() == 1
+    # Approvers build nothing: the action is not theirs.
+    logged_in(approver).post("/admin/campaigns/campaign/", data)
+    assert Campaign.objects.count() == 2

@@ -220,3 +220,15 @@ def test_the_admins_campaign_page_counts_them(
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
     assert "1 recipient has no {{first_name}}" in page
     assert "2 recipients have no {{city}}: they get “town” instead." in page
+
+
+def test_the_dashboards_campaign_page_counts_them(
+    make_campaign: MakeCampaign, locmem: ProviderAccount, group: Group, make_user: Any
+) -> None:
+    campaign = make_campaign(locmem, group, body="Hi {{first_name}} in {{city|town}}")
+    client = Client()
+    client.force_login(make_user("mo", "Marketers"))
+    page = client.get(f"/campaigns/{campaign.pk}/").content.decode()
+    missing = page[page.index('id="campaign-missing"') :]
+    assert "1 recipient has no {{first_name}}" in missing
+    assert "2 recipients have no {{city}}: they get “town” instead." in missing

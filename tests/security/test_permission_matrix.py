@@ -250,11 +250,12 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "campaigns/campaigntransition": NONE,
     "campaigns/campaign": {
         **NONE,
-        "marketer": {"pause_selected", "resume_selected", "submit_selected"},
+        "marketer": {"duplicate_selected", "pause_selected", "resume_selected", "submit_selected"},
         "approver": {"approve_selected"},
         "admin": {
             "approve_selected",
             "delete_selected",
+            "duplicate_selected",
             "pause_selected",
             "resume_selected",
             "submit_selected",
