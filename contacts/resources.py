@@ -472,9 +472,12 @@ def _samples(
             if current is None
             else ("update" if current["id"] in changed_ids else "unchanged")
         )
-        samples.append(
-            {"line": str(row.line), "phone": row.phone, "action": action, **row.values()}
-        )
+        sample = {"line": str(row.line), "phone": row.phone, "action": action, **row.values()}
+        # Custom columns as one cell ("plan: gold; city: Leeds"): a mapping changed on the
+        # preview shows what each column now becomes.
+        attributes = row.attributes()
+        sample["attributes"] = "; ".join(f"{key}: {value}" for key, value in attributes.items())
+        samples.append(sample)
     return samples
 
 

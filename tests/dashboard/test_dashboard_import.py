@@ -50,6 +50,7 @@ def test_an_upload_shows_a_preview_and_imports_nothing_yet(signed_in: Client) ->
     assert "Preview: nothing is saved until you confirm" in html
     assert "too short for a UK mobile number" in html  # the rejection, in words
     assert "Lee" in html and "+447911123456" in html  # the first rows
+    assert "<td>town: Leeds; given: Ann</td>" in html  # custom columns, as attributes
     rows = {column["column"]: column["target"] for column in job.preview["columns"]}
     assert rows == {
         "mobile": "phone",
@@ -72,6 +73,7 @@ def test_a_changed_column_mapping_is_used_by_the_check_and_the_import(signed_in:
         "phone", "first name", "last name", "ignored"
     ]  # fmt: skip
     assert job.preview["samples"][0]["first_name"] == "Ann"
+    assert job.preview["samples"][0]["attributes"] == ""  # "town" is ignored now
     post(signed_in, f"/contacts/imports/{job.pk}/confirm/")
     job.refresh_from_db()
     assert job.status == ImportJob.Status.COMPLETED and job.imported == 2 and job.invalid == 1
