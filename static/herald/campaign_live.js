@@ -34,9 +34,14 @@
     });
   }
 
+  // The parts are the server's own templates (every value escaped there); parsed into an
+  // inert document, then moved in, so nothing in them runs (and the CSP allows no inline
+  // script or handler anyway).
   function redraw(id, html) {
     const region = document.getElementById(id);
-    if (region && typeof html === "string") region.innerHTML = html;
+    if (!region || typeof html !== "string") return;
+    const parsed = new DOMParser().parseFromString(html, "text/html");
+    region.replaceChildren(...parsed.body.childNodes);
   }
 
   function show(progress) {
