@@ -238,6 +238,7 @@ def explode(request: Any) -> Any:
 
 
 urlpatterns = [path("explode/", explode)]
+handler500 = "config.views.server_error"  # as config.urls answers a failure
 
 
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG on (make run)"])
