@@ -323,6 +323,7 @@ def live_parts(request: HttpRequest, campaign: Campaign, counts: dict[str, int])
     }
 
 
+CHART = "dashboard/_campaign_chart.html"
 FRAGMENTS = {
     "status_html": "dashboard/_campaign_status.html",
     "outcome_html": "dashboard/_campaign_outcome.html",
@@ -390,6 +391,11 @@ def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
         parts = live_parts(request, campaign, counts)
         for name, template in FRAGMENTS.items():
             progress[name] = render_to_string(template, parts, request=request)
+        # The chart scans the delivered messages: drawn again only for a page that still
+        # shows another status (`shown`), as when sending ends.
+        if request.GET.get("shown", campaign.status) != campaign.status:
+            chart = {"chart": delivery_chart(campaign)}
+            progress["chart_html"] = render_to_string(CHART, chart, request=request)
     return JsonResponse(progress)
 
 

@@ -52,6 +52,7 @@
     if (progress.status === shown) return;
     redraw("campaign-status", progress.status_html);
     redraw("campaign-history", progress.history_html);
+    redraw("campaign-chart", progress.chart_html);
     if (news) news.textContent = `The campaign is now ${progress.status_label.toLowerCase()}.`;
     shown = progress.status;
     status.dataset.status = shown;
@@ -59,7 +60,8 @@
 
   async function poll() {
     try {
-      const response = await fetch(status.dataset.pageUrl, {
+      const url = `${status.dataset.pageUrl}&shown=${encodeURIComponent(shown)}`;
+      const response = await fetch(url, {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       });

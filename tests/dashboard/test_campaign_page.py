@@ -159,3 +159,23 @@ def test_nothing_is_said_of_quiet_hours_without_a_window(
     Campaign.objects.filter(pk=campaign.pk).update(status=S.SENDING, started_at=timezone.now())
     add(campaign, M.PENDING, 2, next_attempt_at=datetime(2099, 1, 1, tzinfo=UTC))
     assert "quiet hours" not in live(logged_in(marketer), campaign)["status_html"]
+
+
+def test_the_chart_is_drawn_again_for_a_page_that_still_shows_another_status(
+    campaign: Campaign, marketer: User
+) -> None:
+    now = timezone.now()
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=S.COMPLETED, started_at=now - timedelta(minutes=5), completed_at=now
+    )
+    campaign.refresh_from_db()
+    add(campaign, M.DELIVERED, 3, delivered_at=now - timedelta(minutes=1))
+    client = logged_in(marketer)
+    url = reverse("dashboard:campaign_progress", args=(campaign.pk,))
+
+    stale = client.get(url, {"with": "page", "shown": "sending"}).json()
+    current = client.get(url, {"with": "page", "shown": "completed"}).json()
+
+    assert "3 delivered between" in stale["chart_html"]
+    assert "Nothing delivered yet" not in stale["chart_html"]
+    assert "chart_html" not in current  # the chart's scan only when the status moved

@@ -57,6 +57,7 @@ def test_the_open_page_turns_from_scheduled_to_completed_without_a_reload(
     status = page.locator("#campaign-status")
     expect(status.locator("[data-field=campaign_status]")).to_have_text("scheduled")
     expect(status.locator("button", has_text="Cancel campaign")).to_be_visible()
+    expect(page.locator("#campaign-chart")).to_have_text("Nothing delivered yet.")
     page.evaluate("window.heraldNotReloaded = true")
 
     reschedule(campaign, timezone.now() - timedelta(minutes=1))  # its time has come
@@ -75,6 +76,8 @@ def test_the_open_page_turns_from_scheduled_to_completed_without_a_reload(
     expect(history.locator("td", has_text="start").first).to_be_visible()
     expect(page.locator("[data-field=status_label]").first).to_have_text("Completed")
     expect(page.locator("[data-count=delivered]").first).to_have_text("3", timeout=15_000)
+    expect(page.locator("#campaign-chart")).to_contain_text("3 delivered between")
+    expect(page.locator("#campaign-chart svg rect").first).to_be_attached()
     assert page.evaluate("window.heraldNotReloaded") is True
     ARTEFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTEFACTS / "dashboard-campaign-live.png"), full_page=True)
