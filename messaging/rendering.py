@@ -83,9 +83,6 @@ class Placeholder:
         fallback = match.group(2)
         return cls(match.group(1), None if fallback is None else fallback.strip())
 
-    def fill(self, value: str) -> str:
-        return value if value else (self.fallback or "")
-
 
 def parse(body: str) -> list[Placeholder]:
     """Every use of a variable in `body`, in order."""
@@ -112,9 +109,10 @@ def fallbacks(*texts: str) -> dict[str, str | None]:
 def render(body: str, fields: Mapping[str, str]) -> str:
     """Fill `{{name}}` / `{{name|fallback}}` from `fields`; empty values take the fallback."""
 
+    # Runs per message and placeholder in a build: no Placeholder made each time.
     def substitute(match: re.Match[str]) -> str:
-        placeholder = Placeholder.of(match)
-        return placeholder.fill(fields.get(placeholder.name, ""))
+        value = fields.get(match.group(1), "")
+        return value if value else (match.group(2) or "").strip()
 
     return PLACEHOLDER.sub(substitute, body)
 
