@@ -9,11 +9,15 @@ two forms that are tested against each other:
 - building (`AudienceRule.decider`): one decision per contact, for the engine that
   writes a Message row for each of them.
 
+Who is in the audience at all is the campaign's definition (`AudienceDefinition`): any
+mix of groups, tags and segments, minus excluded groups, tags and segments, evaluated
+afresh each time it is asked.
+
 A contact is *queued*, or *skipped* for the first of these reasons that applies
 (`REASONS`, in this order): opted out on the campaign's channel; its number erased
 at its owner's request; a number that is not E.164; a number seen earlier in the
-audience; no moment in the coming days when the send window is open in all of its
-time zones.
+audience; messaged as often as the frequency cap allows lately (campaigns.frequency);
+no moment in the coming days when the send window is open in all of its time zones.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from django.db.models import BooleanField, Count, Exists, Func, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from campaigns.frequency import over_cap
+from campaigns.segments import Evaluation, Segment
 from campaigns.windows import Window, recipient_zones
-from contacts.models import Contact, ErasedNumber, OptOut
+from contacts.models import Contact, ErasedNumber, Group, OptOut, Tag
 from messaging.models import Message
 
 if TYPE_CHECKING:
@@ -43,6 +49,7 @@ REASONS: tuple[str, ...] = (
     R.ERASED,
     R.INVALID_NUMBER,
     R.DUPLICATE,
+    R.FREQUENCY_CAP,
     R.NO_SEND_WINDOW,
 )
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -70,6 +77,85 @@ class IsE164(Func):
 
 
 @dataclass
+class AudiencePart:
+    """One group, tag or segment of an audience definition, and how many contacts it has."""
+
+    kind: str  # "group", "tag" or "segment"
+    name: str
+    size: int
+    excluded: bool
+
+
+@dataclass
+class AudienceDefinition:
+    """Who a campaign is for before anyone is skipped: any mix of groups, tags and
+    segments, minus excluded groups, tags and segments."""
+
+    groups: list[Group] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    exclude_groups: list[Group] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    exclude_tags: list[Tag] = field(default_factory=list)
+    exclude_segments: list[Segment] = field(default_factory=list)
+    #: Segments are evaluated as of this moment; their warnings are collected here.
+    evaluation: Evaluation = field(default_factory=Evaluation, repr=False)
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> AudienceDefinition:
+        from campaigns.models import AUDIENCE_FIELDS
+
+        return cls(**{name: list(getattr(campaign, name).all()) for name in AUDIENCE_FIELDS})
+
+    @classmethod
+    def from_values(cls, values: Any) -> AudienceDefinition:
+        """From a form's cleaned data (a campaign not saved yet); missing parts are empty."""
+        from campaigns.models import AUDIENCE_FIELDS
+
+        return cls(**{name: list(values.get(name) or ()) for name in AUDIENCE_FIELDS})
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.groups or self.tags or self.segments)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What evaluating its segments found worth saying (unknown attributes, groups)."""
+        return self.evaluation.warnings
+
+    def contacts(self) -> QuerySet[Contact]:
+        return Contact.objects.in_audience(
+            self.groups,
+            self.tags,
+            self.exclude_groups,
+            self.exclude_tags,
+            also=[segment.condition(self.evaluation) for segment in self.segments],
+            minus=[segment.condition(self.evaluation) for segment in self.exclude_segments],
+        )
+
+    def parts(self) -> list[AudiencePart]:
+        """Each part's own size (before exclusions and skips), targeted ones first."""
+        members = Contact.groups.through.objects
+        taggings = Contact.tags.through.objects
+        found = []
+        for excluded, groups, tags, segments in (
+            (False, self.groups, self.tags, self.segments),
+            (True, self.exclude_groups, self.exclude_tags, self.exclude_segments),
+        ):
+            found += [
+                AudiencePart("group", g.name, members.filter(group=g).count(), excluded)
+                for g in groups
+            ]
+            found += [
+                AudiencePart("tag", t.name, taggings.filter(tag=t).count(), excluded) for t in tags
+            ]
+            found += [
+                AudiencePart("segment", s.name, s.contacts(self.evaluation).count(), excluded)
+                for s in segments
+            ]
+        return found
+
+
+@dataclass
 class AudienceCount:
     """The rule's answer for a whole audience: how many, queued, skipped per reason."""
 
@@ -87,6 +173,8 @@ class AudienceRule:
 
     def __init__(self, campaign: Campaign, contacts: QuerySet[Contact] | None = None) -> None:
         self.channel = campaign.channel
+        self.campaign_id = campaign.pk
+        self.cap = campaign.effective_cap()
         self.contacts = campaign.audience() if contacts is None else contacts
         self.window = Window(campaign.window_start, campaign.window_end)
         self.fallback_zone = campaign.time_zone
@@ -128,8 +216,12 @@ class AudienceRule:
         # Contact.phone is unique, so an audience never holds a number twice: the building
         # form checks all the same, and counts what it finds.
         result.skipped[R.DUPLICATE] = 0
+        capped = self._capped_ids(erased)
+        if capped:
+            result.skipped[R.FREQUENCY_CAP] = len(capped)
+            self._take_off(result, sorted(capped), content)
         if not self.window.always_open:
-            result.window_skipped_ids = self._never_open_ids(erased)
+            result.window_skipped_ids = self._never_open_ids(erased) - capped
             result.skipped[R.NO_SEND_WINDOW] = len(result.window_skipped_ids)
             self._take_off(result, sorted(result.window_skipped_ids), content)
         for values in [v for v, count in result.groups.items() if count <= 0]:
@@ -174,8 +266,8 @@ class AudienceRule:
         # Every contact in id order, the decider telling who is queued: a filter here makes
         # SQLite sort the whole audience before it returns the first hundred.
         for rows in self._chunks(self.contacts, "pk", "phone", "timezone", size=100):
-            decider.prepare(phone for _, phone, _ in rows)
-            found += [pk for pk, phone, zone in rows if not decider.decide(phone, zone).reason]
+            decider.prepare((phone for _, phone, _ in rows), [pk for pk, _, _ in rows])
+            found += [pk for pk, phone, zone in rows if not decider.decide(phone, zone, pk).reason]
             if len(found) >= how_many:
                 break
         return found[:how_many]
@@ -190,6 +282,13 @@ class AudienceRule:
         for phones in self._chunks(self.contacts.exclude(self._suppressed()), "phone"):
             erased |= ErasedNumber.objects.among([phone for (phone,) in phones])
         return erased
+
+    def _capped_ids(self, erased: set[str]) -> set[int]:
+        """Queued so far (not opted out, erased or malformed) but over the frequency cap."""
+        if self.cap is None:
+            return set()
+        over = self.sendable().filter(pk__in=over_cap(self.cap, self.campaign_id))
+        return {pk for pk, phone in over.values_list("pk", "phone") if phone not in erased}
 
     def _never_open_ids(self, erased: set[str]) -> set[int]:
         candidates = self.sendable()
@@ -253,7 +352,10 @@ class Decider:
 
     def __init__(self, rule: AudienceRule) -> None:
         self.channel = rule.channel
+        self.cap = rule.cap
+        self.campaign_id = rule.campaign_id
         self.windows = _WindowDecider(rule)
+        self._capped: set[int] = set()
         self._seen: set[str] = set()
         self._erased: set[str] = set()
         self._opted_out: set[str] = set()
@@ -263,9 +365,13 @@ class Decider:
         if suppression.count() <= SUPPRESSION_IN_MEMORY:
             self._all_opted_out = set(suppression.values_list("phone", flat=True))
 
-    def prepare(self, phones: Iterable[str]) -> None:
-        """Look up the chunk's numbers on the suppression and erasure lists."""
+    def prepare(self, phones: Iterable[str], contact_ids: Iterable[int] = ()) -> None:
+        """Look up the chunk's numbers on the suppression and erasure lists, and its
+        contacts against the frequency cap."""
         phones = list(phones)
+        if self.cap is not None:
+            capped = over_cap(self.cap, self.campaign_id, contact_ids)
+            self._capped = set(capped.values_list("contact_id", flat=True))
         if self._all_opted_out is None:
             self._opted_out = set(
                 OptOut.objects.filter(channel=self.channel, phone__in=phones).values_list(
@@ -276,7 +382,7 @@ class Decider:
         # and only while at least one number was ever erased.
         self._erased = ErasedNumber.objects.among(phones)
 
-    def decide(self, phone: str, own_zone: str) -> Decision:
+    def decide(self, phone: str, own_zone: str, contact_id: int | None = None) -> Decision:
         zones, due = self.windows.opening(phone, own_zone)
         opted_out = self._all_opted_out if self._all_opted_out is not None else self._opted_out
         reason = ""
@@ -288,6 +394,8 @@ class Decider:
             reason = R.INVALID_NUMBER
         elif phone in self._seen:
             reason = R.DUPLICATE
+        elif contact_id in self._capped:
+            reason = R.FREQUENCY_CAP
         elif due is None:
             reason = R.NO_SEND_WINDOW
         self._seen.add(phone)

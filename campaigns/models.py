@@ -29,6 +29,8 @@ from campaigns.actions import (
     withheld_reason,
 )
 from campaigns.actions import action as staff_action
+from campaigns.frequency import Cap, house_cap
+from campaigns.segments import Segment
 from contacts.models import (
     ERASED_REFUSAL,
     Channel,
@@ -165,9 +167,27 @@ COPIED_FIELDS = (
     "window_end",
     "brake_failure_rate",
     "brake_window",
+    "frequency_cap",
+    "cap_messages",
+    "cap_days",
+)
+#: The campaign's audience: targeted, then excluded (copied by duplicate, bound by approval).
+AUDIENCE_FIELDS = (
+    "groups",
+    "tags",
+    "exclude_groups",
+    "segments",
+    "exclude_tags",
+    "exclude_segments",
 )
 COPY_SUFFIX = " (copy)"
 NAME_LENGTH = 200
+
+
+class FrequencyCap(models.TextChoices):
+    HOUSE = "house", "The house setting"  # HERALD_FREQUENCY_CAP_MESSAGES / _DAYS
+    OWN = "own", "Its own cap"  # cap_messages per cap_days
+    OFF = "off", "No cap"
 
 
 class Campaign(models.Model):
@@ -193,7 +213,22 @@ class Campaign(models.Model):
     body = models.TextField(blank=True, help_text="Leave empty to use the template's body.")
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
     tags = models.ManyToManyField(Tag, blank=True, related_name="campaigns")
+    segments = models.ManyToManyField(Segment, blank=True, related_name="campaigns")
     exclude_groups = models.ManyToManyField(Group, blank=True, related_name="excluded_from")
+    exclude_tags = models.ManyToManyField(Tag, blank=True, related_name="excluded_from")
+    exclude_segments = models.ManyToManyField(Segment, blank=True, related_name="excluded_from")
+    frequency_cap = models.CharField(
+        max_length=10,
+        choices=FrequencyCap.choices,
+        default=FrequencyCap.HOUSE,
+        help_text="Only those allowed may give a campaign its own cap, or none.",
+    )
+    cap_messages = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Its own cap: at most this many marketing messages..."
+    )
+    cap_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="...per contact in this many days."
+    )
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Empty: send on approval.")
     time_zone = models.CharField(
         max_length=64,
@@ -282,7 +317,10 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
-        permissions = [("approve_campaign", "Can approve or reject campaigns")]
+        permissions = [
+            ("approve_campaign", "Can approve or reject campaigns"),
+            ("override_frequency_cap", "Can give a campaign its own frequency cap, or none"),
+        ]
         # The campaign list: newest change first, all of them or those of one status.
         indexes = [
             models.Index(fields=("-updated_at", "-id"), name="campaign_last_change"),
@@ -299,6 +337,18 @@ class Campaign(models.Model):
             raise ValidationError("Give the send window both a start and an end, or neither.")
         if self.window_start is not None and self.window_start == self.window_end:
             raise ValidationError({"window_end": "The send window cannot end when it starts."})
+        if self.frequency_cap == FrequencyCap.OWN and not (self.cap_messages and self.cap_days):
+            raise ValidationError(
+                {"cap_messages": "Give its own cap both a number of messages and of days."}
+            )
+
+    def effective_cap(self) -> Cap | None:
+        """The frequency cap its audience is held to; None when there is none."""
+        if self.frequency_cap == FrequencyCap.OFF:
+            return None
+        if self.frequency_cap == FrequencyCap.OWN and self.cap_messages and self.cap_days:
+            return Cap(self.cap_messages, self.cap_days)
+        return house_cap()
 
     @property
     def message_body(self) -> str:
@@ -311,9 +361,9 @@ class Campaign(models.Model):
         return self.sender or self.provider_account.sender
 
     def audience(self) -> models.QuerySet[Contact]:
-        return Contact.objects.in_audience(
-            self.groups.all(), self.tags.all(), self.exclude_groups.all()
-        )
+        from campaigns.audience import AudienceDefinition
+
+        return AudienceDefinition.of(self).contacts()
 
     def compute_content_hash(self) -> str:
         """What an approver approves: content, audience definition, provider and sender."""
@@ -324,14 +374,33 @@ class Campaign(models.Model):
             "provider_account": self.provider_account_id,
             "sender": self.sender_id,
             **Content.of(self).frozen(),
-            "groups": sorted(self.groups.values_list("pk", flat=True)),
-            "tags": sorted(self.tags.values_list("pk", flat=True)),
-            "exclude_groups": sorted(self.exclude_groups.values_list("pk", flat=True)),
+            **{
+                name: sorted(getattr(self, name).values_list("pk", flat=True))
+                for name in AUDIENCE_FIELDS[:3]
+            },
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
             "time_zone": self.time_zone,
             "window": [str(self.window_start), str(self.window_end)],
         }
+        frozen.update(self._frozen_since_segments())
         return hashlib.sha256(json.dumps(frozen, sort_keys=True).encode()).hexdigest()
+
+    def _frozen_since_segments(self) -> dict[str, Any]:
+        """What approval binds of the audience parts added with segments, only where used,
+        so a campaign approved before them keeps its hash."""
+        frozen: dict[str, Any] = {}
+        for name in AUDIENCE_FIELDS[3:]:
+            ids = sorted(getattr(self, name).values_list("pk", flat=True))
+            if ids:
+                frozen[name] = ids
+        used = Segment.objects.filter(models.Q(campaigns=self) | models.Q(excluded_from=self))
+        # A segment binds by its rules: editing one changes what was approved.
+        rules = [segment.frozen() for segment in used.distinct().order_by("pk")]
+        if rules:
+            frozen["segment_rules"] = rules
+        if self.frequency_cap != FrequencyCap.HOUSE:
+            frozen["frequency_cap"] = [self.frequency_cap, self.cap_messages, self.cap_days]
+        return frozen
 
     def saved_content_hash(self) -> str:
         """The content hash of the campaign as saved, whatever this copy holds; '' unsaved."""
@@ -350,8 +419,8 @@ class Campaign(models.Model):
         problems = []
         if not self.message_body.strip():
             problems.append("it has no message body (write one or pick a template)")
-        if not (self.groups.exists() or self.tags.exists()):
-            problems.append("it has no audience (choose at least one group or tag)")
+        if not (self.groups.exists() or self.tags.exists() or self.segments.exists()):
+            problems.append("it has no audience (choose at least one group, tag or segment)")
         if not self.provider_account.is_active:
             problems.append(f"provider account {self.provider_account} is disabled")
         elif self.channel not in self.provider_account.get_backend().channels:
@@ -580,9 +649,8 @@ class Campaign(models.Model):
             copy.scheduled_at = self.scheduled_at
         with transaction.atomic():
             copy.save()
-            copy.groups.set(self.groups.all())
-            copy.tags.set(self.tags.all())
-            copy.exclude_groups.set(self.exclude_groups.all())
+            for name in AUDIENCE_FIELDS:
+                getattr(copy, name).set(getattr(self, name).all())
             copy.note_authors(by, before="")
             AuditEvent.record(
                 AuditEvent.Action.CAMPAIGN_DUPLICATED, actor=by, obj=copy, detail={"from": self.pk}

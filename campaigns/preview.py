@@ -14,9 +14,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
-
-from campaigns.audience import AudienceRule
+from campaigns.audience import AudienceDefinition, AudiencePart, AudienceRule
 from campaigns.content import Content
 from contacts.models import Contact
 from messaging.models import Message
@@ -72,6 +70,10 @@ class Estimate:
     samples: list[Sample] = field(default_factory=list)
     #: Per variable some queued recipients have no value for, in order of use.
     missing: list[MissingVariable] = field(default_factory=list)
+    #: Each group, tag and segment targeted or excluded, with its own size.
+    parts: list[AudiencePart] = field(default_factory=list)
+    #: What evaluating the segments found worth saying (an attribute no contact has).
+    warnings: list[str] = field(default_factory=list)
     #: Fingerprints of every distinct rendering (not stored with the figures).
     renderings: set[bytes] = field(default_factory=set, repr=False)
 
@@ -93,13 +95,15 @@ class Estimate:
 
 
 def estimate(
-    campaign: Campaign, samples: int = SAMPLES, contacts: QuerySet[Contact] | None = None
+    campaign: Campaign, samples: int = SAMPLES, definition: AudienceDefinition | None = None
 ) -> Estimate:
     """Audience by skip reason, segments and cost of the whole campaign, with samples.
 
-    `contacts` stands for the campaign's audience when it is not saved yet (the builder).
+    `definition` stands for the campaign's audience when it is not saved yet (the builder).
     """
-    rule = AudienceRule(campaign, contacts)
+    if definition is None:
+        definition = AudienceDefinition.of(campaign)
+    rule = AudienceRule(campaign, definition.contacts())
     content = Content.of(campaign)
     counted = rule.count(content)
     account = campaign.provider_account
@@ -108,6 +112,8 @@ def estimate(
         queued=counted.queued,
         skipped=counted.skipped,
         currency=account.currency,
+        parts=definition.parts(),
+        warnings=definition.warnings,
     )
     characters: dict[str, None] = {}
     for values, count in counted.groups.items():

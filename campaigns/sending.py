@@ -215,14 +215,14 @@ class _Plan:
 
     def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
         campaign = self.campaign
-        self.decider.prepare(row[1] for row in chunk)
+        self.decider.prepare((row[1] for row in chunk), [row[0] for row in chunk])
         account_id = campaign.provider_account_id
         sender = campaign.sender_id
         rows = []
         refs = self._client_refs(len(chunk))
         for contact, client_ref in zip(chunk, refs, strict=True):
             pk, phone, own_zone = contact[0], contact[1], contact[2]
-            decision = self.decider.decide(phone, own_zone)
+            decision = self.decider.decide(phone, own_zone, pk)
             stats["audience"] += 1
             if decision.reason:
                 status = Message.Status.SKIPPED

@@ -257,6 +257,10 @@ HERALD_MAX_SEND_ATTEMPTS = env.int("HERALD_MAX_SEND_ATTEMPTS", default=5)
 # many recipients, between approval and build is held for approval again.
 HERALD_APPROVAL_GROWTH_SHARE = env.float("HERALD_APPROVAL_GROWTH_SHARE", default=0.10)
 HERALD_APPROVAL_GROWTH_RECIPIENTS = env.int("HERALD_APPROVAL_GROWTH_RECIPIENTS", default=1000)
+# The frequency cap: at most this many marketing messages per contact in any rolling
+# HERALD_FREQUENCY_CAP_DAYS days (0: no cap). Those allowed may override it per campaign.
+HERALD_FREQUENCY_CAP_MESSAGES = env.int("HERALD_FREQUENCY_CAP_MESSAGES", default=0)
+HERALD_FREQUENCY_CAP_DAYS = env.int("HERALD_FREQUENCY_CAP_DAYS", default=7)
 # Test sends of draft campaigns each user may make in any hour, counted in the database
 # (0: no test sends).
 HERALD_TEST_SENDS_PER_HOUR = env.int("HERALD_TEST_SENDS_PER_HOUR", default=10)

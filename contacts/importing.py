@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from contacts.models import Channel, OptOut
-from contacts.phones import InvalidPhoneNumber, to_e164
+from contacts.phones import InvalidPhoneNumber, to_e164_and_country
 from contacts.spreadsheets import unguard
 from contacts.storable import storable_text
 
@@ -94,6 +94,7 @@ class CleanRow(NamedTuple):
     phone: str
     fields: tuple[str, ...]  # FIELDS in order; "" where the file gave nothing
     attributes_json: str  # custom columns, JSON-encoded here in the worker; "" when none
+    country: str = ""  # the number's ISO country, found while validating it
 
     def values(self) -> dict[str, str]:
         return {name: value for name, value in zip(FIELDS, self.fields, strict=True) if value}
@@ -438,7 +439,7 @@ def clean_row(line: int, cells: list[str], columns: Columns, region: str | None)
         # Our own export quoted formulas ("'=SUM(...)"): that quote comes off again.
         return unguard(cells[i].strip()) if i < len(cells) else ""
 
-    phone = _phone(cell(columns.index["phone"]), region)
+    phone, country = _phone_and_country(cell(columns.index["phone"]), region)
     values = {}
     for name, i in columns.index.items():
         if name != "phone" and (value := cell(i)):
@@ -461,14 +462,18 @@ def clean_row(line: int, cells: list[str], columns: Columns, region: str | None)
                 attributes[key] = value
     fields = tuple(values.get(name, "") for name in FIELDS)
     encoded = encode_attributes(attributes) if attributes else ""
-    return CleanRow(line, phone, fields, encoded)
+    return CleanRow(line, phone, fields, encoded, country)
 
 
 def _phone(raw_phone: str, region: str | None) -> str:
+    return _phone_and_country(raw_phone, region)[0]
+
+
+def _phone_and_country(raw_phone: str, region: str | None) -> tuple[str, str]:
     if not raw_phone:
         raise RowError("missing phone number")
     try:
-        return to_e164(raw_phone, region)
+        return to_e164_and_country(raw_phone, region)
     except InvalidPhoneNumber as exc:
         raise RowError(f"invalid phone number {raw_phone[:40]!r}: {exc}") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import operator
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 
-from contacts.phones import InvalidPhoneNumber, time_zones_for, to_e164
+from contacts.phones import InvalidPhoneNumber, country_of, time_zones_for, to_e164
 
 
 class Channel(models.TextChoices):
@@ -97,25 +98,38 @@ class ContactQuerySet(models.QuerySet["Contact"]):
         groups: Iterable[Group] = (),
         tags: Iterable[Tag] = (),
         exclude_groups: Iterable[Group] = (),
+        exclude_tags: Iterable[Tag] = (),
+        also: Iterable[models.Q] = (),
+        minus: Iterable[models.Q] = (),
     ) -> ContactQuerySet:
-        """Members of any of `groups` or carrying any of `tags`, minus `exclude_groups`.
+        """Members of any of `groups`, carrying any of `tags` or meeting any of the
+        conditions `also`; minus members of `exclude_groups`, carriers of `exclude_tags`
+        and those meeting any of `minus`.
 
         Built with EXISTS rather than joins, so a contact in two chosen groups
         still comes back once.
         """
         group_ids = [g.pk for g in groups]
         tag_ids = [t.pk for t in tags]
-        excluded_ids = [g.pk for g in exclude_groups]
-        if not group_ids and not tag_ids:
-            return self.none()
         memberships = Contact.groups.through.objects.filter(contact_id=OuterRef("pk"))
         taggings = Contact.tags.through.objects.filter(contact_id=OuterRef("pk"))
-        chosen = models.Q(Exists(memberships.filter(group_id__in=group_ids))) | models.Q(
-            Exists(taggings.filter(tag_id__in=tag_ids))
-        )
-        qs = self.filter(chosen)
-        if excluded_ids:
+        conditions = []  # the cheap ones first: SQLite stops at the first that holds
+        if group_ids:
+            conditions.append(models.Q(Exists(memberships.filter(group_id__in=group_ids))))
+        if tag_ids:
+            conditions.append(models.Q(Exists(taggings.filter(tag_id__in=tag_ids))))
+        conditions += also
+        if not conditions:
+            return self.none()
+        qs = self.filter(functools.reduce(operator.or_, conditions))
+        if excluded_ids := [g.pk for g in exclude_groups]:
             qs = qs.exclude(Exists(memberships.filter(group_id__in=excluded_ids)))
+        if excluded_tag_ids := [t.pk for t in exclude_tags]:
+            qs = qs.exclude(Exists(taggings.filter(tag_id__in=excluded_tag_ids)))
+        for condition in minus:
+            # By id: a condition may be NULL for some contacts (an attribute they lack), and
+            # NOT NULL would drop them as surely as a match.
+            qs = qs.exclude(pk__in=Contact.objects.filter(condition).values("pk"))
         return qs
 
     def opted_out(self, channel: str) -> ContactQuerySet:
@@ -132,6 +146,13 @@ class ContactQuerySet(models.QuerySet["Contact"]):
 
 class Contact(models.Model):
     phone = PhoneNumberField(unique=True, help_text="Stored in E.164, e.g. +447911123456.")
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        editable=False,
+        db_default="",  # rows written by bulk insert that name no such column
+        help_text="ISO code of the number's country, kept with the number for segments.",
+    )
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(blank=True)
@@ -173,11 +194,19 @@ class Contact(models.Model):
                 fields=[name], name=f"contact_{name}_prefix", opclasses=["varchar_pattern_ops"]
             )
             for name in ("first_name", "last_name", "email")
-        ]
+        ] + [models.Index(fields=["country"], name="contact_country")]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
         return f"{name} ({self.phone})" if name else self.phone
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The number's country goes with the number, wherever it was set from.
+        self.country = country_of(self.phone or "")
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "phone" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "country"}
+        super().save(*args, **kwargs)
 
     @property
     def time_zones(self) -> list[str]:

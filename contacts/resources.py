@@ -407,12 +407,13 @@ class ChunkWriter:
     def _insert(self, rows: list[CleanRow]) -> dict[str, int]:
         if not rows:
             return {}
-        columns: tuple[str, ...] = ("phone", *UPDATABLE, "attributes", "consent_source")
-        columns = (*columns, "import_job_id", "created_at", "updated_at")
+        columns: tuple[str, ...] = ("phone", "country", *UPDATABLE, "attributes")
+        columns = (*columns, "consent_source", "import_job_id", "created_at", "updated_at")
         source = f"import #{self.job_id}" if self.job_id else "import"
         values = [
             (
                 r.phone,
+                r.country,
                 *r.fields,
                 r.attributes_json or "{}",
                 source,

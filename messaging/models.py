@@ -387,6 +387,7 @@ class Message(models.Model):
         ERASED = "erased", "Number erased"  # erased at its owner's request (GDPR)
         INVALID_NUMBER = "invalid_number", "Invalid number"
         DUPLICATE = "duplicate", "Duplicate number"
+        FREQUENCY_CAP = "frequency_cap", "Over the frequency cap"  # messaged enough lately
         NO_SEND_WINDOW = "no_send_window", "Never inside the send window"
 
     #: What sending reads of a claimed row (the rest is loaded only if asked for).
