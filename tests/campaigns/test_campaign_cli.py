@@ -280,7 +280,9 @@ def test_submit_reports_why_the_campaign_is_not_ready(
 
     error = refused("submit", str(campaign.pk), "--as", "mia")
 
-    assert str(error) == ("Cannot submit: it has no audience (choose at least one group or tag).")
+    assert str(error) == (
+        "Cannot submit: it has no audience (choose at least one group, tag or segment)."
+    )
 
 
 def test_reject_without_a_reason_is_refused(draft: Campaign, approver: User) -> None:

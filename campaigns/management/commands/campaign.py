@@ -1,8 +1,11 @@
 """Create campaigns, take them through approval and watch them send, from the shell.
 
     python manage.py campaign create --name N --provider NAME --body TEXT
-                                     [--group G]... [--tag T]... [--sender S]
-                                     [--channel sms|whatsapp] [--template ID] [--as USERNAME]
+                                     [--group G]... [--tag T]... [--segment S]...
+                                     [--exclude-group G]... [--exclude-tag T]...
+                                     [--exclude-segment S]... [--sender S]
+                                     [--channel sms|whatsapp] [--template ID]
+                                     [--frequency-cap N/D|off|house] [--as USERNAME]
     python manage.py campaign submit|approve|reject|pause|resume|cancel ID --as USERNAME
                                      [--reason TEXT]
     python manage.py campaign status ID [--json]
@@ -18,19 +21,25 @@ the same content and audience, the user its creator, and prints nothing but its 
 With no subcommand the command prints its usage.
 
 `preview` is the audience rule's answer now: audience, queued, skipped by reason
-(every reason a key, 0 when none), segments and cost. Once the campaign is built,
+(every reason a key, 0 when none), segments and cost, each audience part (group, tag
+or segment, targeted or excluded) with its own size, and what evaluating its segments
+found worth saying (warnings). Once the campaign is built,
 `status` adds up to it: skipped is the sum of the reasons, the rest is queued.
 
 `test` sends one test of a draft to one of the user's own test numbers (--to picks
 which, when they have several), under the same hourly limit as the dashboard's.
 
-`create` prints nothing but the new id, so scripts can capture it. Every change of
+`create` prints nothing but the new id, so scripts can capture it. Its audience is
+any mix of groups, tags and segments minus excluded groups, tags and segments, all by
+name. --frequency-cap gives the campaign its own cap (N messages per D days) or none
+(off); only a user allowed to override the house cap (--as) may. Every change of
 state goes through the campaign's own methods, so the shell obeys the same rules as
 the admin: a submitter or an author cannot approve the campaign, a rejection needs a
 reason.
 """
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any, TypeVar
@@ -42,15 +51,18 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 
 from campaigns.actions import ACTIONS, check_reason
+from campaigns.frequency import OVERRIDE_PERMISSION, may_override
 from campaigns.models import (
     Campaign,
+    FrequencyCap,
     MessageTemplate,
     TestNumber,
     TransitionNotAllowed,
     message_counts,
 )
 from campaigns.presenters import amount_text, error_text
-from campaigns.preview import estimate, missing_text
+from campaigns.preview import Estimate, estimate, missing_text
+from campaigns.segments import Segment
 from campaigns.testsend import send_test
 from contacts.models import Channel, Group, Tag, normalise_phone
 from contacts.phones import redact
@@ -63,7 +75,8 @@ COUNT_KEYS: tuple[str, ...] = tuple(
     status.value
     for status in (M.PENDING, M.SENDING, M.SENT, M.DELIVERED, M.FAILED, M.SKIPPED, M.IN_DOUBT)
 )
-Named = TypeVar("Named", Group, Tag)
+Named = TypeVar("Named", Group, Tag, Segment)
+FREQUENCY_CAP = re.compile(r"(?P<messages>[1-9][0-9]*)/(?P<days>[1-9][0-9]*)")
 
 
 class Command(BaseCommand):
@@ -126,9 +139,9 @@ class Command(BaseCommand):
         account = _provider(options["provider"])
         channel = options["channel"]
         _check_channel(account, channel, options["template"])
-        groups = _by_name(Group, options["group"], "group")
-        tags = _by_name(Tag, options["tag"], "tag")
-        created_by = _user(options["username"]) if options["username"] else None
+        audience = _audience(options)
+        created_by = user_named(options["username"]) if options["username"] else None
+        cap = _frequency_cap(options["frequency_cap"], created_by)
         with transaction.atomic():
             campaign = Campaign(
                 name=options["name"],
@@ -137,13 +150,14 @@ class Command(BaseCommand):
                 sender=options["sender"],
                 body=options["body"],
                 created_by=created_by,
+                **cap,
             )
             if options["template"]:
                 campaign.template = _whatsapp_template(options["template"], options["body"])
             _validate(campaign)
             campaign.save()
-            campaign.groups.set(groups)
-            campaign.tags.set(tags)
+            for name, rows in audience.items():
+                getattr(campaign, name).set(rows)
             campaign.note_authors(created_by, before="")
         self.stdout.write(str(campaign.pk))
 
@@ -156,7 +170,7 @@ class Command(BaseCommand):
             check_reason(ACTIONS[action], reason)
         except ValidationError as exc:
             raise CommandError(f"{action} needs --reason: {error_text(exc)}") from None
-        user = _user(options["username"])
+        user = user_named(options["username"])
         old_status = campaign.status
         try:
             campaign.act(action, user, reason)
@@ -193,7 +207,7 @@ class Command(BaseCommand):
     def preview(self, options: dict[str, Any]) -> None:
         campaign = _campaign(options["id"])
         figures = estimate(campaign, samples=0)
-        summary = {
+        summary: dict[str, Any] = {
             "id": campaign.pk,
             "audience": figures.audience,
             "queued": figures.queued,
@@ -202,11 +216,14 @@ class Command(BaseCommand):
             "cost": amount_text(figures.cost),
             "currency": figures.currency,
             "missing": [asdict(missing) for missing in figures.missing],
+            "parts": [asdict(part) for part in figures.parts],
+            "warnings": figures.warnings,
         }
         if options["json"]:
             self.stdout.write(json.dumps(summary))
             return
         self.stdout.write(f"campaign {campaign.pk}: {campaign.name} ({campaign.status})")
+        self._preview_parts(figures)
         self.stdout.write(f"audience  {figures.audience}")
         self.stdout.write(f"queued    {figures.queued}")
         for reason, count in figures.skipped.items():
@@ -215,6 +232,18 @@ class Command(BaseCommand):
         self.stdout.write(f"cost      {summary['cost']} {figures.currency}")
         for missing in figures.missing:
             self.stdout.write(missing_text(asdict(missing)))
+        for warning in figures.warnings:
+            self.stderr.write(f"warning: {warning}")
+
+    def _preview_parts(self, figures: Estimate) -> None:
+        """Each group, tag and segment with its own size; the audience line that follows
+        is the total after exclusions."""
+        labels = [
+            f"{'minus ' if part.excluded else ''}{part.kind} {part.name}" for part in figures.parts
+        ]
+        width = max(map(len, labels), default=0)
+        for label, part in zip(labels, figures.parts, strict=True):
+            self.stdout.write(f"  {label.ljust(width)}  {part.size}")
 
     # list, duplicate
 
@@ -245,7 +274,7 @@ class Command(BaseCommand):
 
     def duplicate(self, options: dict[str, Any]) -> None:
         campaign = _campaign(options["id"])
-        user = _user(options["username"])
+        user = user_named(options["username"])
         try:
             copy = campaign.duplicate(by=user)
         except (PermissionDenied, TransitionNotAllowed) as exc:
@@ -256,7 +285,7 @@ class Command(BaseCommand):
 
     def test(self, options: dict[str, Any]) -> None:
         campaign = _campaign(options["id"])
-        user = _user(options["username"])
+        user = user_named(options["username"])
         number = _test_number(user, options["to"])
         try:
             message = send_test(campaign, number.phone, by=user)
@@ -309,6 +338,23 @@ def _add_create_parser(subcommands: Any) -> None:
     create.add_argument("--body", required=True, help="the text; {{first_name}} and the like work")
     create.add_argument("--group", action="append", default=[], help="send to this group (by name)")
     create.add_argument("--tag", action="append", default=[], help="send to this tag (by name)")
+    create.add_argument(
+        "--segment", action="append", default=[], help="send to this segment (by name)"
+    )
+    for noun in ("group", "tag", "segment"):
+        create.add_argument(
+            f"--exclude-{noun}",
+            action="append",
+            default=[],
+            help=f"leave out the contacts of this {noun} (by name)",
+        )
+    create.add_argument(
+        "--frequency-cap",
+        default=FrequencyCap.HOUSE,
+        metavar="N/D|off|house",
+        help="its own cap (at most N messages per contact in D days), none (off), or the "
+        "house setting (default); only for users allowed to override it",
+    )
     create.add_argument("--sender", default="", help="empty for the provider account's sender")
     create.add_argument("--channel", choices=Channel.values, default=Channel.SMS)
     create.add_argument("--template", help="WhatsApp: the provider's approved template id")
@@ -322,7 +368,7 @@ def _campaign(pk: int) -> Campaign:
         raise CommandError(f"no campaign with id {pk}") from None
 
 
-def _user(username: str) -> User:
+def user_named(username: str) -> User:
     user_model = get_user_model()
     try:
         user = user_model._default_manager.get_by_natural_key(username)
@@ -342,7 +388,7 @@ def _provider(name: str) -> ProviderAccount:
         raise CommandError(f"no provider account named {name!r} ({hint})") from None
 
 
-def _by_name(model: type[Named], names: Iterable[str], noun: str) -> list[Named]:
+def rows_named(model: type[Named], names: Iterable[str], noun: str) -> list[Named]:
     """The rows named `names`; a missing one is an error, never silently created."""
     wanted = list(dict.fromkeys(names))
     found = {row.name: row for row in model._default_manager.filter(name__in=wanted)}
@@ -351,6 +397,44 @@ def _by_name(model: type[Named], names: Iterable[str], noun: str) -> list[Named]
         plural = noun if len(missing) == 1 else noun + "s"
         raise CommandError(f"no {plural} named {', '.join(map(repr, missing))}")
     return [found[name] for name in wanted]
+
+
+def _audience(options: dict[str, Any]) -> dict[str, list[Any]]:
+    """The campaign's audience parts (AUDIENCE_FIELDS) from their names."""
+    return {
+        "groups": rows_named(Group, options["group"], "group"),
+        "tags": rows_named(Tag, options["tag"], "tag"),
+        "segments": rows_named(Segment, options["segment"], "segment"),
+        "exclude_groups": rows_named(Group, options["exclude_group"], "group"),
+        "exclude_tags": rows_named(Tag, options["exclude_tag"], "tag"),
+        "exclude_segments": rows_named(Segment, options["exclude_segment"], "segment"),
+    }
+
+
+def _frequency_cap(text: str, user: User | None) -> dict[str, Any]:
+    """The campaign's cap fields from `N/D`, `off` or `house`; only a user allowed to
+    override the house cap may choose anything but `house`."""
+    wanted = text.strip().lower()
+    if wanted == FrequencyCap.HOUSE:
+        return {"frequency_cap": FrequencyCap.HOUSE}
+    found = FREQUENCY_CAP.fullmatch(wanted)
+    if wanted != FrequencyCap.OFF and not found:
+        raise CommandError(
+            f"--frequency-cap is N/D (at most N messages in D days), off or house, not {text!r}"
+        )
+    if not may_override(user):
+        who = f"user {user.get_username()!r}" if user else "a campaign created without --as"
+        raise CommandError(
+            f"--frequency-cap {text}: {who} may not override the house frequency cap "
+            f"(it takes the {OVERRIDE_PERMISSION} permission, which the Approvers role has)"
+        )
+    if found is None:
+        return {"frequency_cap": FrequencyCap.OFF}
+    return {
+        "frequency_cap": FrequencyCap.OWN,
+        "cap_messages": int(found["messages"]),
+        "cap_days": int(found["days"]),
+    }
 
 
 def _check_channel(account: ProviderAccount, channel: str, template_id: str | None) -> None:
