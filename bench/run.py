@@ -1,7 +1,8 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
     python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres]
-                        [--only contacts|providers|campaigns|dashboard] [--recipients N]
+                        [--only contacts|providers|campaigns|dashboard|segments]
+                        [--recipients N]
 
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches.
 providers: the BulkSMSRates send paths against the fake gateway (tests/fakegateway.py)
@@ -12,6 +13,10 @@ campaigns: a --recipients campaign (1,000,000): building its messages, then send
            them through the BulkSMSRates bulk path with two workers at once, with the
            workers' peak memory.
 dashboard: each dashboard page's median server time with --recipients contacts and messages.
+segments:  with --recipients contacts (attributes, five countries, groups): counting a
+           three-rule segment (attribute + country + group), and building a campaign to
+           everyone from a segment against the same audience from a group (their ratio,
+           the builds alternating in each run).
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -326,6 +331,54 @@ def campaign_figures(kind: str, recipients: int) -> list[tuple[str, Figure, floa
     ]
 
 
+def bench_segments(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    step = [PYTHON, "bench/segments.py"]
+    run_step(db, [*step, "setup", "--contacts", str(recipients)])
+    counted = run_step(db, [*step, "count", "--repeat", "7"])
+    figures["count_s"].samples.append(counted["seconds"])
+    # Group first in one run, segment first in the next: the machine's speed drifts.
+    order = ("group", "segment") if len(figures["count_s"].samples) % 2 else ("segment", "group")
+    built = {by: run_step(db, [*step, f"build-{by}"]) for by in order}
+    for by in order:
+        figures[f"build_{by}_s"].samples.append(built[by]["seconds"])
+    ratio = built["segment"]["seconds"] / built["group"]["seconds"]
+    figures["build_ratio"].samples.append(ratio)
+    print(
+        f"  [{db.kind}] segments: count {counted['seconds']:.3f} s "
+        f"({counted['matched']:,.0f} matched), build by group {built['group']['seconds']:.1f} s, "
+        f"by segment {built['segment']['seconds']:.1f} s, ratio {ratio:.2f}",
+        file=sys.stderr,
+    )
+
+
+def segment_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    return [
+        (
+            "count_s",
+            Figure(
+                f"count a three-rule segment, {recipients:,} contacts", kind, "s", "<= 1", False
+            ),
+            1,
+        ),
+        (
+            "build_group_s",
+            Figure(f"build {recipients:,} messages from a group", kind, "s", "-", False),
+            None,
+        ),
+        (
+            "build_segment_s",
+            Figure(f"build {recipients:,} messages from a segment", kind, "s", "-", False),
+            None,
+        ),
+        (
+            "build_ratio",
+            Figure("build from a segment / from a group", kind, "x", "<= 1.25", False),
+            1.25,
+        ),
+    ]
+
+
 def bench_dashboard(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
     db.fresh()
     cmd = [PYTHON, "bench/dashboard.py", "--contacts", str(recipients), "--repeat", "10"]
@@ -445,7 +498,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
-    parser.add_argument("--only", choices=("contacts", "providers", "campaigns", "dashboard"))
+    parser.add_argument(
+        "--only", choices=("contacts", "providers", "campaigns", "dashboard", "segments")
+    )
     parser.add_argument("--recipients", type=int, default=1_000_000)
     args = parser.parse_args()
 
@@ -456,6 +511,8 @@ def main() -> None:
         table += per_database(args, "campaign", campaign_figures, bench_campaign)
     if args.only in (None, "dashboard"):
         table += per_database(args, "dashboard", dashboard_figures, bench_dashboard)
+    if args.only in (None, "segments"):
+        table += per_database(args, "segments", segment_figures, bench_segments)
     if args.only in (None, "providers"):
         for kind in args.db.split(","):
             if not Database.available(kind):
@@ -547,7 +604,7 @@ def print_table(table: list[tuple[Figure, float | None]], args: argparse.Namespa
     print("| --- | --- | ---: | --- | --- |")
     for figure, limit in table:
         digits = 2 if figure.unit in ("ms", "x") and figure.median < 100 else 0
-        digits = 1 if figure.unit == "s" else digits
+        digits = (2 if figure.median < 10 else 1) if figure.unit == "s" else digits
         value = f"{figure.median:,.{digits}f} {figure.unit}".strip()
         verdict = figure.verdict(limit) if limit is not None else ""
         print(f"| {figure.name} | {figure.database} | {value} | {figure.target} | {verdict} |")
