@@ -328,9 +328,11 @@ def _text_condition(text: Any, rule: Rule) -> Q:
         return filled
     if rule.op == "unset":
         return ~filled
+    # The database lowers the values as it lowers the text: SQLite's LOWER() leaves letters
+    # outside ASCII as they are, so Python's lower() of 'Émile' would never equal its 'Émile'.
     if rule.op == "contains":
-        return Q(Contains(lowered, rule.value.lower()))
-    equal = Q(In(lowered, [v.lower() for v in rule.values]))
+        return Q(Contains(lowered, Lower(Value(rule.value))))
+    equal = Q(In(lowered, [Lower(Value(v)) for v in rule.values]))
     if rule.op in ("=", "in"):
         return equal
     return ~equal | Q(IsNull(text, True))  # "!=", "not in": also those with no value
@@ -403,6 +405,10 @@ def _member(evaluation: Evaluation, rule: Rule) -> Q:
             evaluation.warn(f"There is no {rule.field} named {name!r} (in the rule '{rule}').")
         else:
             ids.append(found)
+    if rule.op in ("!=", "not in") and len(ids) < len(rule.values):
+        # Most likely a misspelt name: "not in" it would be everyone, as an unknown attribute
+        # matches no one rather than all.
+        return NOBODY
     through = (Contact.groups if rule.field == "group" else Contact.tags).through
     column = f"{rule.field}_id__in"
     member = Q(Exists(through.objects.filter(contact_id=OuterRef("pk"), **{column: ids})))
