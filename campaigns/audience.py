@@ -104,14 +104,18 @@ class AudienceDefinition:
     def of(cls, campaign: Campaign) -> AudienceDefinition:
         from campaigns.models import AUDIENCE_FIELDS
 
-        return cls(**{name: list(getattr(campaign, name).all()) for name in AUDIENCE_FIELDS})
+        parts: dict[str, Any] = {
+            name: list(getattr(campaign, name).all()) for name in AUDIENCE_FIELDS
+        }
+        return cls(**parts)
 
     @classmethod
     def from_values(cls, values: Any) -> AudienceDefinition:
         """From a form's cleaned data (a campaign not saved yet); missing parts are empty."""
         from campaigns.models import AUDIENCE_FIELDS
 
-        return cls(**{name: list(values.get(name) or ()) for name in AUDIENCE_FIELDS})
+        parts: dict[str, Any] = {name: list(values.get(name) or ()) for name in AUDIENCE_FIELDS}
+        return cls(**parts)
 
     @property
     def is_empty(self) -> bool:

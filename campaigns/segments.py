@@ -45,10 +45,10 @@ FLAG_FIELDS = ("opted_out.sms", "opted_out.whatsapp", "never_messaged")
 FIELDS = (*TEXT_FIELDS, "created", "country", "group", "tag", *FLAG_FIELDS, *ENGAGEMENT_FIELDS)
 ATTRIBUTE_PREFIX = "attr."
 
-TEXT_OPS = ("=", "!=", "contains", "in", "set", "unset")
+TEXT_OPS = ("=", "!=", "contains", "in", "not in", "set", "unset")
 COMPARE_OPS = ("<", "<=", ">", ">=")
 DATE_OPS = ("before", "after", "within")
-OPS = (*TEXT_OPS, *COMPARE_OPS, *DATE_OPS, "not in")
+OPS = (*TEXT_OPS, *COMPARE_OPS, *DATE_OPS)
 #: Which operators each kind of field takes.
 OPS_OF = {
     "text": TEXT_OPS,
@@ -246,7 +246,9 @@ class AttributeText(Func):
         super().__init__(F("attributes"))
         self.name = name
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, *args: Any, **extra: Any
+    ) -> Any:
         column, params = compiler.compile(self.source_expressions[0])
         if connection.vendor == "sqlite":
             return f"({column} ->> %s)", (*params, "$." + json.dumps(self.name))
@@ -259,7 +261,9 @@ class _OnAttributeText(Func):
 
     postgresql = sqlite = ""
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, *args: Any, **extra: Any
+    ) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
         template = self.sqlite if connection.vendor == "sqlite" else self.postgresql
         return template.format(v=sql), tuple(params) * template.count("{v}")
