@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -32,7 +32,13 @@ from campaigns.actions import (
     withheld_reason,
 )
 from campaigns.content import Content
-from campaigns.forms import CampaignForm, TestNumberForm, TestSendForm, TransitionForm
+from campaigns.forms import (
+    CampaignForm,
+    SegmentForm,
+    TestNumberForm,
+    TestSendForm,
+    TransitionForm,
+)
 from campaigns.models import (
     Campaign,
     CampaignTransition,
@@ -55,6 +61,8 @@ from campaigns.presenters import (
     test_allowance,
     when,
 )
+from campaigns.segment_sizes import segment_size
+from campaigns.segments import Segment, SegmentInUse, in_use_text
 from campaigns.testsend import first_recipient, sample_fields, send_test
 from contacts.phones import redact
 from messaging.models import Message
@@ -594,3 +602,84 @@ class TestNumberAdmin(admin.ModelAdmin):
         if not change:
             obj.added_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    """Segments: rules as text, one a line. One used by a campaign is not deleted: the
+    delete page lists the campaigns that use it instead."""
+
+    form = SegmentForm
+    list_display = ("name", "match", "rules_summary", "size", "used_by")
+    search_fields = ("name",)
+    fields = ("name", "match_any", "rules", "created_by", "created_at", "updated_at")
+    readonly_fields = ("created_by", "created_at", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
+        using = Campaign.objects.only("id", "name").order_by("name")
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch("campaigns", queryset=using), Prefetch("excluded_from", queryset=using)
+            )
+        )
+
+    @admin.display(description="contacts match", ordering="match_any")
+    def match(self, segment: Segment) -> str:
+        return "any rule" if segment.match_any else "all rules"
+
+    @admin.display(description="rules")
+    def rules_summary(self, segment: Segment) -> str:
+        text = "; ".join(segment.rules)
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="size")
+    def size(self, segment: Segment) -> int:
+        return segment_size(segment)
+
+    @admin.display(description="used by")
+    def used_by(self, segment: Segment) -> str:
+        using = {c.pk: c for c in (*segment.campaigns.all(), *segment.excluded_from.all())}
+        links = ((_campaign_url(c), c.name) for c in using.values())
+        return format_html_join(", ", '<a href="{}">{}</a>', links) or "—"
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+            obj.save()
+            return
+        # Whoever changes the rules of a campaign's segment is one of its authors (four eyes).
+        obj.save_edit(by=request.user)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """The admin's own list, with each campaign using a segment as a protected object:
+        the delete page names them and offers no Yes (for one segment or many)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for segment in objs:
+            used = segment.used_by()
+            if not used:
+                continue
+            protected.append(in_use_text(segment, used))
+            for campaign in Campaign.objects.filter(pk__in=used).only("id", "name"):
+                protected.append(
+                    format_html(
+                        'Campaign <a href="{}">{}</a> uses segment “{}”',
+                        _campaign_url(campaign),
+                        campaign.name,
+                        segment.name,
+                    )
+                )
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        try:
+            obj.delete()
+        except SegmentInUse as exc:  # a campaign took it up after the page was shown
+            self.message_user(request, error_text(exc), messages.ERROR)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        # One by one through Segment.delete: a bulk delete would skip its in-use check and
+        # take the segment out of the campaigns using it.
+        for segment in queryset:
+            self.delete_model(request, segment)

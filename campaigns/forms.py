@@ -1,6 +1,6 @@
 """Forms of a campaign, used by the admin and the dashboard alike: the campaign itself (its
 schedule read in the campaign's own time zone), a test send and the test numbers it may go
-to, and a staff action's reason."""
+to, a staff action's reason, and a segment with its rules as text."""
 
 import copy
 import zoneinfo
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from campaigns.actions import Action
 from campaigns.models import Campaign, TestNumber
+from campaigns.segments import RuleError, Segment, parse_rules
 
 
 class LocalDateTimeField(forms.SplitDateTimeField):
@@ -180,3 +181,55 @@ class TransitionForm(forms.Form):
                 error_messages={"required": action.reason_missing},
                 widget=forms.Textarea(attrs={"rows": 3}),
             )
+
+
+class RulesField(forms.CharField):
+    """A segment's rules as a text box, one rule a line; cleaned into the canonical rules
+    (segments.parse_rules), a bad one refused with the RuleError naming it."""
+
+    widget = forms.Textarea(attrs={"rows": 6, "cols": 60, "spellcheck": "false"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(line) for line in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list | tuple):
+            return [str(line) for line in value]
+        return str(value or "").splitlines()
+
+    def validate(self, value: Any) -> None:
+        if self.required and not any(line.strip() for line in value):
+            raise ValidationError("Give the segment at least one rule.", code="required")
+
+    def clean(self, value: Any) -> list[str]:
+        lines = self.to_python(value)
+        self.validate(lines)
+        try:
+            return [str(rule) for rule in parse_rules(lines)]
+        except RuleError as exc:
+            raise ValidationError(str(exc), code="bad_rule") from None
+
+
+class SegmentForm(forms.ModelForm):
+    """A segment: its name, all or any, and its rules as text (the admin's form; the
+    dashboard's builder fills `rules` from its rows)."""
+
+    rules = RulesField(
+        help_text="One rule a line, FIELD OP VALUE: attr.city = Leeds, country in GB,IE, "
+        "group != Newsletter, attr.age >= 18, received any within 7."
+    )
+
+    class Meta:
+        model = Segment
+        fields = ("name", "match_any", "rules")
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # Segment.clean checks the rules again, and would repeat what the field said.
+        if field is None and "rules" in self.errors and hasattr(error, "error_dict"):
+            others = {name: e for name, e in error.error_dict.items() if name != "rules"}
+            if not others:
+                return
+            error = ValidationError(others)
+        super().add_error(field, error)

@@ -132,19 +132,27 @@ class CappedCountPaginator(Paginator):
 class ContactAdmin(AuditedExportMixin, admin.ModelAdmin):
     resource_classes = [ContactResource]
     formats = [CSV, XLSX]
-    list_display = ("phone", "first_name", "last_name", "email", "opted_out", "created_at")
+    list_display = (
+        "phone",
+        "country",
+        "first_name",
+        "last_name",
+        "email",
+        "opted_out",
+        "created_at",
+    )
     list_filter = (GroupFilter, TagFilter)
     search_fields = ("phone", "first_name", "last_name", "email")
     search_help_text = "A phone number in any format, or the start of a name or an e-mail."
     filter_horizontal = ("groups", "tags")
-    readonly_fields = ("created_at", "updated_at", "opt_outs")
+    readonly_fields = ("country", "created_at", "updated_at", "opt_outs")
     paginator = CappedCountPaginator
     show_full_result_count = False
     change_list_template = "admin/contacts/contact/change_list.html"
     actions = ("erase_contacts",)
     fieldsets = (
-        (None, {"fields": ("phone", "first_name", "last_name", "email", "opt_outs")}),
-        ("Segments", {"fields": ("groups", "tags")}),
+        (None, {"fields": ("phone", "country", "first_name", "last_name", "email", "opt_outs")}),
+        ("Groups and tags", {"fields": ("groups", "tags")}),
         ("Details", {"fields": ("language", "timezone", "attributes")}),
         ("Consent", {"fields": ("consent_source", "consent_at", "created_at", "updated_at")}),
     )

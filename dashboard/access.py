@@ -13,6 +13,7 @@ ADD_CAMPAIGNS = "campaigns.add_campaign"
 APPROVE = "campaigns.approve_campaign"
 VIEW_CONTACTS = "contacts.view_contact"
 VIEW_IMPORTS = "contacts.view_importjob"
+VIEW_SEGMENTS = "campaigns.view_segment"
 #: Provider accounts' names, backends and whether their credentials are set.
 VIEW_ACCOUNTS = "messaging.view_provideraccount"
 #: The reports name campaigns and the provider accounts they went through.
@@ -39,6 +40,10 @@ def can_see_contacts(user: Any) -> bool:
     return bool(user.has_perm(VIEW_CONTACTS))
 
 
+def can_see_segments(user: Any) -> bool:
+    return bool(user.has_perm(VIEW_SEGMENTS))
+
+
 def can_see_imports(user: Any) -> bool:
     return bool(user.has_perm(VIEW_IMPORTS))
 
@@ -63,6 +68,7 @@ def roles(user: Any) -> dict[str, bool]:
         "approve": can_approve(user),
         "campaigns": can_see_campaigns(user),
         "contacts": can_see_contacts(user),
+        "segments": can_see_segments(user),
         "accounts": can_see_accounts(user),
         "reports": can_see_reports(user),
         "admin": bool(user.is_staff),

@@ -11,6 +11,7 @@ from dashboard import (
     group_pages,
     home,
     reports,
+    segment_pages,
 )
 
 app_name = "dashboard"
@@ -26,4 +27,5 @@ urlpatterns = [
     *group_pages.urlpatterns,
     *contact_imports.urlpatterns,
     *reports.urlpatterns,
+    *segment_pages.urlpatterns,
 ]

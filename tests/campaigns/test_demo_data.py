@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from campaigns import tasks
 from campaigns.models import Campaign
+from campaigns.segments import Segment
 from contacts.models import Contact, Group, OptOut
 from messaging import tasks as messaging_tasks
 from messaging.models import Message
@@ -45,6 +46,7 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
         "erased": 0,
         "invalid_number": 0,
         "duplicate": 0,
+        "frequency_cap": 0,
         "no_send_window": 0,
     }
     assert campaign.messages.filter(status=Message.Status.SENT).count() == 118
@@ -58,3 +60,19 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
     counts = campaign.messages.all().status_counts()
     assert counts["sent"] == 0
     assert counts["delivered"] + counts["failed"] == 118 and counts["failed"] > 0
+
+
+def test_the_demo_has_a_segment_of_gold_customers_in_leeds() -> None:
+    call_command("load_demo")
+    call_command("load_demo")  # still one
+
+    segment = Segment.objects.get()
+
+    expected = [
+        c.pk
+        for c in Contact.objects.filter(groups__name="Customers")
+        if c.attributes == {"city": "Leeds", "plan": "gold"}
+    ]
+    assert segment.name == "Gold customers in Leeds"
+    assert sorted(segment.contacts().values_list("pk", flat=True)) == sorted(expected)
+    assert expected

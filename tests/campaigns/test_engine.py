@@ -56,6 +56,7 @@ def test_materialise_counts_every_reason_to_skip(
         "erased": 0,
         "invalid_number": 1,
         "duplicate": 0,
+        "frequency_cap": 0,
         "no_send_window": 0,
     }
     reasons = dict(campaign.messages.values_list("phone", "skip_reason"))

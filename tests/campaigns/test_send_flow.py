@@ -83,6 +83,7 @@ def test_demo_flow_sends_every_message_once_and_completes(
         "erased": 0,
         "invalid_number": 0,
         "duplicate": 0,
+        "frequency_cap": 0,
         "no_send_window": 0,
     }
 

@@ -23,6 +23,7 @@ from django_q.models import OrmQ, Schedule, Task
 
 from audit.models import AuditEvent
 from campaigns.models import Campaign, CampaignTransition, MessageTemplate, TestNumber
+from campaigns.segments import Segment
 from contacts.models import Contact, Group, ImportJob, OptOut, Tag
 from dashboard import urls as dashboard_urls
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
@@ -132,6 +133,13 @@ URLS: dict[str, dict[str, Any]] = {
     "contacts/imports/<int:pk>/errors.csv": dashboard(FORBIDDEN, OK, OK, OK),
     # Campaign and provider account names, counts and cost.
     "reports/": dashboard(FORBIDDEN, OK, OK, OK),
+    # Segments: viewing needs campaigns.view_segment (approvers see one read-only); making,
+    # changing and deleting need the admin's permissions.
+    "segments/": dashboard(FORBIDDEN, OK, OK, OK),
+    "segments/new/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),
+    "segments/count/": dashboard(FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),  # POST only
+    "segments/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    "segments/<int:pk>/delete/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),  # GET asks first
     # The admin's own pages.
     "admin/": staff(OK, OK, OK, OK),
     "admin/login/": row(OK, OK, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
@@ -204,6 +212,7 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
     "campaigns/campaign": {"marketer": "vac", "approver": "v", "admin": "vacd"},
     "campaigns/pendingapproval": {"marketer": "", "approver": "v", "admin": "v"},
     "campaigns/testnumber": {"marketer": "", "approver": "", "admin": "vacd"},  # no role's
+    "campaigns/segment": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
 }
 
 #: The admin actions each role is offered on each model's list.
@@ -263,6 +272,7 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     },
     "campaigns/pendingapproval": NONE,
     "campaigns/testnumber": DELETE_FOR_ADMIN,
+    "campaigns/segment": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
 }
 
 
@@ -391,6 +401,7 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
         "campaigns/campaign": campaign,
         "campaigns/pendingapproval": campaign,
         "campaigns/testnumber": TestNumber.objects.create(user=marketer, phone="+447911200009"),
+        "campaigns/segment": Segment.objects.create(name="Leeds", rules=["attr.city = Leeds"]),
     }
     assert all(obj is not None for obj in objects.values())
     return {"objects": objects, "campaign": campaign, "job": job, "account": simulator}
@@ -416,6 +427,8 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
     }
     if pattern in special:
         return special[pattern]
+    if pattern.startswith("segments/"):
+        return "/" + pattern.replace("<int:pk>", str(world["objects"]["campaigns/segment"].pk))
     if pattern.startswith("contacts/"):  # the dashboard's contact, group and import pages
         kind = (
             "importjob" if "imports/" in pattern else "group" if "groups/" in pattern else "contact"

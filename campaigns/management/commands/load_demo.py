@@ -1,4 +1,5 @@
-"""Demo data for `make run`: staff logins, ~200 contacts, a template and a draft campaign.
+"""Demo data for `make run`: staff logins, ~200 contacts, a segment, a template and a draft
+campaign.
 
 Safe to run on every start: it creates what is missing and gives the three demo
 users fresh random passwords, which it prints (nothing else stores them).
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from campaigns.models import Campaign, MessageTemplate
+from campaigns.segments import Segment
 from contacts.models import Contact, Group, OptOut, Tag
 from messaging.models import ProviderAccount
 
@@ -36,6 +38,7 @@ class Command(BaseCommand):
             logins = self._users()
             account = self._provider()
             newsletter = self._contacts()
+            self._segment(logins["marketer"][0])
             self._campaign(account, newsletter, logins["marketer"][0])
         self.stdout.write(
             self.style.SUCCESS("Demo data ready. Logins (fresh passwords each start):")
@@ -91,7 +94,10 @@ class Command(BaseCommand):
                     "first_name": FIRST_NAMES[i % len(FIRST_NAMES)],
                     "last_name": LAST_NAMES[i % len(LAST_NAMES)],
                     "email": f"contact{i}@example.com",
-                    "attributes": {"city": ["London", "Leeds", "Bristol"][i % 3]},
+                    "attributes": {
+                        "city": ["London", "Leeds", "Bristol"][i % 3],
+                        "plan": ["gold", "silver", "bronze", "silver"][i % 4],
+                    },
                     "consent_source": "demo",
                 },
             )
@@ -110,6 +116,16 @@ class Command(BaseCommand):
                 defaults={"source": OptOut.Source.MANUAL},
             )
         return newsletter
+
+    def _segment(self, marketer: User) -> None:
+        if not Segment.objects.filter(name="Gold customers in Leeds").exists():
+            segment = Segment(
+                name="Gold customers in Leeds",
+                rules=["attr.plan = gold", "attr.city = Leeds", "group = Customers"],
+                created_by=marketer,
+            )
+            segment.full_clean()
+            segment.save()
 
     def _campaign(self, account: ProviderAccount, newsletter: Group, marketer: User) -> None:
         template, _ = MessageTemplate.objects.get_or_create(
