@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from campaigns.segments import Segment
 from contacts.models import Contact, Group
 from messaging.models import Message, ProviderAccount
 from tests.conftest import phone
@@ -177,6 +178,9 @@ def test_every_dashboard_page_meets_contrast_names_headings_and_focus(
         submitted_at=timezone.now(),
     )
     boss = make_user("boss", "Marketers", "Approvers")
+    leeds = Segment(name="Leeds", rules=["attr.city = Leeds", "attr.shoe = 42"])
+    leeds.full_clean()
+    leeds.save()
 
     page.goto(f"{base}/accounts/login/")
     assert_accessible(page, "sign-in")
@@ -195,6 +199,10 @@ def test_every_dashboard_page_meets_contrast_names_headings_and_focus(
         "contact-attributes": "/contacts/attributes/",
         "import": "/contacts/import/",
         "reports": "/reports/",
+        "segments": "/segments/",
+        "segment-new": "/segments/new/",
+        "segment": f"/segments/{leeds.pk}/",  # a warning in its live count
+        "segment-delete": f"/segments/{leeds.pk}/delete/",
     }
     for name, path in pages.items():
         page.goto(base + path)

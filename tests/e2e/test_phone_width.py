@@ -20,6 +20,7 @@ from django.urls import URLPattern
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from campaigns.segments import Segment
 from contacts import jobs
 from contacts.models import Contact, Group, ImportJob, OptOut, Tag
 from dashboard.urls import urlpatterns
@@ -41,6 +42,7 @@ S = Campaign.Status
 #: POST-only actions (each answers a GET with 405 or sends it to its page).
 NOT_PAGES = {
     "campaigns/preview/",
+    "segments/count/",
     "campaigns/<int:pk>/progress/",
     "campaigns/<int:pk>/export.csv",
     "contacts/imports/<int:pk>/progress/",
@@ -125,6 +127,16 @@ def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
         body=f"Hi {{{{first_name}}}}, see https://example.com/{LONG}/{LONG} {{{{city|there}}}}",
     )
     draft.groups.add(group)
+    segment = Segment(
+        name=f"Gold customers {LONG}",
+        rules=[
+            f"attr.note = {LONG}",
+            "attr.city in Leeds,York,Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch",
+        ],
+    )
+    segment.full_clean()
+    segment.save()
+    draft.segments.add(segment)
     for i in range(30):  # more than a page of the campaign list
         other = Campaign.objects.create(
             name=f"Campaign {i} {LONG}", provider_account=account, body="Hello", created_by=owner
@@ -140,6 +152,7 @@ def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
         "contact": contacts[0],
         "group": group,
         "job": checked_import(owner, group),
+        "segment": segment,
     }
 
 
@@ -194,7 +207,9 @@ def address(pattern: str, world: dict[str, Any]) -> str:
     """The page of `pattern` about the objects of `world`."""
     url = "/" + pattern
     if "<int:pk>" in url:
-        if url.startswith("/contacts/imports/"):
+        if url.startswith("/segments/"):
+            pk = world["segment"].pk
+        elif url.startswith("/contacts/imports/"):
             pk = world["job"].pk
         elif url.startswith("/contacts/groups/"):
             pk = world["group"].pk
