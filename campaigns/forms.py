@@ -14,7 +14,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from campaigns.actions import Action
-from campaigns.models import Campaign, TestNumber
+from campaigns.frequency import house_cap, may_override
+from campaigns.models import Campaign, FrequencyCap, TestNumber
 from campaigns.segments import RuleError, Segment, parse_rules
 
 
@@ -56,7 +57,16 @@ class CampaignForm(forms.ModelForm):
 
     #: Left out of a post altogether (a script, a page from before they existed), these
     #: keep their value, as Django already does for optional fields with a default.
-    KEEP_IF_OMITTED = ("time_zone", "brake_failure_rate", "brake_window")
+    KEEP_IF_OMITTED = (
+        "time_zone",
+        "brake_failure_rate",
+        "brake_window",
+        "frequency_cap",
+        "cap_messages",
+        "cap_days",
+    )
+    #: Set only by those who may override the house cap (campaigns.frequency.may_override).
+    CAP_FIELDS = ("frequency_cap", "cap_messages", "cap_days")
 
     class Meta:
         model = Campaign
@@ -69,16 +79,24 @@ class CampaignForm(forms.ModelForm):
             "body",
             "groups",
             "tags",
+            "segments",
             "exclude_groups",
+            "exclude_tags",
+            "exclude_segments",
             "scheduled_at",
             "time_zone",
             "window_start",
             "window_end",
+            "frequency_cap",
+            "cap_messages",
+            "cap_days",
             "brake_failure_rate",
             "brake_window",
         )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        """With `user`, the cap fields are kept as saved unless they may override the cap
+        (the admin makes them read-only instead)."""
         super().__init__(*args, **kwargs)
         zone = self.instance.time_zone
         if "scheduled_at" in self.fields:
@@ -89,15 +107,27 @@ class CampaignForm(forms.ModelForm):
             if self.instance.scheduled_at:
                 local = timezone.localtime(self.instance.scheduled_at, zoneinfo.ZoneInfo(zone))
                 self.initial["scheduled_at"] = local.replace(tzinfo=None)
+        if "frequency_cap" in self.fields:
+            cast(forms.ChoiceField, self.fields["frequency_cap"]).choices = cap_choices()
+        if user is not None and not may_override(user):
+            for name in self.CAP_FIELDS:
+                if name in self.fields:
+                    # A disabled field takes the instance's value, whatever is posted.
+                    self.fields[name].disabled = True
         if self.is_bound:
             self._keep_omitted_settings()
+
+    @property
+    def cap_editable(self) -> bool:
+        return "frequency_cap" in self.fields and not self.fields["frequency_cap"].disabled
 
     def _keep_omitted_settings(self) -> None:
         omitted = [n for n in self.KEEP_IF_OMITTED if n in self.fields and n not in self.data]
         if omitted:
             data: Any = copy.copy(self.data)  # a QueryDict's copy is a mutable one
             for name in omitted:
-                data[name] = str(getattr(self.instance, name))
+                value = getattr(self.instance, name)
+                data[name] = "" if value is None else str(value)
             self.data = data
 
     def clean(self) -> dict[str, Any]:
@@ -111,6 +141,16 @@ class CampaignForm(forms.ModelForm):
             except ValidationError as exc:
                 self.add_error("scheduled_at", exc)
         return cleaned
+
+
+def cap_choices() -> list[tuple[str, str]]:
+    """The cap choices, the house setting's saying what it is now."""
+    house = f"{FrequencyCap.HOUSE.label} ({house_cap() or 'off'})"
+    return [
+        (FrequencyCap.HOUSE, house),
+        (FrequencyCap.OWN, FrequencyCap.OWN.label),
+        (FrequencyCap.OFF, FrequencyCap.OFF.label),
+    ]
 
 
 class TestNumberChoice(forms.ModelChoiceField):

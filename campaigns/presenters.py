@@ -16,7 +16,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from audit.models import AuditEvent
-from campaigns.models import Campaign
+from campaigns.audience import AudienceDefinition
+from campaigns.models import Campaign, FrequencyCap
 from campaigns.preview import estimate, missing_text
 from campaigns.testsend import sends_left
 from contacts.phones import redact
@@ -74,6 +75,47 @@ def highlight(text: str) -> SafeString:
     )
 
 
+def part_text(part: dict[str, Any]) -> str:
+    """ "Group Newsletter: 1,200", "Excluded: tag VIP: 40"; the name alone without a size."""
+    label = f"{part['kind'].capitalize()} {part['name']}"
+    if part.get("size") is not None:
+        label = f"{label}: {part['size']:,}"
+    return f"Excluded: {label[0].lower()}{label[1:]}" if part.get("excluded") else label
+
+
+def audience_texts(campaign: Campaign, figures: dict[str, Any]) -> list[str]:
+    """Each group, tag and segment of the audience with its size as `figures` counted it;
+    for an estimate stored before parts were counted, their names as the campaign has them."""
+    if "parts" in figures:
+        return [part_text(part) for part in figures["parts"]]
+    if campaign.pk is None:
+        return []
+    chosen = AudienceDefinition.of(campaign)
+    named = (
+        (False, "group", chosen.groups),
+        (False, "tag", chosen.tags),
+        (False, "segment", chosen.segments),
+        (True, "group", chosen.exclude_groups),
+        (True, "tag", chosen.exclude_tags),
+        (True, "segment", chosen.exclude_segments),
+    )
+    return [
+        part_text({"kind": kind, "name": str(item), "excluded": excluded})
+        for excluded, kind, items in named
+        for item in items
+    ]
+
+
+def cap_text(campaign: Campaign) -> str:
+    """The frequency cap in force: "The house setting: at most 3 per contact in 7 days"."""
+    if campaign.frequency_cap == FrequencyCap.OFF:
+        return str(FrequencyCap.OFF.label)
+    cap = campaign.effective_cap()
+    if campaign.frequency_cap == FrequencyCap.OWN and campaign.cap_messages and campaign.cap_days:
+        return f"{FrequencyCap.OWN.label}: {cap}"
+    return f"{FrequencyCap.HOUSE.label}: {cap or 'off'}"
+
+
 def preview_of(campaign: Campaign) -> dict[str, Any] | None:
     """Worked out now for a draft; past draft, the estimate stored at submit (what the
     approver approves, never recounted on a page view); None when none was stored."""
@@ -88,6 +130,10 @@ def preview_of(campaign: Campaign) -> dict[str, Any] | None:
         **figures,
         "frozen": frozen,
         "currency": currency,
+        "parts": audience_texts(campaign, figures),
+        "parts_sized": "parts" in figures,
+        "warnings": figures.get("warnings", []),
+        "cap": cap_text(campaign),
         "cost_shown": money(figures.get("cost"), currency),
         # Skipped for other reasons than an opt-out (shown on a line of its own), when any.
         "other_skips": [

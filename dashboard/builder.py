@@ -11,18 +11,24 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from campaigns.actions import OPERATIONS
+from campaigns.audience import AudienceDefinition
 from campaigns.models import Campaign, TransitionNotAllowed, unknown_variables
-from campaigns.presenters import code_point, error_text, money, test_allowance
+from campaigns.presenters import (
+    cap_text,
+    code_point,
+    error_text,
+    money,
+    part_text,
+    test_allowance,
+)
 from campaigns.preview import estimate, missing_text
 from campaigns.testsend import send_test
-from contacts.models import Contact
 from contacts.phones import redact
 from dashboard.access import can_build
 from dashboard.forms import BuilderForm, TestSendForm
@@ -124,7 +130,7 @@ class NeedsBackToDraft(TransitionNotAllowed):
 
 def _build(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     """The builder page: on POST save the draft, then submit it or go to the test send."""
-    form = BuilderForm(request.POST or None, instance=campaign)
+    form = BuilderForm(request.POST or None, instance=campaign, user=request.user)
     if request.method == "POST" and _submitted_already(request, form, campaign):
         messages.info(request, f"“{campaign}” is already submitted for approval, as it is.")
         return redirect("dashboard:campaign", pk=campaign.pk)
@@ -145,7 +151,7 @@ def _build(request: HttpRequest, campaign: Campaign) -> HttpResponse:
         try:
             campaign.submit(by=request.user)
         except (ValidationError, TransitionNotAllowed) as exc:
-            form = BuilderForm(request.POST, instance=campaign)
+            form = BuilderForm(request.POST, instance=campaign, user=request.user)
             form.is_valid()
             form.add_error(None, f"Saved as a draft, not submitted. {error_text(exc)}")
         else:
@@ -202,11 +208,13 @@ def _save_draft(form: BuilderForm, by: Any, back_to_draft: bool = False) -> Camp
 
 
 def _take_saved_state(campaign: Campaign, form: BuilderForm) -> None:
-    """Read, under the lock, every column the form does not set (status, approval, test):
-    saving writes them all, and the copy loaded before the lock may be out of date."""
+    """Read, under the lock, every column the form does not set (status, approval, test,
+    a cap this user may not change): saving writes them all, and the copy loaded before
+    the lock may be out of date."""
     saved = Campaign.objects.get(pk=campaign.pk)
     for column in Campaign._meta.concrete_fields:
-        if column.name not in form.fields:
+        field = form.fields.get(column.name)
+        if field is None or field.disabled:
             setattr(campaign, column.attname, getattr(saved, column.attname))
 
 
@@ -224,46 +232,60 @@ def _page(form: BuilderForm, campaign: Campaign) -> dict[str, Any]:
         "form_token": "" if made else campaign.form_token or "",
         "pending": campaign.status == Campaign.Status.PENDING_APPROVAL,
         "editing": True,
-        "preview_url": reverse("dashboard:campaign_preview"),
+        # An edit's preview starts from the saved campaign: what this user may not change
+        # (the frequency cap) is counted as saved.
+        "preview_url": reverse("dashboard:campaign_preview")
+        + (f"?campaign={campaign.pk}" if made else ""),
+        "cap_in_force": cap_text(campaign),
     }
 
 
 @builder_required
 @require_POST
 def campaign_preview(request: HttpRequest) -> JsonResponse:
-    """What the form as typed would send: samples, segments, counts and cost, as JSON."""
-    form = BuilderForm(request.POST)
+    """What the form as typed would send: samples, audience parts, segments, counts and
+    cost, as JSON."""
+    saved = request.GET.get("campaign", "")
+    base = get_object_or_404(Campaign, pk=saved) if saved.isdigit() else Campaign()
+    form = BuilderForm(request.POST, instance=base, user=request.user)
     form.is_valid()  # only the fields the preview reads need to be valid
     cleaned = form.cleaned_data
+    campaign = _unsaved(cleaned, request.POST.get("body", ""))
+    # An unsaved campaign has no many-to-many rows to read its audience from: the preview
+    # counts the audience chosen on the form instead.
+    definition = AudienceDefinition.from_values(cleaned)
+    has_account = "provider_account" in cleaned
+    return JsonResponse(preview_json(campaign, definition, has_account=has_account))
+
+
+def _unsaved(cleaned: dict[str, Any], typed_body: str) -> Campaign:
+    """A campaign of the form's valid fields, for the preview (never saved)."""
     campaign = Campaign(
-        channel=cleaned.get("channel") or Campaign._meta.get_field("channel").get_default(),
         provider_account=cleaned.get("provider_account") or ProviderAccount(),
         template=cleaned.get("template"),
         # A body with unknown variables fails the model's clean; the preview still shows it.
-        body=cleaned.get("body", request.POST.get("body", "")),
-        # The audience rule's other inputs: quiet hours and when it starts.
+        body=cleaned.get("body", typed_body),
+        # The audience rule's other inputs: quiet hours, when it starts, the frequency cap.
         scheduled_at=cleaned.get("scheduled_at"),
-        time_zone=cleaned.get("time_zone") or Campaign._meta.get_field("time_zone").get_default(),
         window_start=cleaned.get("window_start"),
         window_end=cleaned.get("window_end"),
+        cap_messages=cleaned.get("cap_messages"),
+        cap_days=cleaned.get("cap_days"),
     )
+    for name in ("channel", "time_zone", "frequency_cap"):
+        if cleaned.get(name):  # else left at the default
+            setattr(campaign, name, cleaned[name])
     if None in (campaign.window_start, campaign.window_end) or (
         campaign.window_start == campaign.window_end
     ):
         campaign.window_start = campaign.window_end = None  # no window (yet) as typed
-    # An unsaved campaign has no many-to-many rows to read its audience from: the preview
-    # counts the audience chosen on the form instead.
-    audience = Contact.objects.in_audience(
-        cleaned.get("groups", ()), cleaned.get("tags", ()), cleaned.get("exclude_groups", ())
-    )
-    has_account = "provider_account" in cleaned
-    return JsonResponse(preview_json(campaign, has_account=has_account, contacts=audience))
+    return campaign
 
 
 def preview_json(
-    campaign: Campaign, has_account: bool = True, contacts: QuerySet[Contact] | None = None
+    campaign: Campaign, definition: AudienceDefinition, has_account: bool = True
 ) -> dict[str, Any]:
-    figures = estimate(campaign, contacts=contacts)
+    figures = estimate(campaign, definition=definition)
     body = campaign.message_body
     errors = []
     unknown = unknown_variables(body)
@@ -276,6 +298,10 @@ def preview_json(
         errors.append("Choose a provider account to see the cost.")
     return {
         "audience": figures.audience,
+        "parts": [{**asdict(part), "text": part_text(asdict(part))} for part in figures.parts],
+        "total_text": f"Total after exclusions: {figures.audience:,}" if figures.parts else "",
+        "warnings": figures.warnings,
+        "cap": cap_text(campaign),
         "queued": figures.queued,
         "skipped": figures.skipped,
         "skipped_labels": dict(Message.SkipReason.choices),

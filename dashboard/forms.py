@@ -31,7 +31,18 @@ class BuilderForm(CampaignForm):
             "body": forms.Textarea(attrs={"rows": 5, "cols": 60}),
             "groups": forms.CheckboxSelectMultiple,
             "tags": forms.CheckboxSelectMultiple,
+            "segments": forms.CheckboxSelectMultiple,
             "exclude_groups": forms.CheckboxSelectMultiple,
+            "exclude_tags": forms.CheckboxSelectMultiple,
+            "exclude_segments": forms.CheckboxSelectMultiple,
+            "frequency_cap": forms.RadioSelect,
+            # Labelled by the sentence around them (builder.html): "at most N … in D days".
+            "cap_messages": forms.NumberInput(
+                attrs={"min": 1, "class": "short", "aria-label": "Its own cap: messages"}
+            ),
+            "cap_days": forms.NumberInput(
+                attrs={"min": 1, "class": "short", "aria-label": "Its own cap: days"}
+            ),
             "window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "brake_failure_rate": forms.NumberInput(attrs={"step": "0.05", "min": 0, "max": 1}),

@@ -56,6 +56,14 @@
     text("preview-audience", data.audience);
     text("preview-opted-out", data.opted_out);
     text("preview-sendable", data.sendable);
+    var parts = document.getElementById("preview-parts");
+    parts.replaceChildren.apply(parts, data.parts.map(function (p) {
+      return item(p.text, p.excluded ? "excluded" : "");
+    }));
+    text("preview-total", data.total_text);
+    var warnings = document.getElementById("preview-warnings");
+    warnings.replaceChildren.apply(warnings, data.warnings.map(function (w) { return item(w); }));
+    text("preview-cap", data.cap);
     var others = Object.keys(data.skipped_labels).filter(function (r) { return data.skipped[r] && r !== "opted_out"; });
     var skips = others.map(function (r) { return data.skipped_labels[r].toLowerCase() + ": " + data.skipped[r]; });
     text("preview-other-skips", skips.length ? "Also skipped: " + skips.join(", ") + "." : "");
