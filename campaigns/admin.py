@@ -39,6 +39,7 @@ from campaigns.forms import (
     TestSendForm,
     TransitionForm,
 )
+from campaigns.frequency import may_override
 from campaigns.models import (
     Campaign,
     CampaignTransition,
@@ -50,6 +51,7 @@ from campaigns.models import (
 )
 from campaigns.presenters import (
     FINAL_STATUSES,
+    cap_text,
     decided_text,
     describe_test,
     error_text,
@@ -150,7 +152,15 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ("status", "channel")
     list_select_related = ("provider_account", "submitted_by", "approved_by")
     search_fields = ("name",)
-    filter_horizontal = ("groups", "tags", "exclude_groups")
+    filter_horizontal = (
+        "groups",
+        "tags",
+        "segments",
+        "exclude_groups",
+        "exclude_tags",
+        "exclude_segments",
+    )
+    radio_fields = {"frequency_cap": admin.VERTICAL}
     inlines = (TransitionInline,)
     actions = (*BULK_ACTIONS, "duplicate_selected")
     form = CampaignForm
@@ -163,6 +173,8 @@ class CampaignAdmin(admin.ModelAdmin):
     )
     # The brake may be tightened or loosened while sending, not after the end.
     brake_fields = ("brake_failure_rate", "brake_window")
+    # Changed only by those who may override the house cap (campaigns.frequency).
+    cap_fields = CampaignForm.CAP_FIELDS
     record_fields = (
         "status",
         "progress",
@@ -179,7 +191,21 @@ class CampaignAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "channel", "provider_account", "sender")}),
         ("Content", {"fields": ("template", "body")}),
-        ("Audience", {"fields": ("groups", "tags", "exclude_groups")}),
+        (
+            "Audience",
+            {
+                "fields": (
+                    "groups",
+                    "tags",
+                    "segments",
+                    "exclude_groups",
+                    "exclude_tags",
+                    "exclude_segments",
+                ),
+                "description": "Anyone in a chosen group, with a chosen tag or matching a "
+                "chosen segment, minus anyone in an excluded one.",
+            },
+        ),
         ("Schedule", {"fields": ("scheduled_at", "time_zone")}),
         (
             "Send window",
@@ -189,34 +215,50 @@ class CampaignAdmin(admin.ModelAdmin):
                 "recipient's own time zone.",
             },
         ),
+        (
+            "Frequency cap",
+            {
+                "fields": cap_fields,
+                "description": "At most so many marketing messages to each contact in any "
+                "rolling number of days; contacts messaged that often already are skipped.",
+            },
+        ),
         ("Safety brake", {"fields": brake_fields}),
         ("Status", {"fields": record_fields}),
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        shown = (*self.record_fields, "scheduled_in_zone")
+        shown: tuple[str, ...] = (*self.record_fields, "scheduled_in_zone", "cap_in_force")
+        if not may_override(request.user):
+            shown = (*shown, *self.cap_fields)
         if obj is None or obj.status in Campaign.EDITABLE_STATUSES:
             return shown
         if obj.status in FINAL_STATUSES:
-            return (*shown, *self.frozen_fields, *self.brake_fields)
-        return (*shown, *self.frozen_fields)
+            return tuple(dict.fromkeys((*shown, *self.frozen_fields, *self.brake_fields)))
+        return tuple(dict.fromkeys((*shown, *self.frozen_fields)))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        editable = obj is None or (
-            self.has_change_permission(request, obj)
-            and "scheduled_at" not in self.get_readonly_fields(request, obj)
-        )
-        if editable:
+        readonly = self.get_readonly_fields(request, obj)
+        if obj is not None and not self.has_change_permission(request, obj):
+            readonly = (*readonly, "scheduled_at", *self.cap_fields)
+        # Read only, some columns read better as one line: the start in the campaign's own
+        # zone (not the server's), and the cap in force rather than its three columns.
+        swap: dict[str, tuple[str, ...]] = {}
+        if "scheduled_at" in readonly:
+            swap["scheduled_at"] = ("scheduled_in_zone",)
+        if "frequency_cap" in readonly:
+            swap.update(frequency_cap=("cap_in_force",), cap_messages=(), cap_days=())
+        if not swap:
             return self.fieldsets
-        # Read only, the start is shown in the campaign's own zone, not the server's.
         return tuple(
             (
                 name,
                 {
                     **options,
                     "fields": tuple(
-                        "scheduled_in_zone" if field == "scheduled_at" else field
+                        shown
                         for field in options["fields"]
+                        for shown in swap.get(str(field), (str(field),))
                     ),
                 },
             )
@@ -254,6 +296,10 @@ class CampaignAdmin(admin.ModelAdmin):
             return "Once approved"
         local = timezone.localtime(campaign.scheduled_at, zoneinfo.ZoneInfo(campaign.time_zone))
         return f"{date_format(local, 'DATETIME_FORMAT')} ({campaign.time_zone})"
+
+    @admin.display(description="frequency cap")
+    def cap_in_force(self, campaign: Campaign) -> str:
+        return cap_text(campaign)
 
     @admin.display(description="test send")
     def test_send(self, campaign: Campaign) -> str:

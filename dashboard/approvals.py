@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from campaigns.actions import ACTIONS, withheld_reason
 from campaigns.models import Campaign, ChangedSinceShown, TransitionNotAllowed
-from campaigns.presenters import decided_text, error_text
+from campaigns.presenters import audience_texts, cap_text, decided_text, error_text
 from campaigns.preview import missing_text
 from dashboard.access import can_approve
 from messaging.models import Message
@@ -46,8 +46,9 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 def _row(campaign: Campaign, user: Any) -> dict[str, Any]:
     """What an approver weighs: the estimate stored at submit (never worked out again now),
-    its samples rendered for real recipients (never the raw template), who is skipped and
-    why, who lacks a variable; and why they may not approve it, if four eyes says so."""
+    the audience's parts as counted then, its samples rendered for real recipients (never
+    the raw template), who is skipped and why, who lacks a variable, the frequency cap;
+    and why they may not approve it, if four eyes says so."""
     figures = campaign.estimate
     skipped = figures.get("skipped", {})
     return {
@@ -55,6 +56,11 @@ def _row(campaign: Campaign, user: Any) -> dict[str, Any]:
         "withheld": withheld_reason(user, campaign, ACTIONS["approve"]),
         "from_template": not campaign.body and campaign.template is not None,
         "audience": figures.get("audience"),
+        # An estimate stored before parts were counted names them from the campaign: a
+        # few queries for each such row, until the queue holds none.
+        "parts": audience_texts(campaign, figures),
+        "warnings": figures.get("warnings", []),
+        "cap": cap_text(campaign),
         "queued": figures.get("queued", figures.get("sendable")),
         "skips": [
             (Message.SkipReason(reason).label, count)

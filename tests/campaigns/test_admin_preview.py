@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 import messaging
-from campaigns.models import Campaign, CampaignTransition
-from contacts.models import Contact, Group, OptOut
+from campaigns.models import Campaign, CampaignTransition, FrequencyCap
+from campaigns.segments import Segment
+from contacts.models import Contact, Group, OptOut, Tag
 from messaging.models import Message, ProviderAccount
 from tests.conftest import own_test_number, phone
 
@@ -138,6 +139,84 @@ def test_frozen_schedule_is_read_only_and_shown_in_its_zone(
     assert "(Asia/Tokyo)" in page and "9 a.m." in page
     assert 'name="scheduled_at_0"' not in page and 'name="window_start"' not in page
     assert 'name="brake_window"' in page  # the brake may still be adjusted while sending
+
+
+# Audience parts and the frequency cap
+
+
+def edit_form(campaign: Campaign, **changes: Any) -> dict[str, Any]:
+    return {
+        "name": campaign.name,
+        "channel": "sms",
+        "provider_account": campaign.provider_account_id,
+        "body": BODY,
+        "groups": list(campaign.groups.values_list("pk", flat=True)),
+        "time_zone": "Europe/London",
+        "brake_failure_rate": "0.5",
+        "brake_window": "200",
+        "transitions-TOTAL_FORMS": "0",
+        "transitions-INITIAL_FORMS": "0",
+        **changes,
+    }
+
+
+def test_the_preview_sizes_each_part_of_the_audience_and_names_the_cap(
+    spring: Campaign, marketer: User
+) -> None:
+    first = Contact.objects.order_by("pk").first()
+    assert first is not None
+    Contact.objects.filter(pk=first.pk).update(attributes={"plan": "gold"})
+    gold = Segment.objects.create(name="Gold", rules=["attr.plan = gold"])
+    spring.exclude_segments.add(gold)
+    spring.exclude_tags.add(Tag.objects.create(name="VIP"))
+    page = page_of(logged_in(marketer), change_url(spring))
+    assert (
+        '<td id="preview-parts"><p>Group Newsletter: 5</p><p>Excluded: tag VIP: 0</p>'
+        "<p>Excluded: segment Gold: 1</p></td>"
+    ) in page
+    assert 'id="preview-audience">4<' in page
+    assert '<td id="preview-cap">The house setting: off</td>' in page
+
+
+def test_the_audience_fieldset_offers_segments_and_every_exclusion(
+    spring: Campaign, marketer: User
+) -> None:
+    page = page_of(logged_in(marketer), change_url(spring))
+    for name in ("segments", "exclude_groups", "exclude_tags", "exclude_segments"):
+        assert f'<select name="{name}"' in page and f'id="id_{name}"' in page
+
+
+def test_a_marketer_sees_the_cap_read_only_and_cannot_post_another(
+    spring: Campaign, marketer: User
+) -> None:
+    client = logged_in(marketer)
+    page = page_of(client, change_url(spring))
+    assert 'name="frequency_cap"' not in page and 'name="cap_messages"' not in page
+    assert "The house setting: off" in page
+    form = edit_form(spring, frequency_cap="off", cap_messages="1", cap_days="1", body="New")
+    response = client.post(change_url(spring), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    spring.refresh_from_db()
+    assert spring.body == "New"
+    assert (spring.frequency_cap, spring.cap_messages, spring.cap_days) == ("house", None, None)
+
+
+def test_one_allowed_to_override_gives_a_campaign_its_own_cap_in_the_admin(
+    spring: Campaign, make_user: Callable[..., User]
+) -> None:
+    client = logged_in(make_user("bo", "Marketers", "Approvers"))
+    page = page_of(client, change_url(spring))
+    assert 'name="frequency_cap" value="own"' in page
+    form = edit_form(spring, frequency_cap="own", cap_messages="2", cap_days="5")
+    response = client.post(change_url(spring), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    spring.refresh_from_db()
+    assert (spring.frequency_cap, spring.cap_messages, spring.cap_days) == (
+        FrequencyCap.OWN,
+        2,
+        5,
+    )
+    assert "Its own cap: at most 2 per contact in 5 days" in page_of(client, change_url(spring))
 
 
 # Test send
