@@ -36,6 +36,8 @@ class AuditEvent(models.Model):
         OPT_OUT_REMOVED = "opt_out_removed", "removed an opt-out"  # detail: as for OPT_OUT_ADDED
         CAMPAIGN_DUPLICATED = "campaign_duplicated", "duplicated a campaign"  # detail: from
         CAMPAIGN_DELETED = "campaign_deleted", "deleted a draft campaign"  # detail: name
+        SEGMENT_SAVED = "segment_saved", "saved a segment"  # detail: created, match, rules
+        SEGMENT_DELETED = "segment_deleted", "deleted a segment"  # detail: name, match, rules
         # detail: answer (PasswordResetRequest.Answer); never the address that was typed
         PASSWORD_RESET_REQUESTED = "password_reset_requested", "asked for a password reset"
         PASSWORD_RESET_SENT = "password_reset_sent", "was sent a password reset link"

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Exists, F, Func, OuterRef, Q, Value
 from django.db.models.functions import Lower
 from django.db.models.lookups import (
@@ -36,6 +36,7 @@ from django.db.models.lookups import (
 )
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from contacts.models import Contact, Group, OptOut, Tag
 from messaging.models import Message
 
@@ -591,19 +592,67 @@ class Segment(models.Model):
             raise SegmentInUse(in_use_text(self, used))
         return super().delete(*args, **kwargs)
 
-    def save_edit(self, by: Any) -> None:
+    def save_by(self, by: Any) -> int:
+        """Save a new segment or an edit made by `by` (an author of the campaigns it changes),
+        audited. Every door (dashboard, admin, CLI) saves through here. Returns how many
+        submitted or approved campaigns now wait for approval again (see save_edit)."""
+        created = self.pk is None
+        with transaction.atomic():
+            if created:
+                self.created_by = self.created_by or _user_or_none(by)
+            waiting = self.save_edit(by)
+            AuditEvent.record(
+                AuditEvent.Action.SEGMENT_SAVED, actor=by, obj=self, detail=self._detail(created)
+            )
+        return waiting
+
+    def delete_by(self, by: Any) -> None:
+        """Delete, audited; SegmentInUse (and nothing deleted) while a campaign uses it."""
+        with transaction.atomic():
+            Segment.objects.select_for_update().filter(pk=self.pk).exists()
+            AuditEvent.record(
+                AuditEvent.Action.SEGMENT_DELETED, actor=by, obj=self, detail=self._detail(False)
+            )
+            self.delete()
+
+    def _detail(self, created: bool) -> dict[str, Any]:
+        match = "any" if self.match_any else "all"
+        return {"created": created, "name": self.name, "match": match, "rules": list(self.rules)}
+
+    def save_edit(self, by: Any) -> int:
         """Save, counting `by` among the authors of each unfinished campaign whose approval
-        the edit changes (as a template edit does)."""
+        the edit changes (as a template edit does). Returns how many of those were submitted
+        or approved: they send to the new rules only once approved again."""
         from campaigns.models import Campaign
 
+        if self.pk is None:
+            self.save()
+            return 0
         using = Campaign.objects.filter(Q(segments=self) | Q(exclude_segments=self)).exclude(
             status__in=Campaign.FINAL_STATUSES
         )
         using = using.distinct().select_related("provider_account", "template")
         before = {c.pk: c.compute_content_hash() for c in using}
         self.save()
+        waiting = 0
         for campaign in Campaign.objects.filter(pk__in=before).select_related("template"):
             campaign.note_authors(by, before[campaign.pk])
+            bound = campaign.status in (Campaign.Status.PENDING_APPROVAL, Campaign.Status.SCHEDULED)
+            if bound and campaign.compute_content_hash() != before[campaign.pk]:
+                waiting += 1
+        return waiting
+
+
+def waiting_text(waiting: int) -> str:
+    """What staff are told when a segment edit sends campaigns back for approval."""
+    return (
+        f"{waiting} submitted or approved campaign{'s use' if waiting != 1 else ' uses'} this "
+        "segment: they will not send to the new rules until an approver approves them again."
+    )
+
+
+def _user_or_none(by: Any) -> Any:
+    return by if getattr(by, "is_authenticated", False) else None
 
 
 def in_use_text(segment: Segment, campaign_ids: list[int]) -> str:

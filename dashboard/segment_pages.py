@@ -45,6 +45,7 @@ from campaigns.segments import (
     SegmentInUse,
     in_use_text,
     kind_of,
+    waiting_text,
 )
 from contacts import facets
 from contacts.models import Contact, Group, Tag
@@ -364,11 +365,10 @@ def _builder(request: HttpRequest, segment: Segment) -> HttpResponse:
         form = SegmentForm(data, instance=segment)
         if form.is_valid() and not reading.errors:
             saved: Segment = form.save(commit=False)
-            if made:
-                saved.save_edit(by=request.user)  # its campaigns' authors include the editor
-            else:
-                saved.save()
+            waiting = saved.save_by(request.user)  # an editor is an author of its campaigns
             messages.success(request, f"Segment “{saved}” saved.")
+            if waiting:
+                messages.warning(request, waiting_text(waiting))
             return redirect("dashboard:segments")
     else:
         form = SegmentForm(instance=segment)
@@ -429,7 +429,7 @@ def segment_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("confirm") == "yes":
             try:
-                segment.delete()
+                segment.delete_by(request.user)
             except SegmentInUse as exc:
                 problem, status = error_text(exc), 409
             else:

@@ -96,7 +96,7 @@ class Command(BaseCommand):
             segment.full_clean()
         except ValidationError as exc:
             raise CommandError(error_text(exc)) from None
-        segment.save()
+        segment.save_by(created_by)
         evaluation = Evaluation()
         segment.condition(evaluation)  # only to hear what it has to say
         self.warn(evaluation)
@@ -145,7 +145,7 @@ class Command(BaseCommand):
         segment = segment_named(options["name"])
         pk = segment.pk
         try:
-            segment.delete()
+            segment.delete_by(None)
         except ValidationError as exc:  # SegmentInUse: it says which campaigns
             raise CommandError(error_text(exc)) from None
         self.stdout.write(f"segment {pk} deleted: {segment.name}")
