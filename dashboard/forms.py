@@ -56,3 +56,7 @@ class BuilderForm(CampaignForm):
             date_format="%Y-%m-%d",
             time_format="%H:%M",
         )
+        for name in ("cap_messages", "cap_days"):
+            # The sentence around them says it ("at most N per contact in D days"): a help
+            # text would be one more thing to read, and one no element shows.
+            self.fields[name].help_text = ""
