@@ -92,6 +92,7 @@ def test_text_contains_in_set_and_unset() -> None:
     assert matching("last_name contains 0%_") == {"Cy"}
     assert matching("last_name contains %") == {"Cy"}
     assert matching("language in EN, fr") == {"Ada", "Bob"}
+    assert matching("language not in en,DE") == {"Bob", "Cy"}
     assert matching("language set") == {"Ada", "Bob"}
     assert matching("language unset") == {"Cy"}
     assert matching("timezone set") == {"Ada"}
@@ -154,6 +155,7 @@ def test_attribute_text_rules_ignore_case_and_count_missing_values_as_not_equal(
     assert matching("attr.city != Leeds") == {"York", "blank", "null", "none"}
     assert matching("attr.city contains OR") == {"York"}
     assert matching("attr.plan in gold,SILVER,bronze") == {"Leeds", "leeds"}
+    assert matching("attr.city not in york, LEEDS") == {"blank", "null", "none"}
     assert matching("attr.city set") == {"Leeds", "leeds", "York"}
     assert matching("attr.city unset") == {"blank", "null", "none"}
     assert matching('attr.city = "LEEDS"') == {"Leeds", "leeds"}
