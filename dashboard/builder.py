@@ -69,10 +69,12 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
         # A post from elsewhere (a script, an old page) has no token to keep; a new page
         # gets one, which builder.js also puts in its address, for the back button.
         token = "" if request.method == "POST" else secrets.token_urlsafe(16)
-    made = _made_from(token, request.user)
-    if made is not None:
-        return _already_made(request, made)
-    if token and Campaign.objects.filter(form_token=token).exists():
+    # One look at who holds the token: two (mine? anyone's?) would let the page's other
+    # post, committed in between, pass as someone else's and make a second campaign.
+    holder = Campaign.objects.filter(form_token=token).first() if token else None
+    if holder is not None and holder.created_by_id == request.user.pk:
+        return _already_made(request, holder)
+    if holder is not None:
         token = secrets.token_urlsafe(16)  # someone else's page: theirs is none of ours
     campaign = Campaign(created_by_id=request.user.pk, form_token=token or None)
     try:
