@@ -62,7 +62,7 @@ class Binding:
         """The campaign's approval; ContentChanged when its content no longer hashes the same."""
         if not campaign.content_hash or campaign.compute_content_hash() != campaign.content_hash:
             raise ContentChanged(
-                "What was approved changed since (the campaign, its message template or a "
+                "The campaign changed after it was approved (it, its message template or a "
                 "segment it uses was edited)."
             )
         record = getattr(campaign, "approved_content", None)
