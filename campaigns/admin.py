@@ -64,7 +64,7 @@ from campaigns.presenters import (
     when,
 )
 from campaigns.segment_sizes import segment_size
-from campaigns.segments import Segment, SegmentInUse, in_use_text
+from campaigns.segments import Segment, SegmentInUse, in_use_text, waiting_text
 from campaigns.testsend import first_recipient, sample_fields, send_test
 from contacts.phones import redact
 from messaging.models import Message
@@ -691,12 +691,10 @@ class SegmentAdmin(admin.ModelAdmin):
         return format_html_join(", ", '<a href="{}">{}</a>', links) or "—"
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if not change:
-            obj.created_by = request.user
-            obj.save()
-            return
         # Whoever changes the rules of a campaign's segment is one of its authors (four eyes).
-        obj.save_edit(by=request.user)
+        waiting = obj.save_by(request.user)
+        if waiting:
+            self.message_user(request, waiting_text(waiting), messages.WARNING)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         """The admin's own list, with each campaign using a segment as a protected object:
@@ -720,7 +718,7 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         try:
-            obj.delete()
+            obj.delete_by(request.user)
         except SegmentInUse as exc:  # a campaign took it up after the page was shown
             self.message_user(request, error_text(exc), messages.ERROR)
 

@@ -29,7 +29,7 @@ from campaigns.actions import (
     withheld_reason,
 )
 from campaigns.actions import action as staff_action
-from campaigns.frequency import Cap, house_cap
+from campaigns.frequency import Cap, house_cap, may_override
 from campaigns.segments import Segment
 from contacts.models import (
     ERASED_REFUSAL,
@@ -647,6 +647,10 @@ class Campaign(models.Model):
         )
         if self.scheduled_at and self.scheduled_at > timezone.now():
             copy.scheduled_at = self.scheduled_at
+        if not may_override(by):
+            # A cap of its own (or none) is the choice of those allowed to make it: a copy
+            # made by anyone else goes back to the house setting.
+            copy.frequency_cap, copy.cap_messages, copy.cap_days = FrequencyCap.HOUSE, None, None
         with transaction.atomic():
             copy.save()
             for name in AUDIENCE_FIELDS:

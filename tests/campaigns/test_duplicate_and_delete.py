@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from campaigns.actions import OPERATIONS
-from campaigns.models import Campaign, CampaignTransition, TransitionNotAllowed
+from campaigns.models import Campaign, CampaignTransition, FrequencyCap, TransitionNotAllowed
+from campaigns.segments import Segment
 from contacts.models import Contact, Group, Tag
 from messaging.models import Message, ProviderAccount
 
@@ -98,6 +99,29 @@ def test_a_duplicate_keeps_a_schedule_still_ahead_and_drops_a_past_one(
     copy = campaign.duplicate(by=marketer)
     assert copy.scheduled_at is None
     assert len(copy.name) == 200 and copy.name.endswith(" (copy)")
+
+
+def test_a_duplicate_keeps_segments_and_exclusions_and_a_cap_only_its_maker_may_set(
+    campaign: Campaign, marketer: User, make_user: Callable[..., User]
+) -> None:
+    segment = Segment.objects.create(name="Leeds", rules=["attr.city = Leeds"])
+    dropped = Segment.objects.create(name="York", rules=["attr.city = York"])
+    campaign.segments.add(segment)
+    campaign.exclude_segments.add(dropped)
+    campaign.exclude_tags.add(Tag.objects.create(name="staff"))
+    Campaign.objects.filter(pk=campaign.pk).update(frequency_cap=FrequencyCap.OFF)
+    campaign.refresh_from_db()
+    lead = make_user("lead", "Marketers", "Approvers")  # may override the cap
+
+    by_marketer = campaign.duplicate(by=marketer)
+    by_lead = campaign.duplicate(by=lead)
+
+    for copy in (by_marketer, by_lead):
+        assert list(copy.segments.all()) == [segment]
+        assert list(copy.exclude_segments.all()) == [dropped]
+        assert list(copy.exclude_tags.values_list("name", flat=True)) == ["staff"]
+    assert by_marketer.frequency_cap == FrequencyCap.HOUSE
+    assert by_lead.frequency_cap == FrequencyCap.OFF
 
 
 def test_only_marketers_may_duplicate(campaign: Campaign, approver: User) -> None:
