@@ -41,6 +41,7 @@ from campaigns.forms import (
 )
 from campaigns.frequency import may_override
 from campaigns.models import (
+    AUDIENCE_FIELDS,
     Campaign,
     CampaignTransition,
     ChangedSinceShown,
@@ -152,14 +153,7 @@ class CampaignAdmin(admin.ModelAdmin):
     list_filter = ("status", "channel")
     list_select_related = ("provider_account", "submitted_by", "approved_by")
     search_fields = ("name",)
-    filter_horizontal = (
-        "groups",
-        "tags",
-        "segments",
-        "exclude_groups",
-        "exclude_tags",
-        "exclude_segments",
-    )
+    filter_horizontal = AUDIENCE_FIELDS
     radio_fields = {"frequency_cap": admin.VERTICAL}
     inlines = (TransitionInline,)
     actions = (*BULK_ACTIONS, "duplicate_selected")
@@ -194,14 +188,7 @@ class CampaignAdmin(admin.ModelAdmin):
         (
             "Audience",
             {
-                "fields": (
-                    "groups",
-                    "tags",
-                    "segments",
-                    "exclude_groups",
-                    "exclude_tags",
-                    "exclude_segments",
-                ),
+                "fields": AUDIENCE_FIELDS,
                 "description": "Anyone in a chosen group, with a chosen tag or matching a "
                 "chosen segment, minus anyone in an excluded one.",
             },

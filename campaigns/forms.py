@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from campaigns.actions import Action
 from campaigns.frequency import house_cap, may_override
-from campaigns.models import Campaign, FrequencyCap, TestNumber
+from campaigns.models import AUDIENCE_FIELDS, Campaign, FrequencyCap, TestNumber
 from campaigns.segments import RuleError, Segment, parse_rules
 
 
@@ -77,12 +77,7 @@ class CampaignForm(forms.ModelForm):
             "sender",
             "template",
             "body",
-            "groups",
-            "tags",
-            "segments",
-            "exclude_groups",
-            "exclude_tags",
-            "exclude_segments",
+            *AUDIENCE_FIELDS,
             "scheduled_at",
             "time_zone",
             "window_start",

@@ -175,11 +175,14 @@ COPIED_FIELDS = (
 AUDIENCE_FIELDS = (
     "groups",
     "tags",
-    "exclude_groups",
     "segments",
+    "exclude_groups",
     "exclude_tags",
     "exclude_segments",
 )
+#: The audience fields from before segments, bound by every approval's content hash; the
+#: others are bound only where used, so a campaign approved before them keeps its hash.
+FIRST_AUDIENCE_FIELDS = ("groups", "tags", "exclude_groups")
 COPY_SUFFIX = " (copy)"
 NAME_LENGTH = 200
 
@@ -376,7 +379,7 @@ class Campaign(models.Model):
             **Content.of(self).frozen(),
             **{
                 name: sorted(getattr(self, name).values_list("pk", flat=True))
-                for name in AUDIENCE_FIELDS[:3]
+                for name in FIRST_AUDIENCE_FIELDS
             },
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
             "time_zone": self.time_zone,
@@ -389,7 +392,7 @@ class Campaign(models.Model):
         """What approval binds of the audience parts added with segments, only where used,
         so a campaign approved before them keeps its hash."""
         frozen: dict[str, Any] = {}
-        for name in AUDIENCE_FIELDS[3:]:
+        for name in (f for f in AUDIENCE_FIELDS if f not in FIRST_AUDIENCE_FIELDS):
             ids = sorted(getattr(self, name).values_list("pk", flat=True))
             if ids:
                 frozen[name] = ids

@@ -302,6 +302,7 @@ def test_approving_records_the_audience_rules_result_in_the_audit_log(
             "erased": 0,
             "invalid_number": 0,
             "duplicate": 0,
+            "frequency_cap": 0,
             "no_send_window": 0,
         },
         "segments": 3,
