@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -126,14 +126,18 @@ class AudienceDefinition:
         """What evaluating its segments found worth saying (unknown attributes, groups)."""
         return self.evaluation.warnings
 
-    def contacts(self) -> QuerySet[Contact]:
+    def contacts(self, after: int = 0) -> QuerySet[Contact]:
+        """Who is in it; with `after`, only contacts with a greater id (a chunk at a time:
+        every subquery is bounded too, so each chunk costs the same)."""
+        evaluation = replace(self.evaluation, after=after)  # same moment, same warnings
         return Contact.objects.in_audience(
             self.groups,
             self.tags,
             self.exclude_groups,
             self.exclude_tags,
-            also=[segment.condition(self.evaluation) for segment in self.segments],
-            minus=[segment.condition(self.evaluation) for segment in self.exclude_segments],
+            also=[segment.condition(evaluation) for segment in self.segments],
+            minus=[segment.condition(evaluation) for segment in self.exclude_segments],
+            after=after,
         )
 
     def parts(self) -> list[AudiencePart]:
@@ -175,11 +179,13 @@ class AudienceCount:
 class AudienceRule:
     """The audience of one campaign (or of a builder's unsaved form), and who is skipped."""
 
-    def __init__(self, campaign: Campaign, contacts: QuerySet[Contact] | None = None) -> None:
+    def __init__(self, campaign: Campaign, definition: AudienceDefinition | None = None) -> None:
         self.channel = campaign.channel
         self.campaign_id = campaign.pk
         self.cap = campaign.effective_cap()
-        self.contacts = campaign.audience() if contacts is None else contacts
+        #: Who the campaign is for; `definition` stands for it when it is not saved yet.
+        self.definition = AudienceDefinition.of(campaign) if definition is None else definition
+        self.contacts = self.definition.contacts()
         self.window = Window(campaign.window_start, campaign.window_end)
         self.fallback_zone = campaign.time_zone
         now = timezone.now()
@@ -257,9 +263,13 @@ class AudienceRule:
             for values, count, invalid in self._grouped(chunk, content):
                 result.groups[values] -= count - invalid
 
-    def sendable(self) -> QuerySet[Contact]:
+    def sendable(self, after: int = 0) -> QuerySet[Contact]:
         """The audience minus what SQL can tell is skipped: opted out, malformed numbers."""
-        return self.contacts.exclude(self._suppressed()).filter(IsE164("phone"))
+        return self.contacts_after(after).exclude(self._suppressed()).filter(IsE164("phone"))
+
+    def contacts_after(self, after: int) -> QuerySet[Contact]:
+        """The audience past contact id `after` (all of it for 0), for reading in chunks."""
+        return self.definition.contacts(after) if after else self.contacts
 
     def first_queued(self, how_many: int) -> list[int]:
         """The ids of the first `how_many` queued contacts (for samples and test sends)."""
@@ -269,7 +279,7 @@ class AudienceRule:
         found: list[int] = []
         # Every contact in id order, the decider telling who is queued: a filter here makes
         # SQLite sort the whole audience before it returns the first hundred.
-        for rows in self._chunks(self.contacts, "pk", "phone", "timezone", size=100):
+        for rows in self._chunks(self.contacts_after, "pk", "phone", "timezone", size=100):
             decider.prepare((phone for _, phone, _ in rows), [pk for pk, _, _ in rows])
             found += [pk for pk, phone, zone in rows if not decider.decide(phone, zone, pk).reason]
             if len(found) >= how_many:
@@ -283,7 +293,7 @@ class AudienceRule:
         if not ErasedNumber.objects.exists():
             return set()
         erased: set[str] = set()
-        for phones in self._chunks(self.contacts.exclude(self._suppressed()), "phone"):
+        for phones in self._chunks(self._unsuppressed, "phone"):
             erased |= ErasedNumber.objects.among([phone for (phone,) in phones])
         return erased
 
@@ -294,11 +304,13 @@ class AudienceRule:
         over = self.sendable().filter(pk__in=over_cap(self.cap, self.campaign_id))
         return {pk for pk, phone in over.values_list("pk", "phone") if phone not in erased}
 
+    def _unsuppressed(self, after: int) -> QuerySet[Contact]:
+        return self.contacts_after(after).exclude(self._suppressed())
+
     def _never_open_ids(self, erased: set[str]) -> set[int]:
-        candidates = self.sendable()
         decider = _WindowDecider(self)
         closed: set[int] = set()
-        for rows in self._chunks(candidates, "pk", "phone", "timezone"):
+        for rows in self._chunks(self.sendable, "pk", "phone", "timezone"):
             for pk, phone, own_zone in rows:
                 if phone not in erased and decider.opening(phone, own_zone)[1] is None:
                     closed.add(pk)
@@ -306,14 +318,14 @@ class AudienceRule:
 
     @staticmethod
     def _chunks(
-        contacts: QuerySet[Contact], *columns: str, size: int = READ_CHUNK
+        contacts_after: Callable[[int], QuerySet[Contact]], *columns: str, size: int = READ_CHUNK
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """`columns` of `contacts` in id order, `size` rows a statement (keyset paging)."""
+        """`columns` of the contacts `contacts_after(id)` gives, in id order, `size` rows a
+        statement (keyset paging)."""
         after = 0
         while True:
-            rows = list(
-                contacts.filter(pk__gt=after).order_by("pk").values_list("pk", *columns)[:size]
-            )
+            chunk = contacts_after(after).filter(pk__gt=after).order_by("pk")
+            rows = list(chunk.values_list("pk", *columns)[:size])
             if not rows:
                 return
             after = rows[-1][0]

@@ -103,7 +103,7 @@ def estimate(
     """
     if definition is None:
         definition = AudienceDefinition.of(campaign)
-    rule = AudienceRule(campaign, definition.contacts())
+    rule = AudienceRule(campaign, definition)
     content = Content.of(campaign)
     counted = rule.count(content)
     account = campaign.provider_account

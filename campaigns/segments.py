@@ -340,6 +340,9 @@ class Evaluation:
 
     now: datetime = field(default_factory=timezone.now)
     warnings: list[str] = field(default_factory=list)
+    #: Only contacts with a greater id are asked about (a chunk of a build): subqueries
+    #: over memberships and messages are bounded by it too.
+    after: int = 0
     _known_attributes: dict[str, bool] = field(default_factory=dict)
 
     def warn(self, text: str) -> None:
@@ -453,8 +456,10 @@ def _member(evaluation: Evaluation, rule: Rule) -> Q:
         # matches no one rather than all.
         return NOBODY
     through = (Contact.groups if rule.field == "group" else Contact.tags).through
-    column = f"{rule.field}_id__in"
-    member = Q(Exists(through.objects.filter(contact_id=OuterRef("pk"), **{column: ids})))
+    bounds = {f"{rule.field}_id__in": ids, "contact_id": OuterRef("pk")}
+    if evaluation.after:
+        bounds["contact_id__gt"] = evaluation.after
+    member = Q(Exists(through.objects.filter(**bounds)))
     return member if rule.op in ("=", "in") else ~member
 
 
@@ -464,10 +469,15 @@ def _opted_out(evaluation: Evaluation, rule: Rule) -> Q:
     return listed if rule.value == "yes" else ~listed
 
 
-def _messaged(statuses: Iterable[str], since: datetime | None = None) -> models.QuerySet[Any]:
+def _messaged(
+    evaluation: Evaluation, statuses: Iterable[str], since: datetime | None = None
+) -> models.QuerySet[Any]:
     """Contact ids with a campaign message in one of `statuses` (tests excluded)."""
     found = Message.objects.filter(
-        contact_id__isnull=False, campaign_id__isnull=False, is_test=False, status__in=statuses
+        contact_id__gt=evaluation.after,  # also: not NULL, which NOT IN could not bear
+        campaign_id__isnull=False,
+        is_test=False,
+        status__in=statuses,
     )
     if since is not None:
         found = found.filter(created_at__gte=since)
@@ -475,7 +485,7 @@ def _messaged(statuses: Iterable[str], since: datetime | None = None) -> models.
 
 
 def _never_messaged(evaluation: Evaluation, rule: Rule) -> Q:
-    never = ~Q(pk__in=_messaged(WENT_OUT))
+    never = ~Q(pk__in=_messaged(evaluation, WENT_OUT))
     return never if rule.value == "yes" else ~never
 
 
@@ -485,7 +495,7 @@ def _engagement(evaluation: Evaluation, rule: Rule) -> Q:
     since = None
     if found["days"]:
         since = evaluation.now - timedelta(days=int(found["days"]))
-    messages = _messaged(ENGAGED[rule.field], since)
+    messages = _messaged(evaluation, ENGAGED[rule.field], since)
     if found["which"] != "any":
         messages = messages.filter(campaign_id=int(found["which"]))
     engaged = Q(pk__in=messages)

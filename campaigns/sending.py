@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from campaigns.approval import Binding, ContentChanged
@@ -28,6 +29,7 @@ from campaigns.content import Content
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window
 from contacts.bulk import bulk_insert, tune_bulk_transaction
+from contacts.models import Contact
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
 from messaging.rendering import segments_of
@@ -122,7 +124,7 @@ def _close_connection() -> None:
 def _large(plan: _Plan, campaign: Campaign) -> bool:
     """Whether enough is left to build that a second connection is worth its start-up."""
     mark = Campaign.objects.values_list("audience_stats", flat=True).get(pk=campaign.pk)
-    left = plan.audience.filter(pk__gt={**EMPTY_STATS, **mark}["after"])
+    left = plan.audience_after({**EMPTY_STATS, **mark}["after"])
     return left[:PIPELINE_FROM].count() >= PIPELINE_FROM
 
 
@@ -141,7 +143,7 @@ def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
     pending: Any = None
     while True:
         chunk = list(
-            plan.audience.filter(pk__gt=stats["after"])
+            plan.audience_after(stats["after"])
             .order_by("pk")
             .values_list(*plan.contact_columns)[:MATERIALISE_CHUNK]
         )
@@ -204,7 +206,6 @@ class _Plan:
         self.content = Content.of(campaign)
         self.rule = AudienceRule(campaign)
         self.decider = self.rule.decider()
-        self.audience = self.content.with_fields(self.rule.contacts)
         self.contact_columns = ("pk", "phone", "timezone", *self.content.columns)
         self.price = Decimal(str(campaign.provider_account.price_per_segment))
         ops = connection.ops
@@ -212,6 +213,10 @@ class _Plan:
         self.template_id = self.content.whatsapp_template_id
         self._bodies: dict[tuple[Any, ...], list[Any]] = {}
         self._opens: dict[Any, Any] = {}
+
+    def audience_after(self, after: int) -> QuerySet[Contact]:
+        """The audience past contact id `after`, with the values the content reads."""
+        return self.content.with_fields(self.rule.contacts_after(after)).filter(pk__gt=after)
 
     def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
         campaign = self.campaign
