@@ -343,7 +343,10 @@ class Evaluation:
     #: Only contacts with a greater id are asked about (a chunk of a build): subqueries
     #: over memberships and messages are bounded by it too.
     after: int = 0
+    # Looked up once per evaluation, however many chunks of a build ask (shared by the
+    # copies `dataclasses.replace` makes for each chunk).
     _known_attributes: dict[str, bool] = field(default_factory=dict)
+    _named: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
     def warn(self, text: str) -> None:
         if text not in self.warnings:
@@ -353,6 +356,14 @@ class Evaluation:
         if name not in self._known_attributes:
             self._known_attributes[name] = Contact.objects.filter(attributes__has_key=name).exists()
         return self._known_attributes[name]
+
+    def named_id(self, kind: str, name: str) -> int | None:
+        """The id of the group or tag of that name (any case), None if there is none."""
+        if (kind, name) not in self._named:
+            model = Group if kind == "group" else Tag
+            found = model.objects.filter(name__iexact=name).values_list("pk", flat=True)
+            self._named[kind, name] = found.first()
+        return self._named[kind, name]
 
     def condition(self, rule: Rule) -> Q:
         return _CONDITIONS[rule.kind](self, rule)
@@ -443,10 +454,9 @@ def _country(evaluation: Evaluation, rule: Rule) -> Q:
 
 
 def _member(evaluation: Evaluation, rule: Rule) -> Q:
-    model = Group if rule.field == "group" else Tag
     ids = []
     for name in rule.values:
-        found = model.objects.filter(name__iexact=name).values_list("pk", flat=True).first()
+        found = evaluation.named_id(rule.field, name)
         if found is None:
             evaluation.warn(f"There is no {rule.field} named {name!r} (in the rule '{rule}').")
         else:

@@ -405,7 +405,7 @@ def segment_count(request: HttpRequest) -> JsonResponse:
     evaluation = Evaluation()
     match_any = request.POST.get("match_any", "").lower() in ("true", "on", "1")
     segment = Segment(match_any=match_any, rules=reading.lines)
-    matching = Contact.objects.filter(segment.condition(evaluation))
+    matching = segment.contacts(evaluation)
     answer["count"] = matching.count()
     answer["warnings"] = evaluation.warnings
     if can_see_contacts(request.user):
