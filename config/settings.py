@@ -264,6 +264,17 @@ HERALD_FREQUENCY_CAP_DAYS = env.int("HERALD_FREQUENCY_CAP_DAYS", default=7)
 # Test sends of draft campaigns each user may make in any hour, counted in the database
 # (0: no test sends).
 HERALD_TEST_SENDS_PER_HOUR = env.int("HERALD_TEST_SENDS_PER_HOUR", default=10)
+# Replies: a reply is put down to the campaign of the last message sent to its number within
+# this many days; HELP/INFO are answered with HERALD_HELP_REPLY at most once a day per number;
+# a reply's body is kept up to HERALD_INBOUND_BODY_MAX_CHARS (the rest is cut, and marked so);
+# a polled gateway is read at most HERALD_INBOUND_PAGE_BUDGET pages a run.
+HERALD_REPLY_ATTRIBUTION_DAYS = env.int("HERALD_REPLY_ATTRIBUTION_DAYS", default=7)
+HERALD_HELP_REPLY = env.str(
+    "HERALD_HELP_REPLY",
+    default="Thanks for your message. Reply STOP to stop receiving our messages.",
+)
+HERALD_INBOUND_BODY_MAX_CHARS = env.int("HERALD_INBOUND_BODY_MAX_CHARS", default=4096)
+HERALD_INBOUND_PAGE_BUDGET = env.int("HERALD_INBOUND_PAGE_BUDGET", default=10)
 # Uploaded contact and opt-out files up to this size (an XLSX's size unpacked) are checked in
 # the request, after the upload is committed; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)

@@ -256,8 +256,12 @@ class OptOut(models.Model):
     class Source(models.TextChoices):
         MANUAL = "manual", "Added by staff"
         IMPORT = "import", "Imported list"
-        STOP_REPLY = "stop_reply", "STOP reply"
+        REPLY = "reply", "Reply"  # the person's own message (messaging.inbound keeps it)
         PROVIDER = "provider", "Reported by the provider"
+
+    #: Sources a START reply may undo: only what the person asked for themselves by a reply,
+    #: never staff's, an import's or an erasure's.
+    RESUBSCRIBABLE = (Source.REPLY,)
 
     phone = PhoneNumberField()
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)

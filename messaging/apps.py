@@ -8,5 +8,6 @@ class MessagingConfig(AppConfig):
     def ready(self) -> None:
         from messaging import (
             checks,  # noqa: F401 - registers the system checks
+            keywords,  # noqa: F401 - forgets its table when a keyword changes
             privacy,  # noqa: F401 - takes part in contact erasure
         )

@@ -14,7 +14,7 @@ from django.db import connection, models, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from contacts.models import Channel, Contact, PhoneNumberField
+from contacts.models import Channel, Contact, OptOut, PhoneNumberField
 from messaging import backends
 from messaging.crypto import decrypt_credentials, encrypt_credentials
 
@@ -44,6 +44,18 @@ class ProviderAccount(models.Model):
     )
     encrypted_credentials = models.TextField(blank=True, editable=False)
     is_active = models.BooleanField(default=True)
+    inbound_cursor = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="How far replies were polled."
+    )
+    inbound_polled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    balance_available = models.BigIntegerField(
+        null=True, blank=True, editable=False, help_text="Last balance read, in minor units."
+    )
+    balance_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    balance_low_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the balance was found too low."
+    )
+    balance_low_reason = models.CharField(max_length=300, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -477,6 +489,17 @@ class Message(models.Model):
     template_params = models.JSONField(
         default=list, blank=True, help_text="WhatsApp: the template's ordered parameters."
     )
+    in_reply_to = models.ForeignKey(
+        "InboundMessage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="answers_sent",
+        # Campaign rows never have one: no index and no constraint to pay for on each.
+        db_index=False,
+        db_constraint=False,
+        help_text="A reply from the inbox or a HELP answer: the message it answers.",
+    )
     is_test = models.BooleanField(
         default=False,
         db_default=False,  # rows built by bulk insert, which names no such column
@@ -667,3 +690,137 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class InboundMessage(models.Model):
+    """A message a person sent us, from a gateway's webhook, its message list, or the CLI.
+
+    Kept once per provider message id at an account. `contact` is empty for a number we do
+    not know; `campaign` and `answers` are what it most likely replies to (the last message
+    sent to the contact within HERALD_REPLY_ATTRIBUTION_DAYS). An opt-out or opt-in it made
+    keeps it as evidence (messaging.inbound).
+    """
+
+    class Action(models.TextChoices):
+        NONE = "none", "None"
+        OPT_OUT = "opt_out", "Opted out"
+        OPT_IN = "opt_in", "Opted back in"
+        HELP = "help", "Asked for help"
+
+    provider_account = models.ForeignKey(ProviderAccount, on_delete=models.PROTECT)
+    provider_message_id = models.CharField(
+        max_length=150, blank=True, help_text="The provider's id: each is stored once."
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SMS)
+    phone = models.CharField(max_length=32, help_text="Who sent it (E.164 when it is a number).")
+    to = models.CharField(max_length=32, blank=True, help_text="Our number or sender it went to.")
+    body = models.TextField(blank=True)
+    body_truncated = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(auto_now_add=True)
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound"
+    )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+    )
+    answers = models.ForeignKey(
+        Message,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replies",
+        db_constraint=False,
+    )
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.NONE)
+    keyword = models.CharField(max_length=100, blank=True, help_text="The keyword it matched.")
+    language = models.CharField(max_length=10, blank=True)
+    possible_opt_out = models.BooleanField(
+        default=False, help_text="Asks to stop in other words: for a person to confirm."
+    )
+    note = models.CharField(max_length=200, blank=True)
+    opt_out = models.ForeignKey(
+        OptOut, null=True, blank=True, on_delete=models.SET_NULL, related_name="evidence"
+    )
+    auto_reply = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    read_at = models.DateTimeField(null=True, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-received_at", "-pk")
+        verbose_name = "reply"
+        verbose_name_plural = "replies"
+        permissions = (("reply_inbound", "Can answer replies from the inbox"),)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("provider_account", "provider_message_id"),
+                condition=~models.Q(provider_message_id=""),
+                name="inbound_once_per_provider_id",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=("phone", "received_at"), name="inbound_phone_received"),
+            models.Index(fields=("campaign", "action"), name="inbound_campaign_action"),
+            models.Index(fields=("received_at",), name="inbound_received"),
+            models.Index(
+                fields=("received_at",),
+                name="inbound_unread",
+                condition=models.Q(read_at__isnull=True),
+            ),
+            models.Index(
+                fields=("received_at",),
+                name="inbound_unhandled",
+                condition=models.Q(handled_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"reply {self.pk} ({self.get_channel_display()})"
+
+
+class Keyword(models.Model):
+    """A word that makes a reply act: opt out, opt back in, or ask for help.
+
+    Matched after messaging.keywords.normalise (case, accents, punctuation and spacing
+    do not count), as the whole message or its first word. A phrase (`possible_opt_out`)
+    is looked for anywhere in the message and only flags it for a person to confirm.
+    """
+
+    class Action(models.TextChoices):
+        OPT_OUT = "opt_out", "Opt out (this channel)"
+        OPT_OUT_ALL = "opt_out_all", "Opt out (every channel)"
+        OPT_IN = "opt_in", "Opt back in"
+        HELP = "help", "Help (auto-reply)"
+        POSSIBLE_OPT_OUT = "possible_opt_out", "Possible opt-out (phrase, flag only)"
+
+    word = models.CharField(max_length=100)
+    normalised = models.CharField(max_length=100, unique=True, editable=False)
+    language = models.CharField(max_length=10, help_text="ISO 639-1 code, e.g. en, fr, zh.")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    reply = models.TextField(
+        blank=True,
+        help_text="HELP only: the auto-reply in this language (empty: HERALD_HELP_REPLY).",
+    )
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("action", "language", "word")
+
+    def __str__(self) -> str:
+        return f"{self.word} ({self.language}, {self.get_action_display()})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        from messaging.keywords import normalise
+
+        self.normalised = normalise(self.word)[:100]
+        super().save(*args, **kwargs)

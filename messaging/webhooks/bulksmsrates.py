@@ -1,4 +1,5 @@
-"""BulkSMSRates's delivery reports and STOP replies: its signature, its payload, its events.
+"""BulkSMSRates's webhook: delivery reports, STOP replies, inbound WhatsApp messages,
+batch (campaign) outcomes and low-balance warnings: its signature, payload and events.
 
 Each webhook carries X-Webhook-Signature, "sha256=" and the hex HMAC-SHA256 of
 "<X-Webhook-Timestamp>.<body>" under the account's webhook_secret, and an X-Webhook-Id
@@ -16,9 +17,11 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from contacts.models import Channel, OptOut
+from contacts.models import Channel
 from contacts.phones import InvalidPhoneNumber, redact, to_e164
+from messaging import balance
 from messaging.backends.base import StatusUpdate
+from messaging.inbound import Incoming, UnusableInbound, receive, record_opt_out
 from messaging.models import Message, MessageQuerySet, ProviderAccount
 from messaging.webhooks.base import EVENT_ID_MAX_LENGTH, SignedWebhookView
 
@@ -80,24 +83,82 @@ class BulkSMSRatesEvent:
             return "ignored: data is not an object"
         if self.event == "opt_out":
             return self.opt_out()
+        if self.event == "whatsapp.message":
+            return self.inbound(Channel.WHATSAPP)
+        if self.event in ("campaign.completed", "campaign.failed"):
+            return self.batch_finished()
+        if self.event == "balance.low":
+            return balance.report_low(self.account, self.data, source="balance.low webhook")
         if self.event in self.STATUSES:
             return self.status_report(self.STATUSES[self.event])
         return "ignored: unknown event type"
 
-    def opt_out(self) -> str:
+    def incoming(self, channel: str, sender: str) -> Incoming:
+        """The reply in `data`. The docs show no payload for these events: we read `from`,
+        `to`, `message_id` and `text` or `body` (a string, or Meta's {"body": ...})."""
+        text = self.data.get("text", self.data.get("body"))
+        if isinstance(text, dict):
+            text = text.get("body")
+        return Incoming(
+            channel=channel,
+            phone=sender,
+            body=text if isinstance(text, str) else "",
+            provider_message_id=_text(self.data, "message_id") or self.event_id(),
+            to=_text(self.data, "to"),
+            received_at=_parse_time(_text(self.data, "received_at"))
+            or _parse_time(_text(self.payload, "created_at")),
+        )
+
+    def inbound(self, channel: str) -> str:
+        sender = _text(self.data, "from")
+        if not sender:
+            return "ignored: no sender"
         try:
-            phone = to_e164(_text(self.data, "destination") or _text(self.data, "phone"))
+            outcome = receive(self.account, self.incoming(channel, sender))
+        except UnusableInbound as unusable:
+            return f"ignored: {unusable}"
+        if outcome.duplicate:
+            return f"reply {outcome.inbound.pk} already stored"
+        return f"reply {outcome.inbound.pk}: {outcome.action}"
+
+    def opt_out(self) -> str:
+        """The recipient replied STOP: kept as their reply, opted out with source "reply"
+        whatever words the provider passes on."""
+        raw = (
+            _text(self.data, "from") or _text(self.data, "destination") or _text(self.data, "phone")
+        )
+        try:
+            phone = to_e164(raw)
         except InvalidPhoneNumber:
             return "ignored: unusable number"
-        _entry, created = OptOut.objects.get_or_create(
-            phone=phone,
-            channel=Channel.SMS,
-            defaults={
-                "source": OptOut.Source.PROVIDER,
-                "note": f"STOP reply reported by {self.account.name}",
-            },
+        outcome = receive(self.account, self.incoming(Channel.SMS, phone))
+        inbound = outcome.inbound
+        if inbound.action != inbound.Action.OPT_OUT and not outcome.duplicate:
+            record_opt_out(inbound, [Channel.SMS], by=None)
+            inbound.action = inbound.Action.OPT_OUT
+            inbound.note = f"{inbound.note}, reported by {self.account.name}"[:200]
+            inbound.save(update_fields=["action", "note", "opt_out"])
+        return f"reply {inbound.pk}: {inbound.note or 'opt_out'} {redact(phone)}"
+
+    def batch_finished(self) -> str:
+        """A bulk batch (a "campaign" at BulkSMSRates) finished or failed: our rows keep
+        waiting for their own reports; say how many still do."""
+        batch_id = next(
+            (
+                _text(self.data, key)
+                for key in ("batch_id", "campaign_id", "id")
+                if self.data.get(key)
+            ),
+            "",
         )
-        return f"opted out {redact(phone)}" if created else f"already opted out {redact(phone)}"
+        if not batch_id:
+            return f"{self.event}: no batch id"
+        waiting = Message.objects.filter(
+            provider_account=self.account,
+            provider_batch_id=batch_id[:100],
+            status__in=(Message.Status.SENT, Message.Status.IN_DOUBT),
+        ).count()
+        return f"{self.event} for batch {batch_id[:60]}: {waiting} messages await reports"
 
     def status_report(self, status: str) -> str:
         message = self.find_message()

@@ -48,7 +48,7 @@ def confirm(client: Client, job: ImportJob) -> Any:
 def test_an_opt_out_list_is_previewed_then_imported_on_confirmation(
     marketer_client: Client,
 ) -> None:
-    OptOut.objects.create(phone=uk(3), channel=Channel.SMS, source=OptOut.Source.STOP_REPLY)
+    OptOut.objects.create(phone=uk(3), channel=Channel.SMS, source=OptOut.Source.REPLY)
     content = (
         f"phone,channel,note\r\n07400 000001,sms,asked by phone\r\n{uk(2)},WhatsApp,\r\n"
         f"{uk(3)},sms,\r\nnot a number,sms,\r\n{uk(1)},SMS,again\r\n{uk(4)},fax,\r\n"
@@ -76,7 +76,7 @@ def test_an_opt_out_list_is_previewed_then_imported_on_confirmation(
     assert set(OptOut.objects.values_list("phone", "channel", "source", "note")) == {
         (uk(1), "sms", "import", "asked by phone"),
         (uk(2), "whatsapp", "import", ""),
-        (uk(3), "sms", "stop_reply", ""),  # already there: left as it was
+        (uk(3), "sms", "reply", ""),  # already there: left as it was
     }
     report = marketer_client.get(f"/admin/contacts/importjob/{job.pk}/errors.csv")
     lines = list(csv.reader(io.StringIO(b"".join(report.streaming_content).decode())))  # type: ignore[attr-defined]

@@ -107,7 +107,7 @@ def test_the_admin_searches_contacts_the_same_way(
 def test_the_contact_page_shows_fields_attributes_groups_tags_and_opt_outs(
     client: Client, approver: User, ann: Contact
 ) -> None:
-    OptOut.objects.create(phone=ANN, channel=Channel.WHATSAPP, source=OptOut.Source.STOP_REPLY)
+    OptOut.objects.create(phone=ANN, channel=Channel.WHATSAPP, source=OptOut.Source.REPLY)
     page = signed_in(client, approver).get(f"/contacts/{ann.pk}/").content.decode()
     for text in ("Ann", "Lee", "ann.lee@example.com", "<dt>city</dt><dd>Leeds</dd>", "gold"):
         assert text in page

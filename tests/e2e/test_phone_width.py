@@ -118,7 +118,7 @@ def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
             contact.tags.add(vip)
         contacts.append(contact)
     OptOut.objects.create(phone=contacts[1].phone, note=LONG)
-    OptOut.objects.create(phone=contacts[1].phone, channel="whatsapp", source="stop_reply")
+    OptOut.objects.create(phone=contacts[1].phone, channel="whatsapp", source="reply")
     busy = sending_campaign(account, group, owner, contacts)
     draft = Campaign.objects.create(
         name="Spring draft",
