@@ -182,3 +182,6 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     list_select_related = ("provider_account",)
     search_fields = ("=webhook_id", "=event_id")
     show_full_result_count = False
+
+
+from messaging import admin_replies  # noqa: E402, F401 - replies and keywords

@@ -9,14 +9,20 @@ recomputing its fate. Account options (ProviderAccount.options):
     failure_rate        share of messages whose delivery fails, 0..1 (0.0)
     reject_rate         share of messages refused at send as an invalid number, 0..1 (0.0)
     busy_rate           share of send attempts answered "try again later", 0..1 (0.0)
+    reply_rate          share of delivered messages that get a reply, 0..1 (0.0)
     account_error       when set, every send is refused for the account with this text
     seed                any text (herald)
+
+Replies (reply_rate): the simulator is polled like a gateway with a message list. A
+delivered message's reply is decided by its fate too (one of REPLIES: opt-outs in
+several languages, questions, a HELP, a "please stop texting me"), received a few
+seconds after its delivery; the cursor is the id of the last message looked at.
 """
 
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.utils import timezone
 
@@ -25,17 +31,40 @@ from messaging.backends.base import BaseBackend, SendResult, StatusUpdate
 from messaging.exceptions import AccountError, RecipientError, RetryableError
 from messaging.models import Message
 
+if TYPE_CHECKING:
+    from messaging.inbound import Incoming
+
+#: What simulated recipients answer: some opt out (in several languages), some ask.
+REPLIES = (
+    "STOP",
+    "Stop!",
+    "Arrêt",
+    "stopp",
+    "BAJA",
+    "退订",
+    "please stop texting me",
+    "HELP",
+    "What time do you open on Saturday?",
+    "Is the offer valid in the Leeds shop?",
+    "Thanks, see you soon",
+    "👍",
+)
+#: Messages looked at per page of the page budget.
+REPLY_PAGE = 200
+
 
 class SimulatorBackend(BaseBackend):
     channels = frozenset({Channel.SMS, Channel.WHATSAPP})
     max_batch = 1000
     supports_status_lookup = True
     supports_reconcile = True
+    supports_inbound_polling = True
     option_keys: ClassVar[tuple[str, ...]] = (
         "delivery_delay",
         "failure_rate",
         "reject_rate",
         "busy_rate",
+        "reply_rate",
         "account_error",
         "seed",
     )
@@ -106,3 +135,42 @@ class SimulatorBackend(BaseBackend):
             error_message="handset did not acknowledge (simulated)" if failed else "",
             raw=raw,
         )
+
+    def fetch_inbound(
+        self, cursor: dict[str, Any], page_budget: int
+    ) -> tuple[list["Incoming"], dict[str, Any]]:
+        from messaging.inbound import Incoming
+
+        rate = float(self.account.options.get("reply_rate", 0.0))
+        after = int(cursor.get("after", 0))
+        if rate <= 0:
+            return [], cursor
+        now = timezone.now()
+        rows = (
+            Message.objects.filter(provider_account=self.account, pk__gt=after, is_test=False)
+            .order_by("pk")
+            .values_list("pk", "status", "sent_at", "phone", "client_ref", "channel", "sender")
+        )[: REPLY_PAGE * max(page_budget, 1)]
+        replies = []
+        for pk, status, sent_at, phone, client_ref, channel, sender in rows:
+            if status in (Message.Status.SENDING, Message.Status.SENT, Message.Status.IN_DOUBT):
+                break  # on its way: looked at again next time (a pending one is passed over)
+            after = pk
+            fate = self._fate(f"{client_ref}:reply")
+            if status != Message.Status.DELIVERED or sent_at is None or fate.random() >= rate:
+                continue
+            received_at = sent_at + timedelta(seconds=self._delay + fate.uniform(1, 30))
+            if received_at > now:
+                after = pk - 1
+                break
+            replies.append(
+                Incoming(
+                    channel=channel,
+                    phone=phone,
+                    body=fate.choice(REPLIES),
+                    provider_message_id=f"sim-reply-{client_ref}",
+                    to=sender,
+                    received_at=received_at,
+                )
+            )
+        return replies, {"after": after}
