@@ -18,7 +18,7 @@ class KeywordForm(forms.ModelForm):
         fields = ("word", "language", "action", "reply", "is_active")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         word = cleaned.get("word") or ""
         key = normalise(word)
         if word and not key:
