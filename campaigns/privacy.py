@@ -23,7 +23,7 @@ from campaigns.models import Campaign, TestNumber
 from contacts.erasure import purge_import_files
 from contacts.models import Contact, erasing
 from messaging.models import Message
-from messaging.privacy import BATCH, purge_content, purge_events
+from messaging.privacy import BATCH, purge_content, purge_events, purge_replies
 
 logger = logging.getLogger(__name__)
 S = Campaign.Status
@@ -75,6 +75,7 @@ def purge(days: int, *, dry_run: bool = False, batch: int = BATCH) -> PurgeRepor
     tests = tests.exclude(status__in=Message.UNFINISHED_STATUSES)
     report.counts["test messages"] += purge_content(tests, batch, dry_run)
     report.counts.update(purge_events(report.before, batch, dry_run))
+    report.counts["replies"] += purge_replies(report.before, batch, dry_run)
     report.counts["import files"] += purge_import_files(report.before, dry_run)
     if not dry_run:
         logger.info("retention: %s", report.summary_line())

@@ -18,7 +18,7 @@ from django.db.models import CharField, F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Concat
 
 from contacts.models import erasing
-from messaging.models import Message, StatusEvent, WebhookEvent
+from messaging.models import InboundMessage, Message, StatusEvent, WebhookEvent
 
 BATCH = 2000
 #: What an erased message's number becomes: unique per row (a campaign holds a number
@@ -61,6 +61,18 @@ def purge_events(before: datetime, batch: int = BATCH, dry_run: bool = False) ->
         "status events": _delete_in_batches(StatusEvent, status_events, batch),
         "webhook events": _delete_in_batches(WebhookEvent, webhook_events, batch),
     }
+
+
+def purge_replies(before: datetime, batch: int = BATCH, dry_run: bool = False) -> int:
+    """Blank the bodies of replies received before `before`; their action, campaign and
+    times stay (reply and opt-out counts are made of them). Returns replies blanked."""
+    old = InboundMessage.objects.filter(received_at__lt=before).exclude(body="")
+    if dry_run:
+        return old.count()
+    blanked = 0
+    for ids in _id_batches(old, batch):
+        blanked += InboundMessage.objects.filter(pk__in=ids).update(body="")
+    return blanked
 
 
 def _delete_in_batches(model: Any, rows: QuerySet[Any], batch: int) -> int:
@@ -107,7 +119,22 @@ def erase_messages(
         )
         changed["status events"] += StatusEvent.objects.filter(message_id__in=chunk).delete()[0]
     changed["webhook events"] = _scrub_webhook_events(phones)
+    changed["replies"] = erase_replies(phones, contact_ids)
     return changed
+
+
+def erase_replies(phones: list[str], contact_ids: list[int]) -> int:
+    """Replies from erased numbers keep what they counted for (action, campaign), nothing
+    that identifies or quotes the person."""
+    mine = InboundMessage.objects.filter(Q(phone__in=phones) | Q(contact_id__in=contact_ids))
+    return mine.update(
+        phone=Concat(Value("erased"), Cast(F("pk"), CharField())),
+        contact=None,
+        body="",
+        note="",
+        keyword="",
+        provider_message_id=Concat(Value("erased"), Cast(F("pk"), CharField())),
+    )
 
 
 def _scrub_webhook_events(phones: list[str]) -> int:

@@ -112,7 +112,7 @@ def test_the_contact_page_shows_fields_attributes_groups_tags_and_opt_outs(
     for text in ("Ann", "Lee", "ann.lee@example.com", "<dt>city</dt><dd>Leeds</dd>", "gold"):
         assert text in page
     assert "Customers" in page and "vip" in page
-    assert "WhatsApp" in page and "STOP reply" in page
+    assert "WhatsApp" in page and "<td>Reply</td>" in page
     # An approver views contacts, no more: no buttons that would be refused.
     assert "Add opt-out" not in page and "Erase this contact" not in page
 

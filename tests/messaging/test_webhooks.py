@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from contacts.models import Channel, OptOut
 from contacts.phones import redact
-from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent
+from messaging.models import InboundMessage, Message, ProviderAccount, StatusEvent, WebhookEvent
 from tests.conftest import phone
 from tests.fakegateway import FakeGateway
 
@@ -164,8 +164,11 @@ def test_a_stop_reply_suppresses_the_number(post: Post, account: ProviderAccount
     payload = {"id": "evt-stop", "event": "opt_out", "data": {"destination": phone(3)}}
     assert post(payload).json()["status"] == "ok"
     entry = OptOut.objects.get()
-    assert (entry.phone, entry.channel, entry.source) == (phone(3), Channel.SMS, "provider")
-    assert entry.note == "STOP reply reported by brates"
+    assert (entry.phone, entry.channel, entry.source) == (phone(3), Channel.SMS, "reply")
+    # The provider passed on no words: the reply is kept (empty) as the opt-out's evidence.
+    reply = InboundMessage.objects.get()
+    assert (reply.action, reply.opt_out, reply.phone) == ("opt_out", entry, phone(3))
+    assert reply.note == "opted out by reply, reported by brates"
 
 
 def test_a_stop_reply_for_an_unusable_number_is_ignored(post: Post) -> None:
@@ -306,7 +309,7 @@ def test_a_report_for_an_unknown_message_changes_nothing(
 
 
 def test_an_unknown_event_type_is_ignored(post: Post) -> None:
-    response = post({"id": "e", "event": "balance.low", "data": {"balance": 3}})
+    response = post({"id": "e", "event": "sms.exploded", "data": {"balance": 3}})
     assert response.json()["outcome"] == "ignored: unknown event type"
 
 
@@ -442,11 +445,12 @@ def test_a_duplicate_is_logged_with_the_key_it_was_recognised_by(
     post(dlr("message.delivered"), ts=ts + 1, webhook_id="wh_3")
     post({"event": "opt_out", "data": {"phone": phone(3)}}, ts=ts, webhook_id="wh_4")
     post({"event": "opt_out", "data": {"phone": phone(3)}}, ts=ts, webhook_id="wh_5")
-    assert [r.getMessage().rsplit(": ", 1)[1] for r in caplog.records][1:] == [
+    webhook_lines = [r for r in caplog.records if r.name == "messaging.webhooks.base"]
+    assert [r.getMessage().rsplit(": ", 1)[1] for r in webhook_lines][1:] == [
         "duplicate (same webhook id)",
         "duplicate (same event id)",
         "duplicate (same event id)",
-        f"opted out {redact(phone(3))}",
+        f"opted out by reply, reported by brates {redact(phone(3))}",
         "duplicate (same signed request)",
     ]
 
