@@ -510,3 +510,60 @@ def wait_until_waiting_on_locks(backends: int, seconds: float = 15) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"{backends} requests never waited on a lock together")
+
+
+def test_an_inbound_whatsapp_message_is_kept_once_and_acted_on(post: Post) -> None:
+    data = {"from": phone(3), "to": "+447911000001", "message_id": "wamid.1", "text": "Arrêt"}
+    first = post({"id": "evt-w1", "event": "whatsapp.message", "data": data})
+    assert first.json()["outcome"].endswith(": opt_out")
+    reply = InboundMessage.objects.get()
+    assert (reply.channel, reply.phone, reply.to, reply.body) == (
+        "whatsapp",
+        phone(3),
+        "+447911000001",
+        "Arrêt",
+    )
+    assert OptOut.objects.get().channel == Channel.WHATSAPP
+    # The same message in a new event (a new id, a new signature): not stored twice.
+    again = post({"id": "evt-w2", "event": "whatsapp.message", "data": data}, webhook_id="wh_2")
+    assert again.json()["outcome"] == f"reply {reply.pk} already stored"
+    assert InboundMessage.objects.count() == 1
+
+
+def test_a_meta_style_text_object_and_a_body_field_are_both_read(post: Post) -> None:
+    post(
+        {
+            "id": "evt-w1",
+            "event": "whatsapp.message",
+            "data": {"from": phone(3), "message_id": "m1", "text": {"body": "HELP"}},
+        }
+    )
+    post(
+        {"id": "evt-w2", "event": "whatsapp.message", "data": {"from": phone(4), "body": "hi"}},
+        webhook_id="wh_2",
+    )
+    assert list(InboundMessage.objects.order_by("pk").values_list("body", "action")) == [
+        ("HELP", "help"),
+        ("hi", "none"),
+    ]
+    # With no message_id the event's id is the dedupe key.
+    assert InboundMessage.objects.get(body="hi").provider_message_id == "evt-w2"
+
+
+def test_an_inbound_event_without_a_sender_is_ignored(post: Post) -> None:
+    response = post({"id": "e", "event": "whatsapp.message", "data": {"text": "hi"}})
+    assert response.json()["outcome"] == "ignored: no sender"
+    assert not InboundMessage.objects.exists()
+
+
+def test_a_finished_batch_says_how_many_messages_still_await_reports(
+    post: Post, account: ProviderAccount
+) -> None:
+    make_message(account, provider_message_id="", provider_batch_id="batch-7")
+    response = post({"id": "e", "event": "campaign.completed", "data": {"batch_id": "batch-7"}})
+    assert (
+        response.json()["outcome"]
+        == "campaign.completed for batch batch-7: 1 messages await reports"
+    )
+    failed = post({"id": "f", "event": "campaign.failed", "data": {}}, webhook_id="wh_2")
+    assert failed.json()["outcome"] == "campaign.failed: no batch id"
