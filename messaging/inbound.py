@@ -198,9 +198,8 @@ class _Handling:
         last = (
             Message.objects.filter(
                 contact=contact,
-                created_at__gte=since,
-                created_at__lte=inbound.received_at,
-                sent_at__isnull=False,
+                created_at__gte=since,  # the index's range; sent_at is never before it
+                sent_at__lte=inbound.received_at,
                 is_test=False,
             )
             .order_by("-created_at", "-pk")

@@ -10,7 +10,8 @@ from campaigns.models import Campaign
 from campaigns.segments import Segment
 from contacts.models import Contact, Group, OptOut
 from messaging import tasks as messaging_tasks
-from messaging.models import Message
+from messaging.inbound import poll_accounts
+from messaging.models import InboundMessage, Message
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -41,15 +42,15 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
     assert campaign.audience_stats | {"after": 0} == {
         "after": 0,
         "audience": 120,
-        "queued": 118,
-        "opted_out": 2,
+        "queued": 117,
+        "opted_out": 3,  # two by staff, one by the demo's "Arrêt" reply
         "erased": 0,
         "invalid_number": 0,
         "duplicate": 0,
         "frequency_cap": 0,
         "no_send_window": 0,
     }
-    assert campaign.messages.filter(status=Message.Status.SENT).count() == 118
+    assert campaign.messages.filter(status=Message.Status.SENT).count() == 117
     opted_out = set(OptOut.objects.values_list("phone", flat=True))
     skipped = set(campaign.messages.filter(status="skipped").values_list("phone", flat=True))
     assert skipped == opted_out
@@ -59,7 +60,28 @@ def test_the_demo_campaign_goes_from_draft_to_completed() -> None:
     messaging_tasks.poll_statuses()
     counts = campaign.messages.all().status_counts()
     assert counts["sent"] == 0
-    assert counts["delivered"] + counts["failed"] == 118 and counts["failed"] > 0
+    assert counts["delivered"] + counts["failed"] == 117 and counts["failed"] > 0
+
+    # The simulator answers about a tenth of what it delivered, each reply put down to it.
+    Message.objects.update(sent_at=timezone.now() - timedelta(hours=1))
+    stored = poll_accounts()["simulator"]
+    assert 3 <= stored <= 30
+    assert InboundMessage.objects.filter(campaign=campaign).count() == stored
+    assert poll_accounts()["simulator"] == 0
+
+
+def test_the_demo_inbox_has_a_reply_of_each_kind() -> None:
+    call_command("load_demo")
+    call_command("load_demo")  # not twice
+    replies = InboundMessage.objects.order_by("pk")
+    assert [(r.action, r.possible_opt_out, r.contact_id is None) for r in replies] == [
+        ("none", False, False),
+        ("opt_out", False, False),
+        ("help", False, False),
+        ("none", True, False),
+        ("none", False, True),
+    ]
+    assert OptOut.objects.filter(source=OptOut.Source.REPLY).count() == 1
 
 
 def test_the_demo_has_a_segment_of_gold_customers_in_leeds() -> None:

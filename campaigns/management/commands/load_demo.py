@@ -1,5 +1,5 @@
-"""Demo data for `make run`: staff logins, ~200 contacts, a segment, a template and a draft
-campaign.
+"""Demo data for `make run`: staff logins, ~200 contacts, a segment, a template, a draft
+campaign and a few replies in the inbox (the simulator adds more as campaigns deliver).
 
 Safe to run on every start: it creates what is missing and gives the three demo
 users fresh random passwords, which it prints (nothing else stores them).
@@ -16,13 +16,25 @@ from django.db import transaction
 from campaigns.models import Campaign, MessageTemplate
 from campaigns.segments import Segment
 from contacts.models import Contact, Group, OptOut, Tag
-from messaging.models import ProviderAccount
+from messaging.inbound import Incoming, receive
+from messaging.models import InboundMessage, ProviderAccount
 
 FIRST_NAMES = ["Ada", "Ben", "Chloe", "Dev", "Ema", "Farid", "Grace", "Hugo", "Ines", "Jon"]
 LAST_NAMES = ["Adeyemi", "Brown", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hughes"]
 DEMO_CONTACTS = 200
 # +44 7911 1xxxxx: a UK mobile range libphonenumber accepts (unlike Ofcom's 07700 900xxx).
 FIRST_NUMBER = 447911100000
+
+DEMO_REPLY_RATE = 0.1
+#: (contact number, text); -1: a number that is no contact.
+DEMO_REPLIES = (
+    (11, "What time do you open on Saturday?"),
+    (12, "Arrêt"),
+    (13, "HELP"),
+    (14, "please stop texting me"),
+    (-1, "Is this the Leeds shop? Do you have the blue one in stock?"),
+)
+UNKNOWN_NUMBER = "+447911999123"
 
 DEMO_BODY = (
     "Hi {{first_name|there}}, our spring sale starts today: 20% off everything. "
@@ -40,6 +52,7 @@ class Command(BaseCommand):
             newsletter = self._contacts()
             self._segment(logins["marketer"][0])
             self._campaign(account, newsletter, logins["marketer"][0])
+            self._replies(account)
         self.stdout.write(
             self.style.SUCCESS("Demo data ready. Logins (fresh passwords each start):")
         )
@@ -74,10 +87,29 @@ class Command(BaseCommand):
                 "sender": "Herald",
                 "rate_limit": 50,
                 "price_per_segment": "0.03500",
-                "options": {"delivery_delay": 20, "failure_rate": 0.05, "seed": "demo"},
+                "options": {
+                    "delivery_delay": 20,
+                    "failure_rate": 0.05,
+                    "reply_rate": DEMO_REPLY_RATE,
+                    "seed": "demo",
+                },
             },
         )
+        if "reply_rate" not in account.options:  # a demo database from before replies
+            account.options = {**account.options, "reply_rate": DEMO_REPLY_RATE}
+            account.save(update_fields=["options"])
         return account
+
+    def _replies(self, account: ProviderAccount) -> None:
+        """A few replies of each kind, handled as if the simulator had delivered them."""
+        if InboundMessage.objects.exists():
+            return
+        for i, body in DEMO_REPLIES:
+            sender = f"+{FIRST_NUMBER + i}" if i >= 0 else UNKNOWN_NUMBER
+            receive(
+                account,
+                Incoming(channel="sms", phone=sender, body=body, provider_message_id=f"demo-{i}"),
+            )
 
     def _contacts(self) -> Group:
         newsletter, _ = Group.objects.get_or_create(
