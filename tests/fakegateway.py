@@ -19,14 +19,20 @@ BulkSMSRates (`/v1/...`, errors {"error": {code, message, details}, "meta": {req
     `X-Sandbox: true` answers {"id": "sandbox-msg-...", "status": "delivered", "sandbox": true}.
     POST /v1/sms/send, POST /v1/sms/bulk (<= 10,000 recipients), GET /v1/sms/{id},
     GET /v1/reports/messages (filters destination, status; cursor pagination),
-    GET /v1/billing/balance, POST /v1/whatsapp/send. Signed DLR webhooks come from
-    `dlr_request()` / `post_dlr()`.
+    GET /v1/billing/balance (`bulk_balance`, `bulk_top_up()`, `bulk_low_balance_threshold`),
+    POST /v1/whatsapp/send (a template, or free text {"type": "text", "text": {"body"}} only
+    while the number's 24 h conversation is open), GET /v1/whatsapp/conversations (the open
+    ones: `whatsapp_inbound()` opens one), GET/POST /v1/settings/webhooks and PATCH/DELETE
+    /v1/settings/webhooks/{id} (kept in `bulk_webhooks`). Signed webhooks of any event come
+    from `event_request()` / `post_event()`; delivery reports from `dlr_request()` / `post_dlr()`.
 
 Bwatmesaj (`/api/v3/...`, Laravel style, errors {"status": "error", "message"})
     `Accept: application/json` or a 302 to /login (HTML); `Authorization: Bearer <token>` or
     401 "Unauthenticated.". POST /api/v3/sms/send (comma separated digits; one recipient ->
-    data is an object, several -> a list), GET /api/v3/sms/{uid}, GET /api/v3/sms (paginated),
-    GET /api/v3/balance.
+    data is an object, several -> a list), GET /api/v3/sms/{uid}, GET /api/v3/sms (inbound and
+    outbound entries, newest first, 25 a page, ?page=N), GET /api/v3/balance. `bwat_inbound()`
+    is a reply arriving; every entry carries "direction": "inbound" | "outbound" (our choice:
+    the docs say the list holds both but name no field that tells them apart).
 
 Faults (`inject(path_prefix, fault, times=...)`, matched on the request path with its query,
 consumed in the order injected):
@@ -77,7 +83,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,6 +115,25 @@ BULK_MAX_RECIPIENTS = 10_000
 BULK_PENCE_PER_SEGMENT = 4  # what the wallet is charged
 BULK_MICROS_PER_SEGMENT = 35_000  # what the send answer quotes
 BULK_ESTIMATE_PER_MESSAGE = 35  # pence, what the bulk answer quotes
+BULK_LOW_BALANCE_THRESHOLD = 500  # pence, as in the docs' balance example
+WHATSAPP_MAX_TEXT = 4096  # Meta's limit on a free-text body
+WHATSAPP_WINDOW = timedelta(hours=24)
+#: Our WhatsApp Business number, the `to` of inbound WhatsApp events.
+WHATSAPP_NUMBER = "+447900000100"
+#: Our Bwatmesaj number, the `to` of inbound SMS.
+BWAT_NUMBER = "447900000200"
+#: The events `/v1/settings/webhooks` accepts (the docs' "Webhook Events").
+BULK_WEBHOOK_EVENTS = (
+    "dlr",
+    "opt_out",
+    "campaign.completed",
+    "campaign.failed",
+    "balance.low",
+    "whatsapp.message",
+)
+#: Free text outside the 24 h window. The docs show only template sends (and say templates
+#: are the only kind outside an open conversation), so this code is our fake's choice.
+OUTSIDE_WINDOW = "OUTSIDE_CONVERSATION_WINDOW"
 
 BULK_ERROR_CODES = {
     400: "VALIDATION_ERROR",
@@ -196,6 +221,7 @@ class FakeMessage:
     account: str = ""  # Buzzbip username, BulkSMSRates API key or Bwatmesaj token
     events: list[tuple[str, datetime]] = field(default_factory=list)  # status changes
     extra: dict[str, Any] = field(default_factory=dict)  # provider-specific request fields
+    direction: str = "outbound"  # "inbound": a reply the fake was told about (Bwatmesaj)
 
 
 @dataclass
@@ -208,6 +234,31 @@ class _Fault:
     headers: dict[str, str]
     seconds: float
     label: str = ""  # what Recorded.fault says, when not `kind` (a chaos kind)
+
+
+@dataclass
+class FakeWebhook:
+    """An endpoint registered at BulkSMSRates through /v1/settings/webhooks."""
+
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    secret: str
+    account: str  # the API key that created it
+    created_at: datetime
+
+    def as_data(self, *, with_secret: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "active": self.active,
+            "created_at": _iso_z(self.created_at),
+        }
+        if with_secret:  # as the API keys' secret: only shown once, on create
+            data["secret"] = self.secret
+        return data
 
 
 @dataclass
@@ -383,6 +434,10 @@ class FakeGateway:
         self.bulk_opted_out: set[str] = set()
         self.bulk_blacklisted: set[str] = set()
         self.bulk_templates: set[str] = {"order_shipped"}
+        self.bulk_low_balance_threshold: int = BULK_LOW_BALANCE_THRESHOLD
+        self.bulk_webhooks: dict[str, FakeWebhook] = {}  # id -> endpoint, in creation order
+        #: Open (or lapsed) WhatsApp conversations: E.164 number -> when its last message came.
+        self.bulk_conversations: dict[str, datetime] = {}
         # Bwatmesaj
         self.bwat_tokens: set[str] = {"13|testtoken"}
         self.bwat_balance: int = 1_000_000
@@ -424,6 +479,18 @@ class FakeGateway:
                 (re.compile(r"/v1/billing/balance"), {"GET": self._bulk_balance}),
                 (re.compile(r"/v1/reports/messages"), {"GET": self._bulk_report}),
                 (re.compile(r"/v1/whatsapp/send"), {"POST": self._bulk_whatsapp}),
+                (
+                    re.compile(r"/v1/whatsapp/conversations"),
+                    {"GET": self._bulk_conversations},
+                ),
+                (
+                    re.compile(r"/v1/settings/webhooks"),
+                    {"GET": self._bulk_webhook_list, "POST": self._bulk_webhook_create},
+                ),
+                (
+                    re.compile(r"/v1/settings/webhooks/(?P<id>[^/]+)"),
+                    {"PATCH": self._bulk_webhook_update, "DELETE": self._bulk_webhook_delete},
+                ),
             ],
             BWATMESAJ: [
                 (re.compile(r"/api/v3/sms/send"), {"POST": self._bwat_send}),
@@ -475,13 +542,19 @@ class FakeGateway:
 
     # -- For tests ----------------------------------------------------------------------------
 
-    def count(self, provider: str | None = None, path_prefix: str = "") -> int:
+    def count(
+        self, provider: str | None = None, path_prefix: str = "", *, methods: Iterable[str] = ()
+    ) -> int:
+        """Requests received, of `provider`, under `path_prefix`, with one of `methods` (any)."""
+        wanted = {m.upper() for m in methods}
         with self._lock:
             recorded = list(self.requests)
         return sum(
             1
             for r in recorded
-            if (provider is None or r.provider == provider) and r.path.startswith(path_prefix)
+            if (provider is None or r.provider == provider)
+            and r.path.startswith(path_prefix)
+            and (not wanted or r.method in wanted)
         )
 
     def set_status(self, message_id: str, status: str) -> None:
@@ -546,12 +619,51 @@ class FakeGateway:
             for token in self._buzzbip_tokens.values():
                 token.expired = True
 
-    # -- Signed DLR webhooks (BulkSMSRates) ---------------------------------------------------
+    # -- Signed webhooks (BulkSMSRates) -------------------------------------------------------
 
     @staticmethod
     def sign(secret: str, timestamp: str, body: bytes) -> str:
         signed = timestamp.encode() + b"." + body
         return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+    def event_request(
+        self,
+        event: str,
+        data: Mapping[str, Any],
+        *,
+        secret: str,
+        timestamp: int | None = None,
+        webhook_id: str | None = None,
+        event_id: str | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers BulkSMSRates would post for `event` carrying `data`.
+
+        The envelope is the docs' {id, event, created_at, data}, signed with `secret` at
+        `timestamp` (now by default). Any event name goes, so tests can post unknown ones.
+        """
+        stamp = int(time.time()) if timestamp is None else int(timestamp)
+        payload = {
+            "id": event_id or str(uuid.uuid4()),
+            "event": event,
+            "created_at": _iso_z(datetime.fromtimestamp(stamp, UTC)),
+            "data": dict(data),
+        }
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Webhook-Signature": self.sign(secret, str(stamp), body),
+            "X-Webhook-Id": webhook_id or f"wh_evt_{secrets.token_hex(8)}",
+            "X-Webhook-Timestamp": str(stamp),
+        }
+        return body, headers
+
+    def post_event(
+        self, url: str, event: str, data: Mapping[str, Any], *, secret: str, **kw: Any
+    ) -> requests.Response:
+        """Post event_request(...) to `url`; `timeout` (default 10) goes to requests."""
+        timeout = kw.pop("timeout", 10.0)
+        body, headers = self.event_request(event, data, secret=secret, **kw)
+        return requests.post(url, data=body, headers=headers, timeout=timeout)
 
     def dlr_request(
         self,
@@ -592,20 +704,9 @@ class FakeGateway:
                     message.events.append((status, moment))
             else:
                 raise ValueError(f"unsupported DLR event {event!r}")
-        payload = {
-            "id": str(uuid.uuid4()),
-            "event": event,
-            "created_at": _iso_z(moment),
-            "data": data,
-        }
-        body = json.dumps(payload).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Webhook-Signature": self.sign(secret, str(stamp), body),
-            "X-Webhook-Id": webhook_id or f"wh_evt_{secrets.token_hex(8)}",
-            "X-Webhook-Timestamp": str(stamp),
-        }
-        return body, headers
+        return self.event_request(
+            event, data, secret=secret, timestamp=stamp, webhook_id=webhook_id
+        )
 
     def post_dlr(
         self,
@@ -620,6 +721,89 @@ class FakeGateway:
         timeout = kw.pop("timeout", 10.0)
         body, headers = self.dlr_request(message_id, event, secret=secret, **kw)
         return requests.post(url, data=body, headers=headers, timeout=timeout)
+
+    # -- Replies and other news, as the tests tell them --------------------------------------
+
+    def whatsapp_inbound(
+        self,
+        from_: str,
+        text: str,
+        *,
+        to: str = WHATSAPP_NUMBER,
+        at: datetime | None = None,
+        message_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A customer wrote on WhatsApp at `at` (now): their 24 h conversation opens (or
+        restarts). Returns the `whatsapp.message` event's data {from, to, message_id, text},
+        for `event_request("whatsapp.message", data, ...)` / `post_whatsapp_inbound`."""
+        moment = at or _now()
+        with self._lock:
+            last = self.bulk_conversations.get(from_)
+            if last is None or moment > last:
+                self.bulk_conversations[from_] = moment
+        return {
+            "from": from_,
+            "to": to,
+            "message_id": message_id or f"wamid.{secrets.token_hex(12)}",
+            "text": text,
+            "received_at": _iso_z(moment),
+        }
+
+    def post_whatsapp_inbound(
+        self, url: str, from_: str, text: str, *, secret: str, **kw: Any
+    ) -> requests.Response:
+        """whatsapp_inbound(from_, text), posted to `url` as a signed `whatsapp.message`."""
+        opened = {k: kw.pop(k) for k in ("to", "at", "message_id") if k in kw}
+        data = self.whatsapp_inbound(from_, text, **opened)
+        return self.post_event(url, "whatsapp.message", data, secret=secret, **kw)
+
+    def close_conversation(self, phone: str) -> None:
+        """The number's 24 h window lapses now (free text to it is refused from now on)."""
+        with self._lock:
+            self.bulk_conversations.pop(phone, None)
+
+    def open_conversations(self) -> dict[str, datetime]:
+        """Number -> when its window closes, for the conversations open now."""
+        now = _now()
+        with self._lock:
+            ends = {phone: at + WHATSAPP_WINDOW for phone, at in self.bulk_conversations.items()}
+        return {phone: end for phone, end in ends.items() if end > now}
+
+    def bulk_top_up(self, pence: int) -> int:
+        """Money into the BulkSMSRates wallet; the new balance."""
+        with self._lock:
+            self.bulk_balance += int(pence)
+            return self.bulk_balance
+
+    def balance_low_data(self) -> dict[str, Any]:
+        """A `balance.low` event's data, from the wallet as it is now."""
+        with self._lock:
+            return {
+                "balance": self.bulk_balance,
+                "available": self.bulk_balance,
+                "currency": "GBP",
+                "low_balance_threshold": self.bulk_low_balance_threshold,
+            }
+
+    def bwat_inbound(
+        self, from_: str, body: str, *, to: str = BWAT_NUMBER, at: datetime | None = None
+    ) -> str:
+        """An SMS reply reaching our Bwatmesaj number; its uid. It tops `GET /api/v3/sms`
+        (the list is in arrival order, whatever `at` says its time was)."""
+        with self._lock:
+            uid = self._bwat_uid()
+            self.messages[uid] = FakeMessage(
+                id=uid,
+                provider=BWATMESAJ,
+                to="+" + to.lstrip("+"),
+                body=body,
+                status="Delivered",
+                created_at=at or _now(),
+                sender=from_.lstrip("+"),
+                direction="inbound",
+            )
+            self._bwat_history.append(uid)
+        return uid
 
     # -- One exchange (called from the handler threads) ---------------------------------------
 
@@ -746,6 +930,8 @@ class FakeGateway:
             self._bulk_refs.clear()
             self._bwat_history.clear()
             self._buzzbip_history.clear()
+            self.bulk_webhooks.clear()
+            self.bulk_conversations.clear()
             self.rate_limited = 0
             self.chaos_counts.clear()
             self.bulk_balance = self.bwat_balance = 1_000_000
@@ -1299,13 +1485,15 @@ class FakeGateway:
                     "credit_limit": 0,
                     "available": self.bulk_balance,
                     "currency": "GBP",
-                    "low_balance_threshold": 500,
+                    "low_balance_threshold": self.bulk_low_balance_threshold,
                     "auto_topup_enabled": False,
                 }
             },
         )
 
     def _bulk_whatsapp(self, call: _Call) -> Reply:
+        if call.data.get("type") == "text":
+            return self._bulk_whatsapp_text(call)
         data, sandbox = call.data, self._sandbox(call)
         template = data.get("template")
         if (
@@ -1318,7 +1506,11 @@ class FakeGateway:
                 400,
                 "VALIDATION_ERROR",
                 "Invalid request body or query parameters",
-                {"to": "is required", "type": "must be template", "template.name": "is required"},
+                {
+                    "to": "is required",
+                    "type": "must be template or text",
+                    "template.name": "is required",
+                },
             )
         name = str(template["name"])
         if name not in self.bulk_templates:
@@ -1353,6 +1545,154 @@ class FakeGateway:
         if sandbox:
             return Reply(200, {"id": message.id, "status": "delivered", "sandbox": True})
         return Reply(200, {"id": message.id, "messageId": message.id, "status": "queued"})
+
+    def _bulk_whatsapp_text(self, call: _Call) -> Reply:
+        """Free text, Meta style {"type": "text", "text": {"body"}}: only inside the window."""
+        data, sandbox = call.data, self._sandbox(call)
+        text = data.get("text")
+        body = text.get("body") if isinstance(text, dict) else None
+        if not isinstance(data.get("to"), str) or not isinstance(body, str) or _blank(body):
+            return _bulk_error(
+                400,
+                "VALIDATION_ERROR",
+                "Invalid request body or query parameters",
+                {"to": "is required", "text.body": "is required"},
+            )
+        if len(body) > WHATSAPP_MAX_TEXT:
+            return _bulk_error(
+                400,
+                "MESSAGE_TOO_LONG",
+                "Body exceeds maximum character limit",
+                {"length": len(body), "max": WHATSAPP_MAX_TEXT},
+            )
+        to = data["to"]
+        refused = self._bulk_check_destination(to)
+        if refused is not None:
+            return refused
+        if to not in self.open_conversations():
+            return _bulk_error(
+                422,
+                OUTSIDE_WINDOW,
+                "Free-form messages can only be sent within 24 hours of the customer's "
+                "last message; send an approved template",
+                {"to": to},
+            )
+        message = FakeMessage(
+            id=self._sandbox_id() if sandbox else str(uuid.uuid4()),
+            provider=BULKSMSRATES,
+            to=to,
+            body=body,
+            status="delivered" if sandbox else "queued",
+            created_at=_now(),
+            channel="whatsapp",
+            sandbox=sandbox,
+            account=call.user,
+        )
+        self.messages[message.id] = message
+        if sandbox:
+            return Reply(200, {"id": message.id, "status": "delivered", "sandbox": True})
+        return Reply(200, {"id": message.id, "messageId": message.id, "status": "queued"})
+
+    @staticmethod
+    def _bulk_page(call: _Call, items: list[Any]) -> Reply:
+        """`items` as the docs' cursor pagination (the cursor is an offset, opaque to clients)."""
+        page_size = min(max(_int_param(call.query.get("page_size"), 50), 1), 500)
+        start = _int_param(call.query.get("cursor"), 0)
+        more = start + page_size < len(items)
+        pagination = {
+            "total": len(items),
+            "page_size": page_size,
+            "has_more": more,
+            "cursor": str(start + page_size) if more else None,
+        }
+        return Reply(200, {"data": items[start : start + page_size], "pagination": pagination})
+
+    def _bulk_conversations(self, call: _Call) -> Reply:
+        items = [
+            {
+                "phone": phone,
+                "wa_id": phone.lstrip("+"),
+                "last_message_at": _iso_z(ends - WHATSAPP_WINDOW),
+                "expires_at": _iso_z(ends),
+            }
+            for phone, ends in sorted(self.open_conversations().items(), key=lambda i: i[1])
+        ]
+        return self._bulk_page(call, items)
+
+    def _bulk_webhook_list(self, call: _Call) -> Reply:
+        mine = [w.as_data() for w in self.bulk_webhooks.values() if w.account == call.user]
+        return self._bulk_page(call, mine)
+
+    @staticmethod
+    def _bulk_webhook_problems(data: dict[str, Any], *, partial: bool) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        url = data.get("url")
+        if url is not None or not partial:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                problems["url"] = "must be an absolute http(s) URL"
+        events = data.get("events")
+        if events is not None or not partial:
+            if not isinstance(events, list) or not events:
+                problems["events"] = "must be a non-empty list"
+            else:
+                unknown = [e for e in events if e not in BULK_WEBHOOK_EVENTS]
+                if unknown:
+                    problems["events"] = f"unknown events {unknown}; one of {BULK_WEBHOOK_EVENTS}"
+        if "active" in data and not isinstance(data["active"], bool):
+            problems["active"] = "must be a boolean"
+        return problems
+
+    def _bulk_webhook_create(self, call: _Call) -> Reply:
+        problems = self._bulk_webhook_problems(call.data, partial=False)
+        if problems:
+            return _bulk_error(
+                400, "VALIDATION_ERROR", "Invalid request body or query parameters", problems
+            )
+        url = call.data["url"]
+        if any(w.url == url and w.account == call.user for w in self.bulk_webhooks.values()):
+            return _bulk_error(409, "CONFLICT", "A webhook with this URL already exists")
+        webhook = FakeWebhook(
+            id=f"wh_{secrets.token_hex(8)}",
+            url=url,
+            events=list(dict.fromkeys(call.data["events"])),
+            active=call.data.get("active", True),
+            secret=f"whsec_{secrets.token_hex(16)}",
+            account=call.user,
+            created_at=_now(),
+        )
+        self.bulk_webhooks[webhook.id] = webhook
+        return Reply(201, {"data": webhook.as_data(with_secret=True)})
+
+    def _bulk_webhook_found(self, call: _Call) -> FakeWebhook | None:
+        webhook = self.bulk_webhooks.get(call.params["id"])
+        return webhook if webhook is not None and webhook.account == call.user else None
+
+    def _bulk_webhook_update(self, call: _Call) -> Reply:
+        webhook = self._bulk_webhook_found(call)
+        if webhook is None:
+            return _bulk_error(404, "NOT_FOUND", "Webhook not found")
+        if not isinstance(call.data, dict):
+            return _bulk_error(400, "VALIDATION_ERROR", "Request body must be a JSON object")
+        problems = self._bulk_webhook_problems(call.data, partial=True)
+        if problems:
+            return _bulk_error(
+                400, "VALIDATION_ERROR", "Invalid request body or query parameters", problems
+            )
+        if "url" in call.data:
+            webhook.url = call.data["url"]
+        if "events" in call.data:
+            webhook.events = list(dict.fromkeys(call.data["events"]))
+        if "active" in call.data:
+            webhook.active = call.data["active"]
+        return Reply(200, {"data": webhook.as_data()})
+
+    def _bulk_webhook_delete(self, call: _Call) -> Reply:
+        webhook = self._bulk_webhook_found(call)
+        if webhook is None:
+            return _bulk_error(404, "NOT_FOUND", "Webhook not found")
+        del self.bulk_webhooks[webhook.id]
+        return Reply(204, b"")
 
     # -- Bwatmesaj ----------------------------------------------------------------------------
 
@@ -1455,6 +1795,7 @@ class FakeGateway:
             "message": message.body,
             "status": message.status,
             "sent_at": message.created_at.strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+            "direction": message.direction,
         }
 
     def _bwat_message(self, call: _Call) -> Reply:
