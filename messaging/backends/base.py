@@ -23,6 +23,7 @@ from messaging.concurrency import map_in_threads
 from messaging.exceptions import AccountError, ProviderError, RetryableError
 
 if TYPE_CHECKING:
+    from messaging.inbound import Incoming
     from messaging.models import Message, ProviderAccount
 
 
@@ -53,6 +54,21 @@ class StatusUpdate:
     error_code: str = ""
     error_message: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What the provider says the account may still spend."""
+
+    available: int  # minor units (pence, cents) of `currency`
+    currency: str
+    #: The provider's own low-balance threshold, in the same units, when it has one.
+    low_threshold: int | None = None
+
+    @property
+    def is_low(self) -> bool:
+        """Below the provider's threshold (never, when it sets none)."""
+        return self.low_threshold is not None and self.available < self.low_threshold
 
 
 def looked_up(
@@ -132,6 +148,8 @@ class BaseBackend:
     reconcile_batch: ClassVar[int | None] = None
     #: Whether the provider posts delivery reports to our webhook.
     supports_webhooks: ClassVar[bool] = False
+    #: Whether replies are fetched by polling (fetch_inbound), not pushed to a webhook.
+    supports_inbound_polling: ClassVar[bool] = False
     #: Credential names `provider add --set` accepts (stored encrypted).
     credential_keys: ClassVar[tuple[str, ...]] = ()
     #: Non-secret settings `provider add --set` accepts (kept in ProviderAccount.options).
@@ -232,6 +250,26 @@ class BaseBackend:
     def lookup_statuses(self, messages: Sequence[Message]) -> list[StatusUpdate]:
         """Ask the provider what became of sent messages; only news is returned."""
         raise NotImplementedError(f"{type(self).__name__} cannot look up message status")
+
+    def fetch_inbound(
+        self, cursor: dict[str, Any], page_budget: int
+    ) -> tuple[list[Incoming], dict[str, Any]]:
+        """Replies that arrived since `cursor`, reading at most `page_budget` pages.
+
+        Returns them with the cursor to pass next time (JSON-serialisable; `{}` the first
+        time). A message may come again after a failure or a resumed walk: the caller
+        dedupes by provider_message_id. Raises a ProviderError when the list cannot be
+        read; the old cursor stays good then.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot poll for inbound messages")
+
+    def open_conversations(self) -> set[str] | None:
+        """The numbers (E.164) whose WhatsApp 24 h window is open now; None: cannot tell."""
+        return None
+
+    def balance(self) -> Balance | None:
+        """The account's balance at the provider; None when the provider does not say."""
+        return None
 
     # The three steps a provider module fills in.
 

@@ -14,25 +14,33 @@ Contract (../shared/providers/bulksmsrates.txt):
   ones as the per-recipient variable `text` of the body `{{text}}`. The answer
   counts recipients and names the batch but not per-recipient ids: delivery
   reports are matched by number (messaging.webhooks.bulksmsrates).
-- `POST /v1/whatsapp/send` with an approved template and its ordered parameters.
+- `POST /v1/whatsapp/send` with an approved template and its ordered parameters; a
+  message with no template (a reply, never a campaign's) goes as Meta-style free text
+  {"type": "text", "text": {"body"}}, which WhatsApp takes only inside the 24 h window
+  of the customer's last message: outside it the refusal fails that message.
+- `GET /v1/whatsapp/conversations`: the numbers whose window is open now.
+- `GET /v1/billing/balance`: the wallet (`balance()`, `provider check`).
+- `GET/POST /v1/settings/webhooks`, `PATCH/DELETE /v1/settings/webhooks/{id}`: Herald's
+  endpoint, kept registered by `manage.py provider webhooks` (`ensure_webhook`).
 - Errors are {"error": {"code", "message", "details"}}; each documented code
   maps to the class that tells the engine what to do (ERRORS below).
-- `GET /v1/sms/{id}` for status; signed DLR webhooks (messaging.webhooks.bulksmsrates);
-  `GET /v1/billing/balance` for `provider check`.
+- `GET /v1/sms/{id}` for status; signed webhooks (messaging.webhooks.bulksmsrates).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import requests
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from contacts.models import Channel
-from messaging.backends.base import BaseBackend, SendResult, StatusUpdate, looked_up
+from messaging.backends.base import Balance, BaseBackend, SendResult, StatusUpdate, looked_up
 from messaging.exceptions import (
     AccountError,
     InDoubtError,
@@ -45,6 +53,21 @@ from messaging.models import Message
 
 MAX_BULK = 10_000
 MAX_LOG_PAGES = 5
+#: Pages of 500 read from a list endpoint (conversations, webhooks) before giving up.
+MAX_LIST_PAGES = 20
+#: The events Herald's endpoint takes (messaging.webhooks.bulksmsrates), all of the docs'.
+WEBHOOK_EVENTS = (
+    "dlr",
+    "opt_out",
+    "campaign.completed",
+    "campaign.failed",
+    "balance.low",
+    "whatsapp.message",
+)
+#: Free text to a number whose 24 h WhatsApp window is closed. Not in the docs (they show
+#: template sends only); our fake gateway answers it, 422, and a real refusal of another
+#: code still lands on RecipientError by its 4xx status.
+OUTSIDE_WINDOW = "OUTSIDE_CONVERSATION_WINDOW"
 PERSONALISED_BODY = "{{text}}"
 
 #: Every documented error code -> the class that says what the engine does about it.
@@ -64,7 +87,28 @@ ERRORS: dict[str, type[ProviderError]] = {
     "RATE_LIMITED": RetryableError,
     "INTERNAL_ERROR": RetryableError,
     "SERVICE_UNAVAILABLE": RetryableError,
+    OUTSIDE_WINDOW: RecipientError,
 }
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An endpoint registered at BulkSMSRates (its secret is shown only when created)."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]
+    active: bool
+
+
+@dataclass(frozen=True)
+class WebhookSync:
+    """What ensure_webhook did: "unchanged", "updated", "created" or "recreated"."""
+
+    action: str
+    webhook: Webhook
+    #: The signing secret of a webhook just created (store it; it is never shown again).
+    secret: str = ""
 
 
 class BulkSMSRatesBackend(BaseBackend):
@@ -147,7 +191,7 @@ class BulkSMSRatesBackend(BaseBackend):
 
     def _whatsapp_payload(self, message: Message) -> dict[str, Any]:
         if not message.template_id:
-            raise AccountError("WhatsApp needs an approved template name", code="NO_TEMPLATE")
+            return self._whatsapp_text(message)
         template: dict[str, Any] = {
             "name": message.template_id,
             "language": str(self.account.options.get("whatsapp_language", "en")),
@@ -156,6 +200,16 @@ class BulkSMSRatesBackend(BaseBackend):
             parameters = [{"type": "text", "text": str(p)} for p in message.template_params]
             template["components"] = [{"type": "body", "parameters": parameters}]
         return {"to": message.phone, "type": "template", "template": template}
+
+    @staticmethod
+    def _whatsapp_text(message: Message) -> dict[str, Any]:
+        """Free text: for a reply inside the window. A campaign's message is marketing sent
+        outside any conversation, so it still needs its approved template."""
+        if message.campaign_id is not None:
+            raise AccountError("WhatsApp needs an approved template name", code="NO_TEMPLATE")
+        if not message.body.strip():
+            raise RecipientError("a WhatsApp free-text message needs a body", code="EMPTY_BODY")
+        return {"to": message.phone, "type": "text", "text": {"body": message.body}}
 
     def post_to_provider(
         self, payload: tuple[str, dict[str, Any]], batch: Sequence[Message]
@@ -264,17 +318,112 @@ class BulkSMSRatesBackend(BaseBackend):
         raise RetryableError(f"more than {MAX_LOG_PAGES} pages of messages to one number")
 
     def check(self) -> str:
-        answer = self.client.request("GET", "/v1/billing/balance", sends=False)
+        balance = self.balance()
+        sandbox = " (sandbox)" if "X-Sandbox" in self.client.headers else ""
+        if balance is not None:
+            return f"balance {balance.available / 100:.2f} {balance.currency} available{sandbox}"
+        return f"credentials accepted{sandbox}"
+
+    def balance(self) -> Balance | None:
+        """`available` (balance plus credit), in pence or cents; None if it names no number."""
+        data = _data(self._get("/v1/billing/balance"))
+        available = data.get("available", data.get("balance"))
+        if not isinstance(available, int) or isinstance(available, bool):
+            return None
+        threshold = data.get("low_balance_threshold")
+        return Balance(
+            available=available,
+            currency=str(data.get("currency") or ""),
+            low_threshold=threshold if _is_int(threshold) else None,
+        )
+
+    def open_conversations(self) -> set[str]:
+        """Numbers whose 24 h window is open; one whose `expires_at` has passed is left out."""
+        now = timezone.now()
+        numbers = set()
+        for item in self._list("/v1/whatsapp/conversations"):
+            ends = _time(item.get("expires_at"))
+            number = _e164(item.get("phone") or item.get("wa_id") or item.get("from"))
+            if number and (ends is None or ends > now):
+                numbers.add(number)
+        return numbers
+
+    # Webhook endpoints
+
+    def webhooks(self) -> list[Webhook]:
+        return [_webhook(item) for item in self._list("/v1/settings/webhooks")]
+
+    def register_webhook(
+        self, url: str, events: Sequence[str] = WEBHOOK_EVENTS
+    ) -> tuple[Webhook, str]:
+        """Create an endpoint: it and its signing secret (shown this once)."""
+        # `sends`: a create is not asked again after a 5xx or a lost answer (that could make
+        # two); running `provider webhooks` again finds what the first one made.
+        payload = {"url": url, "events": list(events)}
+        answer = self.client.request("POST", "/v1/settings/webhooks", sends=True, json=payload)
+        body = json_or_none(answer)
+        if answer.status_code not in (200, 201) or not isinstance(body, dict):
+            raise error_from(answer, body, sends=True)
+        data = _data(body)
+        return _webhook(data), str(data.get("secret") or "")
+
+    def update_webhook(
+        self, webhook_id: str, *, events: Sequence[str] | None = None, active: bool | None = None
+    ) -> Webhook:
+        changes: dict[str, Any] = {}
+        if events is not None:
+            changes["events"] = list(events)
+        if active is not None:
+            changes["active"] = active
+        path = f"/v1/settings/webhooks/{webhook_id}"
+        answer = self.client.request("PATCH", path, sends=False, json=changes)
         body = json_or_none(answer)
         if answer.status_code != 200 or not isinstance(body, dict):
             raise error_from(answer, body, sends=False)
-        data = _data(body)
-        available = data.get("available", data.get("balance"))
-        currency = data.get("currency", "")
-        sandbox = " (sandbox)" if "X-Sandbox" in self.client.headers else ""
-        if isinstance(available, int):
-            return f"balance {available / 100:.2f} {currency} available{sandbox}"
-        return f"credentials accepted{sandbox}"
+        return _webhook(_data(body))
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        path = f"/v1/settings/webhooks/{webhook_id}"
+        answer = self.client.request("DELETE", path, sends=False)
+        if answer.status_code not in (200, 204, 404):  # 404: gone already
+            raise error_from(answer, json_or_none(answer), sends=False)
+
+    def ensure_webhook(self, url: str, events: Sequence[str] = WEBHOOK_EVENTS) -> WebhookSync:
+        """Make `url` a live endpoint for `events`, changing only what differs.
+
+        The provider shows a secret only when it creates the endpoint, so one we hold no
+        secret for is deleted and made again (the caller stores the new secret). Whether
+        a secret we hold is that endpoint's own cannot be asked: it is trusted.
+        """
+        existing = next((w for w in self.webhooks() if w.url == url), None)
+        if existing is not None and not self.account.credentials.get("webhook_secret"):
+            self.delete_webhook(existing.id)
+            return WebhookSync("recreated", *self.register_webhook(url, events))
+        if existing is None:
+            return WebhookSync("created", *self.register_webhook(url, events))
+        if set(existing.events) == set(events) and existing.active:
+            return WebhookSync("unchanged", existing)
+        return WebhookSync("updated", self.update_webhook(existing.id, events=events, active=True))
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer = self.client.request("GET", path, sends=False, params=params)
+        body = json_or_none(answer)
+        if answer.status_code != 200 or not isinstance(body, dict):
+            raise error_from(answer, body, sends=False)
+        return body
+
+    def _list(self, path: str) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paginated list, at most MAX_LIST_PAGES pages of 500."""
+        params: dict[str, Any] = {"page_size": 500}
+        for _ in range(MAX_LIST_PAGES):
+            body = self._get(path, params)
+            yield from (item for item in body.get("data") or [] if isinstance(item, dict))
+            pagination = body.get("pagination")
+            cursor = pagination.get("cursor") if isinstance(pagination, dict) else None
+            if not isinstance(pagination, dict) or not pagination.get("has_more") or not cursor:
+                return
+            params["cursor"] = cursor
+        raise RetryableError(f"{path} has more than {MAX_LIST_PAGES} pages")
 
 
 def bulk_ref(batch: Sequence[Message]) -> str:
@@ -305,6 +454,12 @@ def error_from(response: requests.Response, body: Any, *, sends: bool) -> Provid
     kwargs: dict[str, Any] = {"code": code, "status_code": http, "raw": body}
     if code == "ACCOUNT_LOCKED":
         return AccountError(f"BulkSMSRates locked the account: {message}", **kwargs)
+    if code == OUTSIDE_WINDOW:
+        return RecipientError(
+            "WhatsApp free text is refused outside the 24 h window of the customer's last "
+            f"message: send an approved template instead ({message})",
+            **kwargs,
+        )
     cls = ERRORS.get(code)
     if cls is None:
         cls = RetryableError if http >= 500 or http == 429 else RecipientError
@@ -349,6 +504,35 @@ def _cost(body: dict[str, Any]) -> Decimal | None:
 def _data(body: dict[str, Any]) -> dict[str, Any]:
     data = body.get("data")
     return data if isinstance(data, dict) else {}
+
+
+def _webhook(data: dict[str, Any]) -> Webhook:
+    events = data.get("events")
+    return Webhook(
+        id=str(data.get("id") or ""),
+        url=str(data.get("url") or ""),
+        events=tuple(str(e) for e in events) if isinstance(events, list) else (),
+        active=data.get("active", True) is True,
+    )
+
+
+def _e164(value: Any) -> str:
+    """ "+" and the digits of a number given with or without its "+"; "" if not a number."""
+    digits = str(value or "").strip().removeprefix("+")
+    return f"+{digits}" if digits.isascii() and digits.isdigit() else ""
+
+
+def _time(value: Any) -> datetime | None:
+    """An ISO 8601 time (UTC when it names no zone), or None when it is not one."""
+    try:
+        moment = parse_datetime(str(value or ""))
+    except ValueError:  # well formed but impossible, e.g. month 13
+        return None
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _truthy(value: Any) -> bool:

@@ -12,16 +12,24 @@ Contract (../shared/providers/bwatmesaj.txt):
 - `GET /api/v3/sms/{uid}` for a message's status; `GET /api/v3/sms` (the list,
   newest first, paginated) for `provider check` and to find a send whose answer was
   lost (it has no uid yet) by number and text.
+- Replies: the docs say the list holds inbound and outbound messages but not how to
+  tell them apart, so an entry counts as inbound when a direction-like field
+  (INBOUND_KEYS) says so in any of a few spellings (INBOUND_VALUES); an entry that says
+  nothing is taken for one of ours and never becomes a reply. `fetch_inbound` walks the
+  list from the newest down to a high-water mark (see InboxCursor).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+from django.utils import timezone
 
 from contacts.models import Channel
 from messaging.backends.base import BaseBackend, SendResult, StatusUpdate, looked_up
@@ -34,6 +42,11 @@ from messaging.exceptions import (
 )
 from messaging.http import ProviderClient, json_or_none, retry_after
 from messaging.models import Message
+
+if TYPE_CHECKING:
+    from messaging.inbound import Incoming
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 100
 ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
@@ -51,6 +64,80 @@ ACCOUNT_WORDS: tuple[str, ...] = (
     "credit",
 )
 ACCOUNT_WORDS += ("sender", "permission", "suspended", "token")
+#: Fields of a list entry that may say which way it went (the docs name none) ...
+INBOUND_KEYS = ("direction", "message_direction", "sms_direction", "type")
+#: ... and the values that make it a reply ("type" is "plain" on the messages we send).
+INBOUND_VALUES = frozenset({"inbound", "incoming", "in", "received", "receive", "mo"})
+#: The first walk of an account goes back this far (the account's `inbound_lookback_days`).
+INBOUND_LOOKBACK_DAYS = 7
+
+
+@dataclass
+class InboxCursor:
+    """How far the inbound walk of the SMS list has come; kept as JSON on the account.
+
+    The list is newest first, and a new message only pushes older ones down to later
+    pages. Every reply sent before `mark` (and those of `uids_at_mark`, sent within the
+    mark's own second) has been fetched, so a walk from page 1 stops at the first entry
+    older than the mark. A walk that runs out of pages first keeps `resume_page`: the
+    next run goes on from there (re-reading what arrivals pushed down, which the uid
+    dedupe makes harmless, and skipping nothing), and adopts `next_mark` once it is back
+    down at `mark`.
+    """
+
+    mark: datetime
+    uids_at_mark: set[str] = field(default_factory=set)
+    resume_page: int = 0
+    next_mark: datetime | None = None
+    next_uids: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, raw: dict[str, Any], default_mark: datetime) -> InboxCursor:
+        raw = raw if isinstance(raw, dict) else {}
+        page = raw.get("resume_page")
+        return cls(
+            mark=_parse_time(raw.get("mark")) or default_mark,
+            uids_at_mark=_uids(raw.get("uids_at_mark")),
+            resume_page=page if isinstance(page, int) and page > 1 else 0,
+            next_mark=_parse_time(raw.get("next_mark")),
+            next_uids=_uids(raw.get("next_uids")),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        cursor: dict[str, Any] = {
+            "mark": self.mark.isoformat(),
+            "uids_at_mark": sorted(self.uids_at_mark),
+        }
+        if self.resume_page:
+            cursor["resume_page"] = self.resume_page
+            cursor["next_mark"] = self.next_mark.isoformat() if self.next_mark else None
+            cursor["next_uids"] = sorted(self.next_uids)
+        return cursor
+
+    def seen(self, sent: datetime | None, uid: str) -> None:
+        """Note an entry of this walk: the newest ones become the next mark."""
+        if sent is None:
+            return
+        if self.next_mark is None or sent > self.next_mark:
+            self.next_mark, self.next_uids = sent, {uid}
+        elif sent == self.next_mark:
+            self.next_uids.add(uid)
+
+    def fetched_before(self, sent: datetime | None, uid: str) -> bool:
+        return sent is not None and sent == self.mark and uid in self.uids_at_mark
+
+    def caught_up(self) -> dict[str, Any]:
+        """The walk reached the mark (or the list's end): the newest it saw is the mark."""
+        if self.next_mark is not None and self.next_mark > self.mark:
+            self.mark, self.uids_at_mark = self.next_mark, self.next_uids
+        elif self.next_mark == self.mark:
+            self.uids_at_mark |= self.next_uids
+        self.resume_page, self.next_mark, self.next_uids = 0, None, set()
+        return self.dump()
+
+    def stopped_at(self, page: int) -> dict[str, Any]:
+        self.resume_page = page
+        return self.dump()
 
 
 class BwatmesajBackend(BaseBackend):
@@ -60,6 +147,7 @@ class BwatmesajBackend(BaseBackend):
     lookup_batch = 1  # a request per message: one that fails holds up no other
     supports_reconcile = True
     reconcile_batch = 500  # the SMS list is read once for all of them
+    supports_inbound_polling = True
     credential_keys = ("api_token",)
     option_keys = (
         "batch_size",
@@ -68,6 +156,7 @@ class BwatmesajBackend(BaseBackend):
         "status_poll_after",
         "history_pages",
         "concurrency",
+        "inbound_lookback_days",
     )
     default_base_url = "https://main.bwatmesaj.com"
 
@@ -205,6 +294,42 @@ class BwatmesajBackend(BaseBackend):
                 return found
         raise RetryableError(f"the SMS list goes back further than {max_pages} pages")
 
+    def fetch_inbound(
+        self, cursor: dict[str, Any], page_budget: int
+    ) -> tuple[list[Incoming], dict[str, Any]]:
+        """Replies newer than the cursor's mark, newest first, reading at most page_budget
+        pages (InboxCursor says how a walk cut short resumes without skipping any)."""
+        days = self.account.options.get("inbound_lookback_days", INBOUND_LOOKBACK_DAYS)
+        lookback = timedelta(days=float(days))
+        state = InboxCursor.load(cursor, default_mark=timezone.now() - lookback)
+        page = state.resume_page or 1
+        found: list[Incoming] = []
+        for _ in range(max(1, page_budget)):
+            entries, last_page = self._list_page(page)
+            for entry in entries:
+                sent, uid = _entry_time(entry), str(entry.get("uid") or "")
+                if sent is not None and sent < state.mark:
+                    return self._fetched(found, state.caught_up())
+                state.seen(sent, uid)
+                if uid and not state.fetched_before(sent, uid) and is_inbound(entry):
+                    found.append(_incoming(entry, uid, sent))
+            if not entries or page >= last_page:
+                return self._fetched(found, state.caught_up())
+            page += 1
+        return self._fetched(found, state.stopped_at(page))
+
+    def _fetched(
+        self, found: list[Incoming], cursor: dict[str, Any]
+    ) -> tuple[list[Incoming], dict[str, Any]]:
+        if found or cursor.get("resume_page"):
+            logger.info(
+                "%s: %d inbound message(s) fetched%s",
+                self.account.name,
+                len(found),
+                f"; resuming at page {cursor['resume_page']}" if "resume_page" in cursor else "",
+            )
+        return found, cursor
+
     def _list_page(self, page: int) -> tuple[list[dict[str, Any]], int]:
         """One page of `GET /api/v3/sms`: its entries and the number of the last page."""
         response = self.client.request("GET", "/api/v3/sms", sends=False, params={"page": page})
@@ -274,6 +399,34 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_inbound(entry: dict[str, Any]) -> bool:
+    """Whether a list entry is a message someone sent us (see INBOUND_KEYS)."""
+    return any(str(entry.get(key) or "").strip().lower() in INBOUND_VALUES for key in INBOUND_KEYS)
+
+
+def _incoming(entry: dict[str, Any], uid: str, sent: datetime | None) -> Incoming:
+    from messaging.inbound import Incoming
+
+    sender = str(entry.get("from") or "").strip()
+    digits = sender.removeprefix("+")
+    return Incoming(
+        channel=Channel.SMS,
+        phone=f"+{digits}" if digits.isascii() and digits.isdigit() else sender,
+        body=str(entry.get("message") or ""),
+        provider_message_id=uid,
+        to=str(entry.get("to") or ""),
+        received_at=sent,
+    )
+
+
+def _entry_time(entry: dict[str, Any]) -> datetime | None:
+    return _parse_time(entry.get("sent_at") or entry.get("received_at") or entry.get("created_at"))
+
+
+def _uids(value: Any) -> set[str]:
+    return {str(uid) for uid in value} if isinstance(value, list) else set()
 
 
 def _named_number(text: str) -> str:
