@@ -7,10 +7,14 @@
     python manage.py provider send-test NAME --to E164 --body TEXT
                                              [--channel whatsapp --template ID] [--param VALUE]...
     python manage.py provider rotate-keys
+    python manage.py provider webhooks NAME --public-url URL
 
 Secrets go in with `--set KEY=env:VAR` so they stay out of shell history; they are
 stored encrypted and never printed back, only their names. `rotate-keys` re-encrypts
 every account under the first of CREDENTIALS_KEYS, after which older keys may be dropped.
+`webhooks` registers Herald's endpoint for a BulkSMSRates account,
+URL/webhooks/bulksmsrates/NAME/, for every event Herald handles, and stores the signing
+secret the provider returns (never printed); run again, it changes nothing.
 """
 
 import json
@@ -22,12 +26,14 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import URLValidator, validate_slug
 from django.db import transaction
+from django.urls import NoReverseMatch, reverse
 
 from audit.models import AuditEvent
 from contacts.models import ERASED_REFUSAL, Channel, ErasedNumber, normalise_phone
 from contacts.phones import redact
 from messaging.backends import Backend, backend_class
 from messaging.backends.base import BaseBackend
+from messaging.backends.bulksmsrates import BulkSMSRatesBackend, WebhookSync
 from messaging.crypto import CredentialsUnreadable
 from messaging.dispatch import send_claimed
 from messaging.exceptions import ProviderError
@@ -41,7 +47,7 @@ STATUSES_WITH_ERROR = (Message.Status.FAILED, Message.Status.IN_DOUBT, Message.S
 
 
 class Command(BaseCommand):
-    help = "Add, list, check and test provider accounts."
+    help = "Add, list, check and test provider accounts; register their webhooks."
 
     def add_arguments(self, parser: CommandParser) -> None:
         subcommands = parser.add_subparsers(dest="subcommand", required=True)
@@ -73,6 +79,17 @@ class Command(BaseCommand):
         subcommands.add_parser(
             "rotate-keys", help="re-encrypt every account's credentials under the newest key"
         )
+        webhooks = subcommands.add_parser(
+            "webhooks",
+            help="register or update Herald's webhook at the provider (BulkSMSRates); "
+            "stores the secret it returns; run twice, changes nothing",
+        )
+        webhooks.add_argument("name")
+        webhooks.add_argument(
+            "--public-url",
+            required=True,
+            help="Herald's address as the provider reaches it, e.g. https://herald.example.com",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         run = {
@@ -81,6 +98,7 @@ class Command(BaseCommand):
             "check": self.check_account,
             "send-test": self.send_test,
             "rotate-keys": self.rotate_keys,
+            "webhooks": self.register_webhooks,
         }[options["subcommand"]]
         try:
             run(options)
@@ -177,6 +195,25 @@ class Command(BaseCommand):
                 f"no configured key reads the credentials of {', '.join(unreadable)}: keep the "
                 "key they were stored under in CREDENTIALS_KEYS, or set them again"
             )
+
+    # webhooks
+
+    def register_webhooks(self, options: dict[str, Any]) -> None:
+        account = _account(options["name"])
+        backend = account.get_backend()
+        if not isinstance(backend, BulkSMSRatesBackend):
+            raise CommandError(
+                f"{account.name} is a {account.backend} account: only BulkSMSRates accounts "
+                "register webhooks (the other providers post none)"
+            )
+        url = _webhook_url(options["public_url"], account.name)
+        try:
+            sync = backend.ensure_webhook(url)
+        except ProviderError as exc:
+            raise CommandError(f"{account.name}: {exc}") from exc
+        if sync.secret:
+            _store_webhook_secret(account, sync.secret)
+        self.stdout.write(_webhook_report(sync))
 
     def _report(self, message: Message) -> None:
         self.stdout.write(f"provider message id: {message.provider_message_id or '-'}")
@@ -368,6 +405,47 @@ def _test_message(account: ProviderAccount, options: dict[str, Any]) -> Message:
             detail={"message": message.pk, "to": redact(phone), "door": "provider send-test"},
         )
     return message
+
+
+def _webhook_url(public_url: str, name: str) -> str:
+    """Herald's endpoint for account `name` under `public_url` (absolute http(s))."""
+    try:
+        URLValidator(schemes=["http", "https"])(public_url)
+    except ValidationError:
+        raise CommandError(
+            f"--public-url {public_url!r} is not an absolute http(s) URL, "
+            "e.g. https://herald.example.com"
+        ) from None
+    if "?" in public_url or "#" in public_url:
+        raise CommandError(f"--public-url {public_url!r}: give the address without ? or #")
+    try:
+        path = reverse("messaging:bulksmsrates-webhook", kwargs={"account": name})
+    except NoReverseMatch:
+        raise CommandError(f"{name!r} cannot be part of a webhook URL (not a slug)") from None
+    return public_url.rstrip("/") + path
+
+
+def _store_webhook_secret(account: ProviderAccount, secret: str) -> None:
+    """Keep the new signing secret with the account's other credentials (read fresh)."""
+    with transaction.atomic():
+        locked = ProviderAccount.objects.select_for_update().get(pk=account.pk)
+        locked.set_credentials({**locked.credentials, "webhook_secret": secret})
+        locked.save(update_fields=["encrypted_credentials", "updated_at"])
+
+
+def _webhook_report(sync: WebhookSync) -> str:
+    webhook = sync.webhook
+    where = f"{webhook.url} ({webhook.id})"
+    return {
+        "unchanged": f"unchanged: {where} already receives {', '.join(webhook.events)}",
+        "updated": f"updated {where}: events {', '.join(webhook.events)}, active",
+        "created": f"created {where}; its signing secret is stored as webhook_secret",
+        "recreated": (
+            f"recreated {where}: no webhook_secret was stored for the one there, and the "
+            "provider shows a secret only once, so it was deleted and made again; the new "
+            "secret is stored as webhook_secret"
+        ),
+    }[sync.action]
 
 
 def _error_text(message: Message) -> str:
