@@ -96,7 +96,7 @@ def receive(account: ProviderAccount, incoming: Incoming) -> Outcome:
     received_at = incoming.received_at or timezone.now()
     try:
         with transaction.atomic():
-            inbound = InboundMessage.objects.create(
+            inbound = InboundMessage(
                 provider_account=account,
                 provider_message_id=message_id,
                 channel=incoming.channel,
@@ -177,15 +177,23 @@ class _Handling:
         self.changed: list[str] = []
 
     def run(self) -> None:
+        """Attribute and match before the one INSERT (a plain reply is written once: the
+        insert is also the dedupe check); a keyword's action, which names the stored reply,
+        comes after it."""
         if self.known_number:
             self.attribute()
         found = keywords.match(self.inbound.body)
         if found is not None:
             self.inbound.keyword = found.word[:100]
             self.inbound.language = found.language[:10]
-            self.changed += ["keyword", "language"]
+            if found.action == keywords.POSSIBLE:
+                self.inbound.possible_opt_out = True
+        self.inbound.save(force_insert=True)
+        self.changed = []
+        if found is not None and found.action != keywords.POSSIBLE:
             self.act(found)
-        self.inbound.save(update_fields=self.changed or None)
+        if self.changed:
+            self.inbound.save(update_fields=sorted(set(self.changed)))
 
     def attribute(self) -> None:
         inbound = self.inbound
@@ -211,10 +219,7 @@ class _Handling:
             self.changed += ["answers", "campaign"]
 
     def act(self, found: keywords.Match) -> None:
-        if found.action == keywords.POSSIBLE:
-            self.inbound.possible_opt_out = True
-            self.changed.append("possible_opt_out")
-        elif found.action in (keywords.OPT_OUT, keywords.OPT_OUT_ALL):
+        if found.action in (keywords.OPT_OUT, keywords.OPT_OUT_ALL):
             every = found.action == keywords.OPT_OUT_ALL
             self.opt_out(Channel.values if every else [self.inbound.channel])
         elif found.action == keywords.OPT_IN:
