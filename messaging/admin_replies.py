@@ -3,7 +3,7 @@
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.http import HttpRequest
 
 from audit.admin import ReadOnlyAdmin
@@ -61,11 +61,13 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     actions = ("confirm_opt_outs",)
 
-    @admin.action(description="Possible opt-outs: confirm (opt the numbers out)")
+    @admin.action(
+        description="Possible opt-outs: confirm (opt the numbers out)", permissions=("reply",)
+    )
     def confirm_opt_outs(self, request: HttpRequest, queryset: Any) -> None:
-        if not request.user.has_perm("messaging.reply_inbound"):
-            self.message_user(request, "You may not act on replies.", messages.ERROR)
-            return
         chosen = list(queryset.filter(possible_opt_out=True))
         done = sum(confirm_opt_out(reply, by=request.user) for reply in chosen)
         self.message_user(request, f"{done} of {len(chosen)} possible opt-outs confirmed.")
+
+    def has_reply_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("messaging.reply_inbound"))

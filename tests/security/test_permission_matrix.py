@@ -26,7 +26,15 @@ from campaigns.models import Campaign, CampaignTransition, MessageTemplate, Test
 from campaigns.segments import Segment
 from contacts.models import Contact, Group, ImportJob, OptOut, Tag
 from dashboard import urls as dashboard_urls
-from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent, WorkerHeartbeat
+from messaging.models import (
+    InboundMessage,
+    Keyword,
+    Message,
+    ProviderAccount,
+    StatusEvent,
+    WebhookEvent,
+    WorkerHeartbeat,
+)
 
 #: The signed-in users with no role come first: no staff flag and no group ("nobody"), the
 #: staff flag and no group ("staff"), and Auditors (who may read the audit log, no more).
@@ -207,6 +215,9 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
     "messaging/statusevent": {"marketer": "v", "approver": "v", "admin": "v"},
     "messaging/workerheartbeat": {"marketer": "", "approver": "", "admin": "v"},
     "messaging/webhookevent": {"marketer": "", "approver": "", "admin": "v"},
+    # Replies are written by Herald alone; approvers keep the keyword lists.
+    "messaging/inboundmessage": {"marketer": "v", "approver": "v", "admin": "v"},
+    "messaging/keyword": {"marketer": "v", "approver": "vacd", "admin": "vacd"},
     "campaigns/messagetemplate": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
     "campaigns/campaigntransition": {"marketer": "v", "approver": "v", "admin": "v"},
     "campaigns/campaign": {"marketer": "vac", "approver": "v", "admin": "vacd"},
@@ -255,6 +266,11 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "messaging/statusevent": NONE,
     "messaging/workerheartbeat": NONE,
     "messaging/webhookevent": NONE,
+    "messaging/inboundmessage": {
+        **NONE,
+        **{role: {"confirm_opt_outs"} for role in ("marketer", "approver", "admin")},
+    },
+    "messaging/keyword": {**DELETE_FOR_ADMIN, "approver": {"delete_selected"}},
     "campaigns/messagetemplate": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
     "campaigns/campaigntransition": NONE,
     "campaigns/campaign": {
@@ -396,6 +412,10 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
         "messaging/webhookevent": WebhookEvent.objects.create(
             provider_account=simulator, webhook_id="wh1"
         ),
+        "messaging/inboundmessage": InboundMessage.objects.create(
+            provider_account=simulator, phone="+447911200003", body="hi"
+        ),
+        "messaging/keyword": Keyword.objects.first(),
         "campaigns/messagetemplate": MessageTemplate.objects.create(name="t", body="Hi"),
         "campaigns/campaigntransition": CampaignTransition.objects.first(),
         "campaigns/campaign": campaign,
