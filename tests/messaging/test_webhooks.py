@@ -567,3 +567,33 @@ def test_a_finished_batch_says_how_many_messages_still_await_reports(
     )
     failed = post({"id": "f", "event": "campaign.failed", "data": {}}, webhook_id="wh_2")
     assert failed.json()["outcome"] == "campaign.failed: no batch id"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # roles survive the flush
+def test_one_reply_in_two_events_at_once_is_stored_once(
+    gateway: FakeGateway, live_server: Any
+) -> None:
+    """Two events (new ids, new signatures) carry the same WhatsApp message at the same
+    moment: the reply's own unique key decides, and the loser answers 200 "already stored"."""
+    account = make_account("brates", webhook_secret=SECRET)
+    url = f"{live_server.url}/webhooks/bulksmsrates/{account.name}/"
+    data = {"from": phone(3), "message_id": "wamid.race", "text": "STOP"}
+    requests_ = [
+        gateway.event_request("whatsapp.message", data, secret=SECRET, event_id=f"evt-{n}")
+        for n in (1, 2)
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        with transaction.atomic():
+            # An uncommitted copy of the key makes both requests wait on it together.
+            InboundMessage.objects.create(
+                provider_account=account, provider_message_id="wamid.race", phone=phone(9)
+            )
+            answers = [pool.submit(requests.post, url, b, headers=h) for b, h in requests_]
+            wait_until_waiting_on_locks(2)
+            transaction.set_rollback(True)
+        outcomes = sorted(a.result(timeout=30).json()["outcome"] for a in answers)
+    reply = InboundMessage.objects.get()
+    assert outcomes == [f"reply {reply.pk} already stored", f"reply {reply.pk}: opt_out"]
+    assert OptOut.objects.count() == 1
+    assert WebhookEvent.objects.count() == 2
