@@ -20,6 +20,10 @@ VIEW_ACCOUNTS = "messaging.view_provideraccount"
 VIEW_REPORTS = (VIEW_CAMPAIGNS, VIEW_ACCOUNTS)
 #: A campaign's per-recipient results: every recipient's number, status and provider id.
 VIEW_RESULTS = (VIEW_CAMPAIGNS, "messaging.view_message")
+#: The inbox: replies, with the contacts' numbers and what we sent them.
+VIEW_INBOX = ("messaging.view_inboundmessage", VIEW_CONTACTS, "messaging.view_message")
+#: Answering a reply, confirming a possible opt-out, marking a conversation handled.
+REPLY_INBOUND = "messaging.reply_inbound"
 
 
 def can_build(user: Any) -> bool:
@@ -61,6 +65,14 @@ def can_see_reports(user: Any) -> bool:
     return bool(user.has_perms(VIEW_REPORTS))
 
 
+def can_see_inbox(user: Any) -> bool:
+    return bool(user.has_perms(VIEW_INBOX))
+
+
+def can_answer_replies(user: Any) -> bool:
+    return bool(can_see_inbox(user) and user.has_perm(REPLY_INBOUND))
+
+
 def roles(user: Any) -> dict[str, bool]:
     """For templates: which parts of the menu this user may use."""
     return {
@@ -71,6 +83,7 @@ def roles(user: Any) -> dict[str, bool]:
         "segments": can_see_segments(user),
         "accounts": can_see_accounts(user),
         "reports": can_see_reports(user),
+        "inbox": can_see_inbox(user),
         "admin": bool(user.is_staff),
     }
 

@@ -10,6 +10,7 @@ from dashboard import (
     contacts_overview,
     group_pages,
     home,
+    inbox_pages,
     reports,
     segment_pages,
 )
@@ -28,4 +29,5 @@ urlpatterns = [
     *contact_imports.urlpatterns,
     *reports.urlpatterns,
     *segment_pages.urlpatterns,
+    *inbox_pages.urlpatterns,
 ]

@@ -139,6 +139,13 @@ URLS: dict[str, dict[str, Any]] = {
     "contacts/imports/<int:pk>/confirm/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
     "contacts/imports/<int:pk>/discard/": dashboard(*[NOT_ALLOWED] * 4),  # POST only
     "contacts/imports/<int:pk>/errors.csv": dashboard(FORBIDDEN, OK, OK, OK),
+    # The inbox: replies, contacts and messages to read; each action is a POST needing
+    # messaging.reply_inbound (who may: tests/dashboard/test_inbox.py).
+    "inbox/": dashboard(FORBIDDEN, OK, OK, OK),
+    "inbox/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
+    "inbox/<int:pk>/reply/": dashboard(*[NOT_ALLOWED] * 4),
+    "inbox/<int:pk>/handled/": dashboard(*[NOT_ALLOWED] * 4),
+    "inbox/<int:pk>/confirm-opt-out/": dashboard(*[NOT_ALLOWED] * 4),
     # Campaign and provider account names, counts and cost.
     "reports/": dashboard(FORBIDDEN, OK, OK, OK),
     # Segments: viewing needs campaigns.view_segment (approvers see one read-only); making,
@@ -424,7 +431,16 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
         "campaigns/segment": Segment.objects.create(name="Leeds", rules=["attr.city = Leeds"]),
     }
     assert all(obj is not None for obj in objects.values())
-    return {"objects": objects, "campaign": campaign, "job": job, "account": simulator}
+    reply = InboundMessage.objects.create(
+        provider_account=simulator, phone=contact.phone, body="Hi"
+    )
+    return {
+        "objects": objects,
+        "campaign": campaign,
+        "job": job,
+        "account": simulator,
+        "reply": reply,
+    }
 
 
 def concrete(pattern: str, world: dict[str, Any]) -> str:
@@ -447,6 +463,8 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
     }
     if pattern in special:
         return special[pattern]
+    if pattern.startswith("inbox/"):
+        return "/" + pattern.replace("<int:pk>", str(world["reply"].pk))
     if pattern.startswith("segments/"):
         return "/" + pattern.replace("<int:pk>", str(world["objects"]["campaigns/segment"].pk))
     if pattern.startswith("contacts/"):  # the dashboard's contact, group and import pages
