@@ -55,6 +55,7 @@ from campaigns.presenters import (
 from campaigns.windows import Window
 from contacts.spreadsheets import csv_lines
 from dashboard.access import VIEW_CAMPAIGNS, can_export_results
+from dashboard.inbox import ReplyFigures, replies_by_campaign
 from messaging.models import Message
 
 #: Who may decide on messages in doubt (mark sent, send again): the admin action asks the same.
@@ -301,6 +302,19 @@ def actual_cost(campaign: Campaign) -> Decimal | None:
 CHARGED = (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.FAILED)
 
 
+def replies_of(campaign: Campaign, counts: dict[str, int]) -> ReplyFigures:
+    """Replies and opt-outs put down to the campaign (counted as often as its live counts),
+    over what it delivered and what reached the provider."""
+    key = f"herald:campaign:{campaign.pk}:replies"
+    ttl = settings.HERALD_LIVE_COUNTS_SECONDS
+    figures: ReplyFigures = cached(
+        key, ttl, lambda: replies_by_campaign([campaign.pk])[campaign.pk]
+    )
+    figures.delivered = counts["delivered"]
+    figures.sent = sum(counts[status] for status in CHARGED)
+    return figures
+
+
 # The parts of the page that change with the campaign's status, also sent to its open page.
 
 
@@ -349,6 +363,8 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "preview": preview_of(campaign),
         "chart": delivery_chart(campaign),
         "failures": failure_reasons(campaign),
+        "replies": replies_of(campaign, counts),
+        "reply_days": settings.HERALD_REPLY_ATTRIBUTION_DAYS,
         "test_sends": test_sends_of(campaign),
         "in_doubt": counts[Message.Status.IN_DOUBT],
         "may_decide": request.user.has_perm(DECIDE_IN_DOUBT),

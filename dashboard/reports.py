@@ -31,6 +31,7 @@ from audit.models import AuditEvent
 from campaigns.models import Campaign
 from contacts import spreadsheets
 from dashboard.access import can_see_reports
+from dashboard.inbox import ReplyFigures, replies_by_campaign
 from messaging.models import Message, ProviderAccount
 
 REPORTED_STATUSES = (Campaign.Status.SENDING, Campaign.Status.COMPLETED)
@@ -47,6 +48,10 @@ CSV_COLUMNS = (
     "delivery_rate",
     "cost",
     "currency",
+    "replies",
+    "reply_rate",
+    "opt_outs",
+    "opt_out_rate",
 )
 
 
@@ -112,6 +117,8 @@ class Figures:
 class CampaignRow:
     campaign: Campaign
     figures: Figures = field(default_factory=Figures)
+    #: Replies and opt-outs put down to the campaign, over what it delivered.
+    replies: ReplyFigures = field(default_factory=ReplyFigures)
 
 
 @dataclass
@@ -134,6 +141,13 @@ class Report:
         total = Figures()
         for row in self.campaigns:
             total.add(vars(row.figures))
+        return total
+
+    @cached_property
+    def total_replies(self) -> ReplyFigures:
+        total = ReplyFigures()
+        for row in self.campaigns:
+            total.add(row.replies)
         return total
 
     @property
@@ -191,10 +205,21 @@ def build_report(start: datetime.date, end: datetime.date) -> Report:
         by_account.setdefault(row["provider_account_id"], Figures()).add(row)
         if row["day"] in days:  # a campaign may go on sending after the range ends
             days[row["day"]].add(row)
+    add_replies(by_campaign)
     accounts = ProviderAccount.objects.only("name", "currency").in_bulk(list(by_account))
     account_rows = [AccountRow(accounts[pk], figures) for pk, figures in by_account.items()]
     account_rows.sort(key=lambda row: row.account.name)
     return Report(start, end, list(by_campaign.values()), account_rows, days)
+
+
+def add_replies(by_campaign: dict[int, CampaignRow]) -> None:
+    """Each row's replies and opt-outs (one grouped query), over its delivered and sent."""
+    if not by_campaign:
+        return
+    for pk, figures in replies_by_campaign(list(by_campaign)).items():
+        row = by_campaign[pk]
+        figures.delivered, figures.sent = row.figures.delivered, row.figures.sent
+        row.replies = figures
 
 
 def shared_report(start: datetime.date, end: datetime.date) -> Report:
@@ -285,7 +310,16 @@ def csv_rows(report: Report) -> Iterator[Iterable[Any]]:
             "" if rate is None else f"{rate:.4f}",
             f"{figures.cost:.5f}",
             campaign.provider_account.currency,
+            row.replies.replies,
+            _share(row.replies.replies, figures.delivered),
+            row.replies.opt_outs,
+            _share(row.replies.opt_outs, figures.delivered),
         ]
+
+
+def _share(count: int, of: int) -> str:
+    """A rate per delivered message for the CSV, as delivery_rate is written; empty: none."""
+    return f"{count / of:.4f}" if of else ""
 
 
 def csv_response(report: Report) -> StreamingHttpResponse:
