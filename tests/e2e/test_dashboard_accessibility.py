@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from campaigns.models import Campaign
 from campaigns.segments import Segment
-from contacts.models import Contact, Group
+from contacts.models import Channel, Contact, Group
+from messaging.inbound import Incoming, receive
 from messaging.models import Message, ProviderAccount
 from tests.conftest import phone
 from tests.e2e.test_dashboard_walk import shot, sign_in
@@ -178,6 +179,8 @@ def test_every_dashboard_page_meets_contrast_names_headings_and_focus(
         submitted_at=timezone.now(),
     )
     boss = make_user("boss", "Marketers", "Approvers")
+    question = receive(simulator, Incoming(Channel.SMS, contact.phone, "Is it on Sunday?")).inbound
+    stop = receive(simulator, Incoming(Channel.SMS, phone(90), "please stop texting me")).inbound
     leeds = Segment(name="Leeds", rules=["attr.city = Leeds", "attr.shoe = 42"])
     leeds.full_clean()
     leeds.save()
@@ -203,6 +206,9 @@ def test_every_dashboard_page_meets_contrast_names_headings_and_focus(
         "segment-new": "/segments/new/",
         "segment": f"/segments/{leeds.pk}/",  # a warning in its live count
         "segment-delete": f"/segments/{leeds.pk}/delete/",
+        "inbox": "/inbox/",
+        "inbox-conversation": f"/inbox/{question.pk}/",
+        "inbox-possible-opt-out": f"/inbox/{stop.pk}/",
     }
     for name, path in pages.items():
         page.goto(base + path)

@@ -22,9 +22,10 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from campaigns.segments import Segment
 from contacts import jobs
-from contacts.models import Contact, Group, ImportJob, OptOut, Tag
+from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
 from dashboard.urls import urlpatterns
-from messaging.models import Message, ProviderAccount
+from messaging.inbound import Incoming, receive
+from messaging.models import InboundMessage, Message, ProviderAccount
 from tests.conftest import phone
 from tests.contacts.conftest import uk
 from tests.e2e.test_dashboard_walk import sign_in
@@ -55,6 +56,7 @@ WITH_QUERIES = {
     "campaigns-page-2": "/campaigns/?page=2",
     "contact-search": "/contacts/search/?q=Name1",
     "reports-range": "/reports/?from=2020-01-01&to=2030-12-31",
+    "inbox-filtered": "/inbox/?unhandled=1&possible=1",
 }
 
 #: Runs in the page: the elements sticking out past the right edge of the window that no
@@ -147,6 +149,7 @@ def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
             status=status, submitted_by=owner, submitted_at=timezone.now()
         )
     return {
+        "reply": replies(account, contacts),
         "campaign": busy,
         "draft": draft,
         "contact": contacts[0],
@@ -154,6 +157,15 @@ def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
         "job": checked_import(owner, group),
         "segment": segment,
     }
+
+
+def replies(account: ProviderAccount, contacts: list[Contact]) -> InboundMessage:
+    """Replies in a long conversation and from unknown numbers, with unbroken words."""
+    first = receive(account, Incoming(Channel.SMS, contacts[0].phone, f"Is it {LONG}?")).inbound
+    for i, text in enumerate(["STOP", "please stop texting me", "HELP", LONG * 3]):
+        receive(account, Incoming(Channel.SMS, phone(200 + i), text))
+        receive(account, Incoming(Channel.SMS, contacts[0].phone, f"And {text}"))
+    return first
 
 
 def sending_campaign(
@@ -215,6 +227,8 @@ def address(pattern: str, world: dict[str, Any]) -> str:
             pk = world["group"].pk
         elif url.startswith("/contacts/"):
             pk = world["contact"].pk
+        elif url.startswith("/inbox/"):
+            pk = world["reply"].pk
         elif re.search(r"/(edit|test|delete|duplicate)/$", url):
             pk = world["draft"].pk
         else:
