@@ -38,6 +38,9 @@ class AuditEvent(models.Model):
         CAMPAIGN_DELETED = "campaign_deleted", "deleted a draft campaign"  # detail: name
         SEGMENT_SAVED = "segment_saved", "saved a segment"  # detail: created, match, rules
         SEGMENT_DELETED = "segment_deleted", "deleted a segment"  # detail: name, match, rules
+        # detail: reply, message, channel, redacted number, template id
+        INBOX_REPLY = "inbox_reply", "answered a reply"
+        REPLIES_HANDLED = "replies_handled", "marked replies handled"  # detail: count, through
         # detail: answer (PasswordResetRequest.Answer); never the address that was typed
         PASSWORD_RESET_REQUESTED = "password_reset_requested", "asked for a password reset"
         PASSWORD_RESET_SENT = "password_reset_sent", "was sent a password reset link"

@@ -20,9 +20,11 @@ from django.db.models import Count, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from campaigns.content import Content
 from campaigns.models import Campaign, MessageTemplate
 from contacts.models import Channel, Contact
+from contacts.phones import redact
 from messaging.exceptions import ProviderError
 from messaging.inbound import queue_reply, sender_of
 from messaging.models import InboundMessage, Message, ProviderAccount
@@ -421,6 +423,12 @@ def mark_handled(phone: str, through: int, by: Any) -> int:
     handled = InboundMessage.objects.filter(
         phone=phone, pk__lte=through, handled_at__isnull=True
     ).update(handled_at=now, handled_by=by)
+    if handled:
+        AuditEvent.record(
+            AuditEvent.Action.REPLIES_HANDLED,
+            actor=by,
+            detail={"count": handled, "through": through, "number": redact(phone)},
+        )
     # Handling reads them too: a reply marked handled from the list is no longer unread.
     InboundMessage.objects.filter(phone=phone, pk__lte=through, read_at__isnull=True).update(
         read_at=now
@@ -491,6 +499,7 @@ def answer(
     template: MessageTemplate | None,
     form_token: str,
     contact: Contact | None,
+    by: Any = None,
 ) -> Message:
     """Queue our answer to `reply` (messaging.inbound.queue_reply: the engine sends it, with
     rate limits and receipts): `text`, or `template` rendered for the number's contact."""
@@ -510,10 +519,22 @@ def answer(
         parameters = list(rendered.parameters)
     try:
         with transaction.atomic():
-            message = queue_reply(reply, body, template_id=template_id)
-            Message.objects.filter(pk=message.pk).update(client_ref=ref, template_params=parameters)
+            message = queue_reply(
+                reply, body, template_id=template_id, template_params=parameters, client_ref=ref
+            )
+            AuditEvent.record(
+                AuditEvent.Action.INBOX_REPLY,
+                actor=by,
+                obj=reply,
+                detail={
+                    "reply": reply.pk,
+                    "message": message.pk,
+                    "channel": reply.channel,
+                    "number": redact(reply.phone),
+                    "template": template_id,
+                },
+            )
     except IntegrityError:
         # Two posts of one page at once: the other one's answer is the one kept.
         raise AlreadySent(Message.objects.get(client_ref=ref)) from None
-    message.client_ref, message.template_params = ref, parameters
     return message

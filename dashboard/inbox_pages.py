@@ -162,7 +162,12 @@ def conversation_reply(request: HttpRequest, pk: int) -> HttpResponse:
     data = form.cleaned_data
     try:
         message = inbox.answer(
-            answering, data["body"], data.get("template"), data["form_token"], thread.contact
+            answering,
+            data["body"],
+            data.get("template"),
+            data["form_token"],
+            thread.contact,
+            by=request.user,
         )
     except inbox.AlreadySent as already:
         messages.info(request, "This answer was already sent from this page: no second one went.")

@@ -341,9 +341,17 @@ def _audit_detail(inbound: InboundMessage, channel: str) -> dict[str, Any]:
     }
 
 
-def queue_reply(inbound: InboundMessage, body: str, template_id: str = "") -> Message:
+def queue_reply(
+    inbound: InboundMessage,
+    body: str,
+    template_id: str = "",
+    template_params: list[str] | None = None,
+    client_ref: str = "",
+) -> Message:
     """A Message answering `inbound`, through the account it came by, queued for the engine
-    (messaging.tasks.send_replies): rate limits, retries and receipts as for any message."""
+    (messaging.tasks.send_replies): rate limits, retries and receipts as for any message.
+    A `client_ref` of the caller's makes a second queueing of the same answer fail on its
+    unique key (IntegrityError) rather than send twice."""
     account = inbound.provider_account
     encoding, segments = segments_of(body)
     sender = account.sender
@@ -358,8 +366,9 @@ def queue_reply(inbound: InboundMessage, body: str, template_id: str = "") -> Me
         body=body,
         encoding=encoding,
         segments=segments,
-        client_ref=Message.new_client_ref(),
+        client_ref=client_ref or Message.new_client_ref(),
         template_id=template_id,
+        template_params=template_params or [],
         in_reply_to=inbound,
     )
     transaction.on_commit(lambda: async_task("messaging.tasks.send_replies"))

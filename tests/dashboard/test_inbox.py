@@ -19,6 +19,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from campaigns.models import Campaign, MessageTemplate
 from contacts.models import Channel, Contact, OptOut
+from contacts.phones import redact
 from dashboard import inbox
 from messaging.inbound import Incoming, receive, send_due_replies
 from messaging.models import InboundMessage, Message, ProviderAccount
@@ -285,6 +286,14 @@ def test_an_sms_answer_is_queued_through_the_engine_and_sent_by_the_simulator(
     answer.refresh_from_db()
     assert answer.status == Message.Status.SENT
     assert "Answer queued by SMS" in texts(response)[-1]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.INBOX_REPLY)
+    assert event.actor == answerer and event.detail == {
+        "reply": first.pk,
+        "message": answer.pk,
+        "channel": "sms",
+        "number": redact(phone(1)),
+        "template": "",
+    }
 
 
 def test_posting_one_page_twice_sends_one_answer(
@@ -425,6 +434,9 @@ def test_mark_handled_stamps_who_and_when_on_what_the_page_showed_only(
     assert InboundMessage.objects.get(pk=later.pk).handled_at is None
     again = client.post(f"/inbox/{first.pk}/handled/", {"through": second.pk})
     assert "handled already" in texts(again)[-1]
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.REPLIES_HANDLED)
+    assert event.actor == answerer
+    assert event.detail == {"count": 2, "through": second.pk, "number": redact(phone(1))}
 
 
 def test_confirming_a_possible_opt_out_opts_the_number_out_once_audited(
