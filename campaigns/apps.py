@@ -7,3 +7,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from campaigns import privacy  # noqa: F401 - takes part in contact erasure
+        from campaigns.balance import pause_sending
+        from messaging.balance import balance_low
+
+        balance_low.connect(pause_sending, dispatch_uid="campaigns.balance")

@@ -592,6 +592,9 @@ class Campaign(models.Model):
         self._transition("pause", ACTIONS["pause"].moves, by, note=reason, pause_reason=reason)
 
     def resume(self, by: Any) -> None:
+        from campaigns.balance import check_resume
+
+        check_resume(self)  # a low balance at its account must be topped up first
         self._transition("resume", ACTIONS["resume"].moves, by, pause_reason="")
         self._wake_engine()
 

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from campaigns import balance
 from campaigns.approval import Binding, ContentChanged
 from campaigns.audience import REASONS, AudienceRule
 from campaigns.content import Content
@@ -315,6 +316,8 @@ def run_campaign(campaign: Campaign) -> bool:
         campaign.start()
         campaign.refresh_from_db()
     if campaign.status != Campaign.Status.SENDING:
+        return False
+    if not balance.may_send(campaign):
         return False
     if campaign.materialised_at is None:
         materialise(campaign)

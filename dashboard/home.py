@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -75,6 +76,25 @@ def rejected_for(user: Any) -> QuerySet[Campaign]:
     )
 
 
+def low_balances(accounts: Iterable[ProviderAccount], in_flight: list[Any]) -> list[dict[str, Any]]:
+    """The accounts found too low to send, each with how many campaigns in flight it paused
+    (counted from the lists already read: no query of its own)."""
+    return [
+        {
+            "account": account,
+            "paused": sum(
+                1
+                for row in in_flight
+                if row["campaign"].provider_account_id == account.pk
+                and row["campaign"].status == S.PAUSED
+                and row["campaign"].pause_reason == account.balance_low_reason
+            ),
+        }
+        for account in accounts
+        if account.balance_low_at is not None
+    ]
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Each panel only for those who may view its data; without any, whom to ask for access."""
@@ -85,8 +105,14 @@ def home(request: HttpRequest) -> HttpResponse:
         context["shows_campaigns"] = True
     if can_see_accounts(user):
         # Health without a network call: whether each account could send at all.
-        context["accounts"] = ProviderAccount.objects.order_by("name")
+        context["accounts"] = list(ProviderAccount.objects.order_by("name"))
         context["shows_accounts"] = True
+    if context.get("shows_campaigns") or context.get("shows_accounts"):
+        # A low balance stops sending: whoever watches campaigns or accounts is told why.
+        accounts = context.get("accounts") or ProviderAccount.objects.filter(
+            balance_low_at__isnull=False
+        )
+        context["low_balances"] = low_balances(accounts, context.get("in_flight", []))
     if not has_a_dashboard_area(user):
         context["no_access"] = True
         context["access_contact"] = settings.HERALD_ACCESS_CONTACT

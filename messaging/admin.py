@@ -91,9 +91,24 @@ class ProviderAccountForm(forms.ModelForm):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
-    list_display = ("name", "backend", "sender", "rate_limit", "has_credentials", "is_active")
+    list_display = (
+        "name",
+        "backend",
+        "sender",
+        "rate_limit",
+        "has_credentials",
+        "is_active",
+        "balance_low",
+    )
     list_filter = ("backend", "is_active")
     search_fields = ("name",)
+    #: Kept by the engine and the gateway's webhook (campaigns.balance), shown for reference.
+    readonly_fields = (
+        "balance_available",
+        "balance_checked_at",
+        "balance_low_at",
+        "balance_low_reason",
+    )
 
     actions = ("check_connection",)
 
@@ -106,6 +121,10 @@ class ProviderAccountAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{account.name}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"{account.name}: OK - {summary}", messages.SUCCESS)
+
+    @admin.display(boolean=True, description="balance low")
+    def balance_low(self, account: ProviderAccount) -> bool:
+        return account.balance_low_at is not None
 
     @admin.display(boolean=True, description="credentials set")
     def has_credentials(self, account: ProviderAccount) -> bool:
