@@ -1,7 +1,7 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
     python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres]
-                        [--only contacts|providers|campaigns|dashboard|segments]
+                        [--only contacts|providers|campaigns|dashboard|segments|inbound]
                         [--recipients N]
 
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches.
@@ -17,6 +17,9 @@ segments:  with --recipients contacts (attributes, five countries, groups): coun
            three-rule segment (attribute + country + group), and building a campaign to
            everyone from a segment against the same audience from a group (their ratio,
            the builds alternating in each run).
+inbound:   signed inbound webhooks (whatsapp.message replies, some STOP, one in ten a
+           copy) posted over loopback to one gunicorn sync worker, with dedupe, against
+           /healthz on the same worker; and keyword matching alone, in messages/s.
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -421,6 +424,47 @@ def dashboard_figures(kind: str, recipients: int) -> list[tuple[str, Figure, flo
     ]
 
 
+def bench_inbound(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
+    db.fresh()
+    values = run_step(db, [PYTHON, "bench/inbound.py"])
+    for key, figure in figures.items():
+        figure.samples.append(values[key])
+    print(f"  [{db.kind}] inbound: {values}", file=sys.stderr)
+
+
+def inbound_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    """(key, figure, limit): replies per second into one web worker; None: no target."""
+    return [
+        (
+            "inbound_per_s",
+            Figure(
+                "signed inbound webhooks, one web worker, with dedupe",
+                kind,
+                "events/s",
+                ">= 300",
+                True,
+            ),
+            300,
+        ),
+        (
+            "healthz_per_s",
+            Figure("GET /healthz, the same worker", kind, "req/s", "(baseline)", True),
+            None,
+        ),
+        (
+            "inbound_share",
+            Figure("inbound webhooks / healthz", kind, "x", "(no target)", True),
+            None,
+        ),
+        (
+            # A hundred times the webhooks' target: matching is never what holds them up.
+            "keywords_per_s",
+            Figure("keyword matching alone, one process", kind, "msg/s", ">= 30,000", True),
+            30_000,
+        ),
+    ]
+
+
 def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
     """(key, figure, limit) for the provider benchmark; None: no target."""
     return [
@@ -499,7 +543,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument(
-        "--only", choices=("contacts", "providers", "campaigns", "dashboard", "segments")
+        "--only",
+        choices=("contacts", "providers", "campaigns", "dashboard", "segments", "inbound"),
     )
     parser.add_argument("--recipients", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -513,6 +558,8 @@ def main() -> None:
         table += per_database(args, "dashboard", dashboard_figures, bench_dashboard)
     if args.only in (None, "segments"):
         table += per_database(args, "segments", segment_figures, bench_segments)
+    if args.only in (None, "inbound"):
+        table += per_database(args, "inbound", inbound_figures, bench_inbound)
     if args.only in (None, "providers"):
         for kind in args.db.split(","):
             if not Database.available(kind):
