@@ -93,7 +93,7 @@ def receive(account: ProviderAccount, incoming: Incoming) -> Outcome:
     phone, known_number = sender_of(incoming.phone)
     body, truncated = storable_body(incoming.body)
     message_id = dedupe_key(incoming.provider_message_id)
-    received_at = incoming.received_at or timezone.now()
+    received_at = when_received(incoming.received_at)
     try:
         with transaction.atomic():
             inbound = InboundMessage(
@@ -126,6 +126,20 @@ def receive(account: ProviderAccount, incoming: Incoming) -> Outcome:
         " (possible opt-out)" if inbound.possible_opt_out else "",
     )
     return Outcome(True, False, inbound.action, inbound.contact_id, inbound)
+
+
+#: A provider's time of a reply further from ours than this is not believed (now is used).
+TRUSTED_PAST, TRUSTED_FUTURE = timedelta(days=366), timedelta(days=1)
+
+
+def when_received(given: datetime | None) -> datetime:
+    """The provider's time of a reply, or now when it gives none we can believe."""
+    now = timezone.now()
+    if given is None or timezone.is_naive(given):
+        return now
+    if not now - TRUSTED_PAST <= given <= now + TRUSTED_FUTURE:
+        return now
+    return given
 
 
 def sender_of(raw: str) -> tuple[str, bool]:
@@ -424,7 +438,13 @@ def poll_account(account: ProviderAccount, page_budget: int) -> int:
     """One bounded read of `account`'s replies from where the last one stopped."""
     backend = account.get_backend()
     found, cursor = backend.fetch_inbound(dict(account.inbound_cursor or {}), page_budget)
-    stored = sum(receive(account, incoming).stored for incoming in found)
+    stored = 0
+    for incoming in found:
+        try:
+            stored += receive(account, incoming).stored
+        except UnusableInbound as unusable:
+            # Skipped, not retried: the same entry would stop every later poll too.
+            logger.warning("a reply polled from %s was skipped: %s", account.name, unusable)
     # The cursor moves only once what it covers is stored: a crash reads it again (deduped).
     ProviderAccount.objects.filter(pk=account.pk).update(
         inbound_cursor=cursor, inbound_polled_at=timezone.now()

@@ -343,7 +343,7 @@ class BwatmesajBackend(BaseBackend):
         entries = [entry for entry in data["data"] if isinstance(entry, dict)]
         try:
             last_page = int(data.get("last_page") or page)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 reads as inf
             last_page = page
         return entries, last_page
 
@@ -396,9 +396,10 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # In UTC now: an offset that pushes year 1 or 9999 out of range is caught here.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def is_inbound(entry: dict[str, Any]) -> bool:
