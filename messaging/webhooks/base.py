@@ -5,7 +5,8 @@ and fills in four steps: does the signature match, what is the event called, wha
 its id, and apply it. The view does the rest, in this order: find the account and its
 webhook secret, refuse a body too large or not declared JSON, check the headers, the
 replay window and the signature, read the JSON, and record the webhook in the same
-transaction as the event is applied, so a retried or replayed webhook is applied once.
+transaction as the event is applied (after it, with its outcome), so a retried or
+replayed webhook is applied once.
 
 A webhook is the same one again when any of three keys was seen at the account: its
 webhook id (the same on the provider's retries), the event id in its body, or the hash
@@ -184,28 +185,38 @@ class SignedWebhookView(View):
     def apply_once(
         self, account: ProviderAccount, receipt: Receipt, payload: dict[str, Any]
     ) -> str:
-        """Record and apply the event in one transaction; AlreadyApplied when any of its keys
-        was recorded before."""
-        try:
-            with transaction.atomic():
-                record = WebhookEvent.objects.create(
-                    provider_account=account,
-                    webhook_id=receipt.webhook_id,
-                    event_id=receipt.event_id,
-                    request_hash=receipt.request_hash,
-                    event=self.event_name(payload)[:EVENT_MAX_LENGTH],
-                    raw=payload,
-                )
-                outcome = self.apply(account, receipt.webhook_id, payload)
-                record.outcome = outcome[:OUTCOME_MAX_LENGTH]
-                record.save(update_fields=["outcome"])
-        except IntegrityError:
-            # Caught outside atomic() so PostgreSQL's aborted transaction is rolled back first.
-            # A copy being recorded at this moment made us wait for its commit, so it shows.
-            if seen := receipt.seen(account):
-                raise AlreadyApplied(seen) from None
-            raise
-        return record.outcome
+        """Apply the event and record it, in one transaction; AlreadyApplied when any of its
+        keys was recorded before.
+
+        The record is written last, with its outcome (one INSERT, no UPDATE after): a copy
+        already recorded makes that INSERT fail, and everything the copy did is rolled back
+        with it. A unique key of what the event writes (a reply's provider id) can also
+        meet a copy committed a moment ago, under other keys: the event is then applied
+        once more, and finds it.
+        """
+        for attempt in range(2):
+            try:
+                with transaction.atomic():
+                    outcome = self.apply(account, receipt.webhook_id, payload)
+                    WebhookEvent.objects.create(
+                        provider_account=account,
+                        webhook_id=receipt.webhook_id,
+                        event_id=receipt.event_id,
+                        request_hash=receipt.request_hash,
+                        event=self.event_name(payload)[:EVENT_MAX_LENGTH],
+                        raw=payload,
+                        outcome=outcome[:OUTCOME_MAX_LENGTH],
+                    )
+                return outcome[:OUTCOME_MAX_LENGTH]
+            except IntegrityError:
+                # Caught outside atomic(), so PostgreSQL's aborted transaction is rolled back
+                # first. A copy being recorded at this moment made us wait for its commit,
+                # so it shows.
+                if seen := receipt.seen(account):
+                    raise AlreadyApplied(seen) from None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def check_body(request: HttpRequest) -> None:
