@@ -251,31 +251,54 @@ def check_fresh(timestamp: str, header: str) -> None:
 
 
 def parse_payload(body: bytes) -> dict[str, Any]:
-    """The JSON object in `body`; refused when it is not one we can store."""
+    """The JSON object in `body`, made storable; refused when it is no object, or nests
+    deeper than any real event.
+
+    A verified event is never refused for what is inside its strings or numbers: the
+    provider would retry it, and BulkSMSRates switches off the whole account's webhook
+    after three tries (one reply with a NUL in it, a GSM "@" sent as 0x00, would cut off
+    every delivery report). NUL goes, a lone surrogate becomes U+FFFD, NaN and infinities
+    become null (no database stores them)."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
         payload = None
-    if not isinstance(payload, dict) or not storable_json(payload):
+    if not isinstance(payload, dict):
         raise WebhookRefused(400, "body must be a JSON object")
-    return payload
+    storable = storable_json(payload)
+    if not isinstance(storable, dict):
+        raise WebhookRefused(400, f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    return storable
 
 
-def storable_json(value: Any) -> bool:
-    """False for JSON that the database would refuse: NUL characters, lone surrogates
-    (Python's json reads "\\ud800", no database encodes it), NaN and infinities (json
-    reads NaN, Infinity and 1e999; neither database's JSON does), absurd nesting."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return False
-        if isinstance(item, str) and not storable_text(item):
-            return False
-        if isinstance(item, float) and not math.isfinite(item):
-            return False
-        if isinstance(item, dict):
-            stack.extend((part, depth + 1) for pair in item.items() for part in pair)
-        elif isinstance(item, list):
-            stack.extend((part, depth + 1) for part in item)
-    return True
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_TOO_DEEP = object()
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """`value` as every database stores it: NUL dropped from strings (PostgreSQL refuses
+    it), lone surrogates replaced (Python's json reads "\\ud800", no database encodes it),
+    NaN and infinities as None (json reads NaN, Infinity and 1e999; the databases' JSON
+    does not). A structure deeper than MAX_JSON_DEPTH gives _TOO_DEEP."""
+    if depth > MAX_JSON_DEPTH:
+        return _TOO_DEEP
+    if isinstance(value, str):
+        return value if storable_text(value) else clean_string(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        items = {}
+        for key, item in value.items():
+            stored = storable_json(item, depth + 1)
+            if stored is _TOO_DEEP:
+                return _TOO_DEEP
+            items[clean_string(key) if not storable_text(key) else key] = stored
+        return items
+    if isinstance(value, list):
+        stored_items = [storable_json(item, depth + 1) for item in value]
+        return _TOO_DEEP if any(item is _TOO_DEEP for item in stored_items) else stored_items
+    return value
+
+
+def clean_string(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))

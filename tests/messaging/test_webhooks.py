@@ -229,9 +229,19 @@ def test_a_body_that_is_not_a_json_object_is_refused(post: Post, body: bytes) ->
     assert not WebhookEvent.objects.exists()
 
 
-def test_json_the_database_cannot_store_is_refused(post: Post) -> None:
-    assert post({"event": "opt_out", "data": {"phone": "\x00"}}).status_code == 400
+def test_text_the_database_cannot_store_is_cleaned_not_refused(post: Post) -> None:
+    """A verified event is answered 200 whatever is in its strings: refusing it would make
+    the provider retry it and, after three tries, switch the account's webhook off."""
+    response = post({"id": "e1", "event": "opt_out", "data": {"phone": "\x00"}})
+    assert (response.status_code, response.json()["outcome"]) == (200, "ignored: unusable number")
+    assert WebhookEvent.objects.get().raw["data"] == {"phone": ""}
+
+
+def test_json_nested_deeper_than_any_event_is_refused(post: Post) -> None:
     assert post(None, body=b"[" * 100 + b"]" * 100).status_code == 400
+    deep = b'{"a": ' * 40 + b"1" + b"}" * 40
+    assert post(None, body=deep).status_code == 400
+    assert not WebhookEvent.objects.exists()
 
 
 @pytest.mark.parametrize(
