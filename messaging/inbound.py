@@ -485,6 +485,10 @@ def poll_account(account: ProviderAccount, page_budget: int) -> int:
     found, cursor = backend.fetch_inbound(dict(account.inbound_cursor or {}), page_budget)
     stored = 0
     for incoming in found:
+        if not dedupe_key(incoming.provider_message_id):
+            # Polled again next time and stored again: a reply without an id is left out.
+            logger.warning("a reply polled from %s had no id: skipped", account.name)
+            continue
         try:
             outcome = receive(account, incoming)
         except UnusableInbound as unusable:

@@ -307,7 +307,7 @@ class BwatmesajBackend(BaseBackend):
         for _ in range(max(1, page_budget)):
             entries, last_page = self._list_page(page)
             for entry in entries:
-                sent, uid = _entry_time(entry), str(entry.get("uid") or "")
+                sent, uid = _entry_time(entry), str(entry.get("uid") or "").strip()
                 if sent is not None and sent < state.mark:
                     return self._fetched(found, state.caught_up())
                 state.seen(sent, uid)
