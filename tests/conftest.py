@@ -13,6 +13,7 @@ import messaging
 from campaigns.models import Campaign, TestNumber
 from contacts.models import Contact, Group
 from messaging.models import ProviderAccount
+from messaging.webhooks.base import forget_accounts
 from tests.fakegateway import FakeGateway
 
 # Valid UK mobiles (libphonenumber rejects Ofcom's 07700 900xxx drama range).
@@ -49,6 +50,7 @@ def _empty_outbox() -> None:
 def _empty_cache() -> None:
     """Row ids repeat between tests: nothing cached by one may be read by the next."""
     cache.clear()
+    forget_accounts()
 
 
 @pytest.fixture

@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
@@ -140,8 +142,7 @@ class SignedWebhookView(View):
     # The steps, the same for every provider.
 
     def post(self, request: HttpRequest, account: str) -> HttpResponse:
-        provider_account = get_object_or_404(ProviderAccount, name=account, backend=self.backend)
-        secret = provider_account.credentials.get("webhook_secret")
+        provider_account, secret = webhook_account(self.backend, account)
         if not secret or not isinstance(secret, str):
             logger.warning("%s webhook for %s refused: no webhook_secret", self.backend, account)
             return refusal(401, "webhook secret not configured")
@@ -217,6 +218,32 @@ class SignedWebhookView(View):
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+
+#: A webhook's account and its secret are read once per process for this long: a query
+#: and a decryption less per event. Saving or deleting an account forgets them at once
+#: in its own process; another process (a secret rotated from the CLI) sees the change
+#: within this time, and the provider's retry gets through after it.
+ACCOUNT_SECONDS = 5.0
+_accounts: dict[tuple[str, str], tuple[float, ProviderAccount, Any]] = {}
+
+
+def webhook_account(backend: str, name: str) -> tuple[ProviderAccount, Any]:
+    """The account named in a webhook's URL (404 when there is none) and its webhook_secret."""
+    key = (backend, name)
+    cached = _accounts.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1], cached[2]
+    account = get_object_or_404(ProviderAccount, name=name, backend=backend)
+    secret = account.credentials.get("webhook_secret")
+    _accounts[key] = (time.monotonic() + ACCOUNT_SECONDS, account, secret)
+    return account, secret
+
+
+@receiver(post_save, sender=ProviderAccount)
+@receiver(post_delete, sender=ProviderAccount)
+def forget_accounts(**kwargs: Any) -> None:
+    _accounts.clear()
 
 
 def check_body(request: HttpRequest) -> None:
