@@ -1,4 +1,5 @@
-"""Signed inbound webhooks per second into one web worker, and keyword matching alone.
+"""Signed inbound webhooks per second into one web worker, the worker applying them, and
+keyword matching alone.
 
     DATABASE_URL=... SECRET_KEY=... python bench/inbound.py [--events N] [--clients N]
 
@@ -10,12 +11,20 @@ port. It posts --events signed `whatsapp.message` events, signed beforehand, fro
 STOP in several languages, a few HELP and possible opt-outs, and one in ten a copy of
 an earlier one (same webhook id, same event id under a new webhook id, or the same
 message id under a new event id), which must be answered without being stored again.
-Then as many GET /healthz against the same worker: the floor a request costs there.
-Last, in this process, messaging.keywords.match over a mixed corpus.
+
+The door is production's (HERALD_WEBHOOK_APPLY=queued): each event is checked, deduped
+and recorded, and a worker applies it. No worker runs during the posting; afterwards this
+process applies everything recorded, as the worker's task does, and that is timed too.
+Then the same number of new events into a second worker started with the door inline
+(applied within the request), for the comparison in the same run. Last, as many GET
+/healthz against the same worker (the floor a request costs there), and in this process
+messaging.keywords.match over a mixed corpus.
 
 Prints key=value lines for bench/run.py:
 
-- inbound_per_s:    signed events answered per second by the one worker (dedupe included)
+- inbound_per_s:    signed events answered per second by the one worker (queued door)
+- applied_per_s:    recorded events applied per second by one worker process
+- inline_per_s:     signed events answered per second with the door inline
 - healthz_per_s:    GET /healthz answered per second by the same worker
 - inbound_share:    inbound_per_s / healthz_per_s
 - keywords_per_s:   replies matched per second by messaging.keywords.match alone
@@ -47,10 +56,12 @@ import django  # noqa: E402
 django.setup()
 
 from django.utils import timezone  # noqa: E402
+from django_q.models import OrmQ  # noqa: E402
 
 from contacts.models import Contact  # noqa: E402
 from messaging import keywords  # noqa: E402
-from messaging.models import InboundMessage, Message, ProviderAccount  # noqa: E402
+from messaging.models import InboundMessage, Message, ProviderAccount, WebhookEvent  # noqa: E402
+from messaging.webhooks import queue  # noqa: E402
 from messaging.webhooks.bulksmsrates import sign  # noqa: E402
 
 ACCOUNT = "bench-inbound"
@@ -168,10 +179,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_web(port: int) -> subprocess.Popen[bytes]:
+def start_web(port: int, apply: str) -> subprocess.Popen[bytes]:
     """gunicorn as in production, with one sync worker; its logs go nowhere."""
     env = {
         **os.environ,
+        "HERALD_WEBHOOK_APPLY": apply,
         "DEBUG": "False",
         "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback, as `make run-prod`
         "WEB_CONCURRENCY": "1",
@@ -211,22 +223,31 @@ def request(
 
 
 def post_all(port: int, signed_requests: list[tuple[bytes, dict[str, str]]], clients: int) -> float:
-    """Seconds to have every request answered; each must be 200 "ok" or "duplicate"."""
+    """Seconds to have every request answered; each must be 200."""
 
-    def post(item: tuple[bytes, dict[str, str]]) -> str:
+    def post(item: tuple[bytes, dict[str, str]]) -> None:
         status, content = request(port, "POST", PATH, *item)
         if status != 200:
             raise SystemExit(f"webhook answered {status}: {content[:200]!r}")
-        answer = json.loads(content)
-        return "duplicate" if "already stored" in answer.get("outcome", "") else answer["status"]
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        answers = list(pool.map(post, signed_requests))
-    seconds = time.perf_counter() - started
-    copies = sum(1 for a in answers if a == "duplicate")
-    print(f"duplicates={copies}")
-    return seconds
+        list(pool.map(post, signed_requests))
+    return time.perf_counter() - started
+
+
+def apply_recorded() -> tuple[int, float]:
+    """What the worker does with what the door recorded: (events applied, seconds)."""
+    started = time.perf_counter()
+    applied = queue.apply_pending()
+    return applied, time.perf_counter() - started
+
+
+def forget_replies() -> None:
+    InboundMessage.objects.filter(provider_account__name=ACCOUNT).delete()
+    WebhookEvent.objects.filter(provider_account__name=ACCOUNT).delete()
+    # The door's nudges, queued for a worker that never ran.
+    OrmQ.objects.all().delete()
 
 
 def healthz_rate(port: int, count: int, clients: int) -> float:
@@ -265,22 +286,52 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(18)
     setup()
-    InboundMessage.objects.filter(provider_account__name=ACCOUNT).delete()
+    forget_replies()
+    mine = InboundMessage.objects.filter(provider_account__name=ACCOUNT)
+    records = WebhookEvent.objects.filter(provider_account__name=ACCOUNT)
+
     port = free_port()
-    server = start_web(port)
+    server = start_web(port, "queued")
     try:
         for body, headers in events(200, random.Random(1)):  # warm the worker up
             request(port, "POST", PATH, body, headers)
-        InboundMessage.objects.filter(provider_account__name=ACCOUNT).delete()
+        apply_recorded()
+        forget_replies()
         signed_requests = events(args.events, rng)
         seconds = post_all(port, signed_requests, args.clients)
         healthz = healthz_rate(port, args.events, args.clients)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    recorded = records.count()
+    applied, apply_seconds = apply_recorded()
+    if applied != recorded or records.pending().exists():
+        raise SystemExit(f"{recorded} events recorded, {applied} applied")
+    stored = mine.count()
+    duplicates = args.events - stored
+    if records.filter(outcome__contains="already stored").count() + args.events - recorded != (
+        duplicates
+    ):
+        raise SystemExit("a copy was stored, or a reply lost")
+
+    forget_replies()
+    port = free_port()
+    server = start_web(port, "inline")
+    try:
+        for body, headers in events(200, random.Random(2)):
+            request(port, "POST", PATH, body, headers)
+        forget_replies()
+        inline_seconds = post_all(port, events(args.events, rng), args.clients)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
     inbound = args.events / seconds
-    print(f"stored={InboundMessage.objects.filter(provider_account__name=ACCOUNT).count()}")
+    print(f"stored={stored}")
+    print(f"duplicates={duplicates}")
     print(f"inbound_per_s={inbound:.1f}")
+    print(f"applied_per_s={applied / apply_seconds:.1f}")
+    print(f"inline_per_s={args.events / inline_seconds:.1f}")
     print(f"healthz_per_s={healthz:.1f}")
     print(f"inbound_share={inbound / healthz:.3f}")
     print(f"keywords_per_s={keyword_rate(args.keywords, rng):.0f}")

@@ -447,6 +447,22 @@ def inbound_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float
             300,
         ),
         (
+            "applied_per_s",
+            Figure("  the same events applied by one worker process", kind, "events/s", "-", True),
+            None,
+        ),
+        (
+            "inline_per_s",
+            Figure(
+                "  the same, applied within the request (HERALD_WEBHOOK_APPLY=inline)",
+                kind,
+                "events/s",
+                "(before)",
+                True,
+            ),
+            None,
+        ),
+        (
             "healthz_per_s",
             Figure("GET /healthz, the same worker", kind, "req/s", "(baseline)", True),
             None,

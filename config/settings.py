@@ -284,6 +284,13 @@ HERALD_HELP_REPLY = env.str(
 )
 HERALD_INBOUND_BODY_MAX_CHARS = env.int("HERALD_INBOUND_BODY_MAX_CHARS", default=4096)
 HERALD_INBOUND_PAGE_BUDGET = env.int("HERALD_INBOUND_PAGE_BUDGET", default=10)
+# Signed webhooks: "queued" records the event, answers, and a worker applies it (the one
+# holding the applier's lease keeps looking for HERALD_WEBHOOK_LINGER_SECONDS after the
+# last); "inline" applies it within the request.
+HERALD_WEBHOOK_APPLY = env.str("HERALD_WEBHOOK_APPLY", default="queued")
+if HERALD_WEBHOOK_APPLY not in ("queued", "inline"):
+    raise ImproperlyConfigured("HERALD_WEBHOOK_APPLY must be queued or inline")
+HERALD_WEBHOOK_LINGER_SECONDS = env.float("HERALD_WEBHOOK_LINGER_SECONDS", default=5.0)
 # Uploaded contact and opt-out files up to this size (an XLSX's size unpacked) are checked in
 # the request, after the upload is committed; larger ones by a worker.
 HERALD_IMPORT_INLINE_CHECK_BYTES = env.int("HERALD_IMPORT_INLINE_CHECK_BYTES", default=2_000_000)

@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.admin import ReadOnlyAdmin, ReadOnlyInline
@@ -194,10 +195,30 @@ class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     list_display = ("name", "seen_at")
 
 
+class AppliedFilter(admin.SimpleListFilter):
+    title = "applied"
+    parameter_name = "applied"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "Waiting for a worker"), ("yes", "Applied")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("no", "yes"):
+            return queryset.filter(applied_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("webhook_id", "event", "provider_account", "outcome", "received_at")
-    list_filter = ("provider_account", "event")
+    list_display = (
+        "webhook_id",
+        "event",
+        "provider_account",
+        "outcome",
+        "received_at",
+        "applied_at",
+    )
+    list_filter = (AppliedFilter, "provider_account", "event")
     list_select_related = ("provider_account",)
     search_fields = ("=webhook_id", "=event_id")
     show_full_result_count = False

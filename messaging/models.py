@@ -601,6 +601,12 @@ class StatusEvent(models.Model):
         return f"{self.status} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
 
 
+class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+    def pending(self) -> WebhookEventQuerySet:
+        """Recorded at the door, not applied yet: what a worker has still to do."""
+        return self.filter(applied_at__isnull=True)
+
+
 class WebhookEvent(models.Model):
     """A provider callback we have taken in, kept so a retried or replayed one is applied once.
 
@@ -624,9 +630,27 @@ class WebhookEvent(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     outcome = models.CharField(max_length=200, blank=True)
     raw = models.JSONField(default=dict)
+    applied_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a worker applied it to our records; empty while it waits for one.",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Tries that failed with an error; given up after five."
+    )
+
+    objects = WebhookEventQuerySet.as_manager()
 
     class Meta:
         ordering = ("-received_at",)
+        indexes = [
+            # Only the waiting few: what the workers claim, oldest first.
+            models.Index(
+                fields=("id",),
+                condition=models.Q(applied_at__isnull=True),
+                name="webhookevent_pending",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=("provider_account", "webhook_id"), name="webhookevent_once"
@@ -645,6 +669,36 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event or 'event'} {self.webhook_id}"
+
+
+class TaskLeaseQuerySet(models.QuerySet["TaskLease"]):
+    def take(self, name: str, holder: str, seconds: float) -> bool:
+        """Whether `holder` now holds the lease `name` for `seconds` (taken when free or
+        expired, renewed when already its own). One UPDATE: two takers never both win."""
+        now = timezone.now()
+        self.get_or_create(name=name, defaults={"expires_at": now})
+        free = models.Q(holder=holder) | models.Q(holder="") | models.Q(expires_at__lt=now)
+        taken = self.filter(free, name=name).update(
+            holder=holder, expires_at=now + timedelta(seconds=seconds)
+        )
+        return taken == 1
+
+    def release(self, name: str, holder: str) -> None:
+        self.filter(name=name, holder=holder).update(holder="", expires_at=timezone.now())
+
+
+class TaskLease(models.Model):
+    """A job only one worker process runs at a time, whoever it is (the webhook applier):
+    held for a while and renewed, so a holder that died frees it when that runs out."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField()
+
+    objects = TaskLeaseQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'}"
 
 
 class RateBucket(models.Model):

@@ -49,12 +49,13 @@ def purge_content(messages: QuerySet[Message], batch: int = BATCH, dry_run: bool
 def purge_events(before: datetime, batch: int = BATCH, dry_run: bool = False) -> dict[str, int]:
     """Delete delivery events and webhook records received before `before`.
 
-    Events of messages still waiting (pending, sending, in doubt) are kept.
+    Events of messages still waiting (pending, sending, in doubt) are kept, and webhook
+    events a worker has not applied yet.
     """
     status_events = StatusEvent.objects.filter(received_at__lt=before).exclude(
         message__status__in=Message.UNFINISHED_STATUSES
     )
-    webhook_events = WebhookEvent.objects.filter(received_at__lt=before)
+    webhook_events = WebhookEvent.objects.filter(received_at__lt=before, applied_at__isnull=False)
     if dry_run:
         return {"status events": status_events.count(), "webhook events": webhook_events.count()}
     return {

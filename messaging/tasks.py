@@ -2,6 +2,7 @@
 
 from messaging.dispatch import poll_statuses as poll
 from messaging.inbound import poll_accounts, send_due_replies
+from messaging.webhooks import queue
 
 
 def poll_statuses() -> int:
@@ -15,7 +16,15 @@ def send_replies() -> int:
 
 
 def inbound_tick() -> dict[str, int]:
-    """Every minute: read the polled gateways' replies, send replies that are due again."""
+    """Every minute: read the polled gateways' replies, send replies that are due again,
+    apply webhook events left waiting."""
     stored = poll_accounts()
     send_due_replies()
+    # Webhook events whose nudge was lost (the applier is nudged as each is recorded).
+    queue.apply_pending()
     return stored
+
+
+def apply_webhooks() -> int:
+    """Queued by the webhook door: apply the events it recorded (messaging.webhooks.queue)."""
+    return queue.apply_webhooks()

@@ -35,6 +35,10 @@ HERALD_LIVE_COUNTS_SECONDS = 0
 # Tasks run inline: a campaign run does not sleep for retries (tests move time instead).
 HERALD_RETRY_WAIT_SECONDS = 0
 HERALD_REQUEST_RETRY_SECONDS = 0.01  # backoff still honours a provider's Retry-After
+# Webhooks are applied in the request, so a test reads their effect at once; the queued
+# door has its own tests (tests/messaging/test_webhook_queue.py).
+HERALD_WEBHOOK_APPLY = "inline"
+HERALD_WEBHOOK_LINGER_SECONDS = 0
 
 # Side-by-side runs against one PostgreSQL server each need their own test database.
 if os.environ.get("HERALD_TEST_DB_NAME"):

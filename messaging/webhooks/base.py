@@ -8,6 +8,11 @@ replay window and the signature, read the JSON, and record the webhook in the sa
 transaction as the event is applied (after it, with its outcome), so a retried or
 replayed webhook is applied once.
 
+By default (HERALD_WEBHOOK_APPLY=queued) the view only records the event, one INSERT,
+answers, and nudges a worker, which applies what waits (messaging.webhooks.queue): the
+provider's answer never waits on a reply's keywords or a report's message lookup, and a
+burst queues instead of timing out. "inline" applies it in the request, as before.
+
 A webhook is the same one again when any of three keys was seen at the account: its
 webhook id (the same on the provider's retries), the event id in its body, or the hash
 of its signed timestamp and body. Signatures do not cover the webhook id, so a request
@@ -30,18 +35,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from contacts.storable import storable_text
 from messaging.models import ProviderAccount, WebhookEvent
+from messaging.webhooks.queue import nudge_applier
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +162,10 @@ class SignedWebhookView(View):
         receipt = Receipt(webhook_id, self.event_id(payload), request_hash(timestamp, request.body))
         event = repr(self.event_name(payload))[:60]  # repr: no line breaks in a log line
         try:
-            outcome = self.apply_once(provider_account, receipt, payload)
+            if settings.HERALD_WEBHOOK_APPLY == "inline":
+                outcome = self.apply_once(provider_account, receipt, payload)
+            else:
+                outcome = self.record(provider_account, receipt, payload)
         except AlreadyApplied as seen:
             # 200: the provider must not retry it, and it must not count as a failure.
             logger.info(
@@ -183,6 +194,32 @@ class SignedWebhookView(View):
             raise WebhookRefused(401, "bad signature")
         return webhook_id, timestamp
 
+    def record(self, account: ProviderAccount, receipt: Receipt, payload: dict[str, Any]) -> str:
+        """Keep the event for a worker to apply (one INSERT, and the provider has its answer);
+        AlreadyApplied when any of its keys was recorded before."""
+        event = WebhookEvent(
+            provider_account=account,
+            webhook_id=receipt.webhook_id,
+            event_id=receipt.event_id,
+            request_hash=receipt.request_hash,
+            event=self.event_name(payload)[:EVENT_MAX_LENGTH],
+            raw=payload,
+        )
+        try:
+            if transaction.get_connection().in_atomic_block:
+                # A caller's transaction survives a copy's refusal in a savepoint; a request
+                # has none, and its INSERT stands alone (no BEGIN and COMMIT around it).
+                with transaction.atomic():
+                    event.save(force_insert=True)
+            else:
+                event.save(force_insert=True)
+        except IntegrityError:
+            if seen := receipt.seen(account):
+                raise AlreadyApplied(seen) from None
+            raise
+        transaction.on_commit(nudge_applier)
+        return "queued"
+
     def apply_once(
         self, account: ProviderAccount, receipt: Receipt, payload: dict[str, Any]
     ) -> str:
@@ -207,6 +244,7 @@ class SignedWebhookView(View):
                         event=self.event_name(payload)[:EVENT_MAX_LENGTH],
                         raw=payload,
                         outcome=outcome[:OUTCOME_MAX_LENGTH],
+                        applied_at=timezone.now(),
                     )
                 return outcome[:OUTCOME_MAX_LENGTH]
             except IntegrityError:

@@ -8,6 +8,7 @@
                                              [--channel whatsapp --template ID] [--param VALUE]...
     python manage.py provider rotate-keys
     python manage.py provider webhooks NAME --public-url URL
+    python manage.py provider events [--apply] [--json]
 
 Secrets go in with `--set KEY=env:VAR` so they stay out of shell history; they are
 stored encrypted and never printed back, only their names. `rotate-keys` re-encrypts
@@ -15,6 +16,8 @@ every account under the first of CREDENTIALS_KEYS, after which older keys may be
 `webhooks` registers Herald's endpoint for a BulkSMSRates account,
 URL/webhooks/bulksmsrates/NAME/, for every event Herald handles, and stores the signing
 secret the provider returns (never printed); run again, it changes nothing.
+`events` shows the webhook events each account has waiting for a worker, and the oldest's
+age; `--apply` applies them now, in this process (no worker needed).
 """
 
 import json
@@ -26,7 +29,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import URLValidator, validate_slug
 from django.db import transaction
+from django.db.models import Count, Min
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from contacts.models import ERASED_REFUSAL, Channel, ErasedNumber, normalise_phone
@@ -37,8 +42,9 @@ from messaging.backends.bulksmsrates import BulkSMSRatesBackend, WebhookSync
 from messaging.crypto import CredentialsUnreadable
 from messaging.dispatch import send_claimed
 from messaging.exceptions import ProviderError
-from messaging.models import Message, ProviderAccount
+from messaging.models import Message, ProviderAccount, WebhookEvent
 from messaging.rendering import segments_of
+from messaging.webhooks import queue
 
 ENV_PREFIX = "env:"
 LIST_COLUMNS = ("NAME", "BACKEND", "BASE_URL", "SENDER", "RATE/S", "ACTIVE", "CREDENTIALS")
@@ -91,6 +97,12 @@ class Command(BaseCommand):
             help="Herald's address as the provider reaches it, e.g. https://herald.example.com",
         )
 
+        events = subcommands.add_parser(
+            "events", help="webhook events waiting for a worker; --apply applies them now"
+        )
+        events.add_argument("--apply", action="store_true", help="apply them in this process")
+        events.add_argument("--json", action="store_true", help="print JSON")
+
     def handle(self, *args: Any, **options: Any) -> None:
         run = {
             "add": self.add_account,
@@ -99,6 +111,7 @@ class Command(BaseCommand):
             "send-test": self.send_test,
             "rotate-keys": self.rotate_keys,
             "webhooks": self.register_webhooks,
+            "events": self.waiting_events,
         }[options["subcommand"]]
         try:
             run(options)
@@ -214,6 +227,37 @@ class Command(BaseCommand):
         if sync.secret:
             _store_webhook_secret(account, sync.secret)
         self.stdout.write(_webhook_report(sync))
+
+    # events
+
+    def waiting_events(self, options: dict[str, Any]) -> None:
+        applied = queue.apply_pending() if options["apply"] else None
+        now = timezone.now()
+        waiting = [
+            {
+                "account": row["provider_account__name"],
+                "waiting": row["waiting"],
+                "oldest_seconds": round((now - row["oldest"]).total_seconds(), 1),
+            }
+            for row in WebhookEvent.objects.pending()
+            .values("provider_account__name")
+            .annotate(waiting=Count("pk"), oldest=Min("received_at"))
+            .order_by("provider_account__name")
+        ]
+        if options["json"]:
+            summary: dict[str, Any] = {"waiting": waiting}
+            if applied is not None:
+                summary["applied"] = applied
+            self.stdout.write(json.dumps(summary))
+            return
+        if applied is not None:
+            self.stdout.write(f"applied {applied} webhook event(s)")
+        if not waiting:
+            self.stdout.write("no webhook events waiting")
+        for row in waiting:
+            self.stdout.write(
+                f"{row['account']}: {row['waiting']} waiting, oldest {row['oldest_seconds']} s"
+            )
 
     def _report(self, message: Message) -> None:
         self.stdout.write(f"provider message id: {message.provider_message_id or '-'}")
