@@ -19,7 +19,9 @@ segments:  with --recipients contacts (attributes, five countries, groups): coun
            the builds alternating in each run).
 inbound:   signed inbound webhooks (whatsapp.message replies, some STOP, one in ten a
            copy) posted over loopback to one gunicorn sync worker, with dedupe, against
-           /healthz on the same worker; and keyword matching alone, in messages/s.
+           /healthz on the same worker; the worker applying what that door recorded; the
+           same posted to a worker applying them in the request (the door before); and
+           keyword matching alone, in messages/s.
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database

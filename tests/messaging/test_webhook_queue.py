@@ -26,6 +26,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_q.conf import Conf
+from django_q.models import Schedule
 
 from contacts.models import Channel, Contact, OptOut
 from messaging import tasks
@@ -390,6 +391,8 @@ def test_gunicorn_records_and_a_qcluster_applies(
     from tests.config.test_production_multicluster import Web, collect_static, production_env
 
     monkeypatch.setattr(Conf, "SYNC", False)
+    # Only the nudges may apply them, not the minute tick.
+    Schedule.objects.filter(func="messaging.tasks.inbound_tick").delete()
     for i in range(100):
         sent_message(account, i, f"msg-{i}")
         Contact.objects.create(phone=phone(i))
