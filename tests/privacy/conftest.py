@@ -40,6 +40,7 @@ def report(message: Message, status: str, **fields: Any) -> None:
         webhook_id=f"wh-{message.pk}-{status}",
         event=f"message.{status}",
         raw=raw,
+        applied_at=timezone.now(),  # applied above, as a worker would have
     )
 
 
