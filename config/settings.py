@@ -326,7 +326,9 @@ HERALD_ERASURE_KEY = env.str("HERALD_ERASURE_KEY", default="")
 # puts it in REDIS_URL. Either way tasks are enqueued on commit (see campaigns/models.py).
 Q_BROKER = env.str("Q_BROKER", default="orm")
 Q_CLUSTER = {
-    "name": "herald",
+    # Q_NAME: the queue's name (and its signing salt): the same for every process of one
+    # Herald; another Herald sharing the Redis server needs a name of its own.
+    "name": env.str("Q_NAME", default="herald"),
     **(
         {"redis": REDIS_URL or "redis://127.0.0.1:6379/0"}
         if Q_BROKER == "redis"

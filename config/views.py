@@ -1,6 +1,7 @@
 """Operational endpoints that sit outside any one app, and the error pages."""
 
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -15,6 +16,8 @@ from django.http import (
 from django.template import loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_q.brokers import Broker, get_broker
+from django_q.conf import Conf
 
 from messaging.models import WorkerHeartbeat
 
@@ -33,10 +36,11 @@ PLAIN_500 = (
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database reachability and the freshest worker heartbeat, as JSON.
+    """Database reachability, the freshest worker heartbeat and the task broker, as JSON.
 
     200 while the database answers, so a load balancer keeps a web node whose
-    workers are down (the JSON says so); 503 when the database does not.
+    workers or broker are down (the JSON says so, status "degraded"); 503 when the
+    database does not.
     """
     try:
         with connection.cursor() as cursor:
@@ -44,8 +48,37 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DatabaseError:
         return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
     worker = WorkerHeartbeat.objects.summary()
-    status = "ok" if worker["status"] == "ok" else "degraded"
-    return JsonResponse({"status": status, "database": "ok", "worker": worker})
+    broker = broker_health()
+    healthy = worker["status"] == "ok" and broker["status"] == "ok"
+    return JsonResponse(
+        {
+            "status": "ok" if healthy else "degraded",
+            "database": "ok",
+            "worker": worker,
+            "broker": broker,
+        }
+    )
+
+
+_broker: Broker | None = None
+
+
+def broker_health() -> dict[str, Any]:
+    """The task queue's kind ("orm" or "redis"), whether it answers, and how many tasks
+    wait in it. A broker that does not answer degrades the status: pages still work, but
+    nothing new reaches the workers."""
+    global _broker
+    kind = "orm" if Conf.ORM else "redis"
+    try:
+        if _broker is None:
+            _broker = get_broker()  # one per process: the Redis one keeps its connections
+        if not _broker.ping():
+            raise ConnectionError("no answer")
+        queued = _broker.queue_size()
+    except Exception as exc:  # whatever the broker's client raises, it is unreachable
+        logger.warning("healthz: the %s broker did not answer (%s)", kind, type(exc).__name__)
+        return {"kind": kind, "status": "unreachable"}
+    return {"kind": kind, "status": "ok", "queued": queued}
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -1,13 +1,19 @@
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from django.core.management import call_command
 from django.test import Client
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.tasks import async_task
 
 from campaigns import tasks
+from config import views as config_views
 from messaging import tasks as messaging_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +144,68 @@ def test_healthz_reports_database_and_worker(client: Client) -> None:
     assert body["status"] == "ok"
     assert body["worker"]["alive"] == 1
     assert response["Cache-Control"].startswith("max-age=0")
+
+
+@pytest.fixture
+def fresh_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """healthz keeps its broker per process: each of these tests makes its own."""
+    monkeypatch.setattr(config_views, "_broker", None)
+
+
+@pytest.mark.django_db
+def test_healthz_reports_the_orm_broker_and_what_waits_in_it(
+    client: Client, fresh_broker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client.get("/healthz").json()["broker"] == {"kind": "orm", "status": "ok", "queued": 0}
+    monkeypatch.setattr(Conf, "SYNC", False)  # queued for a worker, not run here
+    async_task("messaging.tasks.poll_statuses")
+    assert client.get("/healthz").json()["broker"]["queued"] == 1
+
+
+@pytest.mark.django_db
+def test_healthz_reports_the_redis_broker(
+    client: Client, fresh_broker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not redis_answers(url):
+        if os.environ.get("HERALD_REQUIRE_REDIS"):
+            pytest.fail(f"HERALD_REQUIRE_REDIS is set and no Redis answers at {url}")
+        pytest.skip(f"no Redis at {url}")
+    name = f"herald-test-{uuid.uuid4().hex}"
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", url)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", name)
+    monkeypatch.setattr(Conf, "SYNC", False)
+    try:
+        assert client.get("/healthz").json()["broker"] == {
+            "kind": "redis",
+            "status": "ok",
+            "queued": 0,
+        }
+        async_task("messaging.tasks.poll_statuses")
+        assert client.get("/healthz").json()["broker"]["queued"] == 1
+    finally:
+        get_broker(name).delete_queue()
+
+
+@pytest.mark.django_db
+def test_healthz_is_degraded_when_the_broker_does_not_answer(
+    client: Client, fresh_broker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks.tick()  # a live worker: only the broker is wrong
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", "redis://127.0.0.1:1/0")  # nothing listens there
+    response = client.get("/healthz")
+    assert response.status_code == 200  # the web node itself still serves
+    assert response.json()["status"] == "degraded"
+    assert response.json()["broker"] == {"kind": "redis", "status": "unreachable"}
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 @pytest.mark.django_db
