@@ -6,8 +6,9 @@ On a fresh, migrated database it loads N contacts and a campaign to all of them 
 way bench/campaign.py does (setup, then materialise), marks every message as handed
 over (one in twenty failed, the rest delivered) in a few UPDATEs, then signs in a
 superuser with django.test.Client and requests each page --repeat times. Prints
-key=value lines for bench/run.py: `<url name>_ms` (median server time) and
-`<url name>_status` (the last answer's HTTP status; pages still being built may 404).
+key=value lines for bench/run.py: `<url name>_ms` (median server time),
+`<url name>_cold_ms` (the same with the cache emptied before each request: every count
+made afresh) and `<url name>_status` (the last answer's HTTP status).
 The campaign list is timed among LIST_CAMPAIGNS other campaigns of every status.
 A second run on the same database reuses the data already loaded.
 """
@@ -31,6 +32,7 @@ import django
 django.setup()
 
 from django.contrib.auth.models import User  # noqa: E402
+from django.core.cache import cache  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Value  # noqa: E402
 from django.db.models.functions import Mod  # noqa: E402
@@ -88,15 +90,29 @@ def page_name(url: str) -> str:
         return url.strip("/").replace("/", "_") or "home"
 
 
-def time_page(client: Client, url: str, repeat: int) -> tuple[float, int]:
-    """Median milliseconds of `repeat` requests (after one to warm caches), and the status."""
+def time_page(client: Client, url: str, repeat: int, cold: bool = False) -> tuple[float, int]:
+    """Median milliseconds of `repeat` requests (after one to warm caches), and the status.
+
+    `cold`: the cache is emptied before each request (not timed), so every count, chart
+    and report on the page is made afresh: the page as if there were no cache."""
     status = client.get(url, secure=True).status_code
     timings = []
     for _ in range(repeat):
+        if cold:
+            cache.clear()
         started = time.perf_counter()
         status = client.get(url, secure=True).status_code
         timings.append((time.perf_counter() - started) * 1000)
     return statistics.median(timings), status
+
+
+def time_both_ways(client: Client, name: str, url: str, repeat: int) -> None:
+    """Print the page's median with the cache (`<name>_ms`) and without (`<name>_cold_ms`)."""
+    median, status = time_page(client, url, repeat)
+    print(f"{name}_ms={median:.1f}")
+    print(f"{name}_status={status}")
+    cold, _ = time_page(client, url, repeat, cold=True)
+    print(f"{name}_cold_ms={cold:.1f}")
 
 
 def main() -> None:
@@ -114,18 +130,9 @@ def main() -> None:
     urls = ["/", f"/campaigns/{campaign.pk}/", f"/campaigns/{campaign.pk}/progress/"]
     urls += ["/approvals/", "/contacts/", "/reports/", "/campaigns/new/"]
     for url in urls:
-        median, status = time_page(client, url, args.repeat)
-        name = page_name(url)
-        print(f"{name}_ms={median:.1f}")
-        print(f"{name}_status={status}")
-    for name, url in contact_urls(args.contacts):
-        median, status = time_page(client, url, args.repeat)
-        print(f"{name}_ms={median:.1f}")
-        print(f"{name}_status={status}")
-    for name, url in campaign_list_urls(campaign):
-        median, status = time_page(client, url, args.repeat)
-        print(f"{name}_ms={median:.1f}")
-        print(f"{name}_status={status}")
+        time_both_ways(client, page_name(url), url, args.repeat)
+    for name, url in [*contact_urls(args.contacts), *campaign_list_urls(campaign)]:
+        time_both_ways(client, name, url, args.repeat)
 
 
 def contact_urls(contacts: int) -> list[tuple[str, str]]:

@@ -412,18 +412,18 @@ CONTACT_PAGES = ("contact_search", "contact_search_name", "contact")
 
 
 def dashboard_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    """Each page with the cache (the older targets) and without it: every page <= 150 ms
+    with the million-message campaign and no cache (issue 19)."""
     targets: list[tuple[str, float]] = [(page, 300) for page in DASHBOARD_PAGES]
     targets += [(page, 150) for page in (*CAMPAIGN_LIST_PAGES, *CONTACT_PAGES)]
-    return [
-        (
-            f"{page}_ms",
-            Figure(
-                f"dashboard {page}, {recipients:,} messages", kind, "ms", f"<= {limit:g}", False
-            ),
-            limit,
+    rows: list[tuple[str, Figure, float | None]] = []
+    for page, limit in targets:
+        name = f"dashboard {page}, {recipients:,} messages"
+        rows.append((f"{page}_ms", Figure(name, kind, "ms", f"<= {limit:g}", False), limit))
+        rows.append(
+            (f"{page}_cold_ms", Figure(f"  {page}, no cache", kind, "ms", "<= 150", False), 150)
         )
-        for page, limit in targets
-    ]
+    return rows
 
 
 def bench_inbound(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
