@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import phonenumbers
-from phonenumbers import geocoder
+from babel import Locale
 from phonenumbers import timezone as phone_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
@@ -231,6 +231,9 @@ def redact(e164: str) -> str:
 
 #: How rejections name a few countries people call by another name than their ISO one.
 _COUNTRY_NAMES = {"GB": "UK", "US": "US"}
+# Country names from CLDR (Babel), not from libphonenumber's geocoder: importing that loads
+# its whole per-prefix place data, ~95 MB in every process, for these names alone.
+_ENGLISH = Locale("en")
 _LENGTH_WORDS = {
     phonenumbers.ValidationResult.TOO_SHORT: "too short",
     phonenumbers.ValidationResult.TOO_LONG: "too long",
@@ -256,9 +259,7 @@ def _invalid_number_text(number: phonenumbers.PhoneNumber) -> str:
 def _country_name(region: str) -> str:
     if region in _COUNTRY_NAMES:
         return _COUNTRY_NAMES[region]
-    example = phonenumbers.example_number(region)
-    name = geocoder.country_name_for_number(example, "en") if example else ""
-    return name or region
+    return str(_ENGLISH.territories.get(region) or region)
 
 
 def _looks_mobile(number: phonenumbers.PhoneNumber, region: str) -> bool:
