@@ -72,12 +72,13 @@ def mark_handed_over(campaign: Campaign) -> None:
     """
     now = timezone.now()
     messages = Message.objects.filter(campaign=campaign)
+    # Charged as the provider answers, before they are recorded sent (as the engine does).
+    messages.update(cost=campaign.provider_account.price_per_segment)
     messages.mark_sending(uuid.uuid4(), lease_ends=now)
     messages.mark_sent(batch_id="", at=now)
     fails = Exact(Mod("pk", Value(FAILED_EVERY)), 0)
     messages.filter(fails).record_report(Message.Status.FAILED, occurred_at=now)
     messages.exclude(fails).record_report(Message.Status.DELIVERED, occurred_at=now)
-    messages.update(cost=campaign.provider_account.price_per_segment)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # as autovacuum would soon after a bulk change
             cursor.execute(f"ANALYZE {connection.ops.quote_name(Message._meta.db_table)}")

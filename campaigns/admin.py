@@ -49,6 +49,7 @@ from campaigns.models import (
     PendingApproval,
     TestNumber,
     TransitionNotAllowed,
+    message_counts,
 )
 from campaigns.presenters import (
     FINAL_STATUSES,
@@ -296,7 +297,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def progress(self, campaign: Campaign) -> str:
         if campaign.pk is None:
             return "-"
-        counts = campaign.messages.all().status_counts()
+        counts = message_counts([campaign.pk])[campaign.pk]
         shown = [(label, counts[value]) for value, label in Message.Status.choices if counts[value]]
         if not shown:
             return "none yet"

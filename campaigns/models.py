@@ -41,6 +41,7 @@ from contacts.models import (
     Tag,
 )
 from contacts.phones import redact
+from messaging import counts
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import placeholders
 
@@ -139,20 +140,9 @@ class CampaignQuerySet(models.QuerySet["Campaign"]):
 
 
 def message_counts(campaign_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Messages per status for each of the campaigns, every status present: one grouped
-    query, index-only on message_campaign_status."""
-    counts = {pk: dict.fromkeys(Message.Status.values, 0) for pk in campaign_ids}
-    if not campaign_ids:
-        return counts
-    rows = (
-        Message.objects.filter(campaign_id__in=campaign_ids)
-        .order_by()
-        .values("campaign_id", "status")
-        .annotate(n=models.Count("pk"))
-    )
-    for row in rows:
-        counts[row["campaign_id"]][row["status"]] = row["n"]
-    return counts
+    """Messages per status for each of the campaigns, every status present: their kept
+    counts (messaging.counts), a few rows each however many messages they have."""
+    return counts.status_counts(campaign_ids)
 
 
 #: What a duplicate copies besides the audience: the content and how it is sent.
@@ -572,7 +562,9 @@ class Campaign(models.Model):
         # A few thousand a statement (a million in one would pass SQLite's variable limit).
         built = self.messages.filter(status=Message.Status.PENDING).order_by("pk")
         while ids := list(built.values_list("pk", flat=True)[:5000]):
-            Message.objects.filter(pk__in=ids).delete()
+            with transaction.atomic():
+                deleted = Message.objects.filter(pk__in=ids, status=Message.Status.PENDING)
+                counts.count_deleted(self.pk, Message.Status.PENDING, deleted.delete()[1])
         record_estimate(self, figures)
 
     def start(self) -> bool:

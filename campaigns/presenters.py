@@ -17,7 +17,7 @@ from django.utils.safestring import SafeString
 
 from audit.models import AuditEvent
 from campaigns.audience import AudienceDefinition
-from campaigns.models import Campaign, FrequencyCap
+from campaigns.models import Campaign, FrequencyCap, message_counts
 from campaigns.preview import estimate, missing_text
 from campaigns.testsend import sends_left
 from contacts.phones import redact
@@ -159,7 +159,7 @@ def progress_of(campaign: Campaign, counts: dict[str, int] | None = None) -> dic
     """Messages per status (every status present, counted now unless given) and the share
     done: no longer waiting to go or in doubt."""
     if counts is None:
-        counts = campaign.messages.all().status_counts()
+        counts = message_counts([campaign.pk])[campaign.pk]
     total = sum(counts.values())
     unfinished = sum(counts.get(status, 0) for status in Message.UNFINISHED_STATUSES)
     return {

@@ -31,6 +31,7 @@ from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window
 from contacts.bulk import bulk_insert, tune_bulk_transaction
 from contacts.models import Contact
+from messaging import counts
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
 from messaging.rendering import segments_of
@@ -178,6 +179,7 @@ def _write_chunk(
             return False
         tune_bulk_transaction()
         bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+        counts.count_inserted(campaign_id, MESSAGE_COLUMNS, rows)
         Campaign.objects.filter(pk=campaign_id).update(audience_stats=stats)
     return True
 

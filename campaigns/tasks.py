@@ -5,6 +5,7 @@ from django_q.tasks import async_task
 
 from campaigns.models import Campaign
 from campaigns.sending import run_campaign as run
+from messaging import counts
 from messaging.dispatch import mark_expired_leases_in_doubt, reconcile_in_doubt
 from messaging.models import Message, WorkerHeartbeat
 
@@ -17,13 +18,15 @@ def run_campaign(campaign_id: int) -> None:
 
 
 def tick() -> None:
-    """Every minute: heartbeat, start due campaigns, pick up retries, recover.
+    """Every minute: heartbeat, start due campaigns, pick up retries, recover, squash the
+    kept counts' deltas.
 
     Delivery reports are polled by their own schedule (messaging.tasks.poll_statuses).
     """
     WorkerHeartbeat.objects.beat()
     mark_expired_leases_in_doubt()
     reconcile_in_doubt()
+    counts.squash()
     for campaign_id in campaigns_needing_a_run():
         async_task("campaigns.tasks.run_campaign", campaign_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,9 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Max, Min, Sum
-from django.db.models.functions import TruncDay, TruncHour, TruncMinute
-from django.db.models.functions.datetime import TruncBase
+from django.db.models import Count, Min
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -56,6 +54,7 @@ from campaigns.windows import Window
 from contacts.spreadsheets import csv_lines
 from dashboard.access import VIEW_CAMPAIGNS, can_export_results
 from dashboard.inbox import ReplyFigures, replies_by_campaign
+from messaging import counts as kept_counts
 from messaging.models import Message
 
 #: Who may decide on messages in doubt (mark sent, send again): the admin action asks the same.
@@ -121,26 +120,9 @@ def viewable_campaign(request: HttpRequest, pk: int) -> Campaign:
 
 
 def failure_reasons(campaign: Campaign) -> list[dict[str, Any]]:
-    """Failure reasons, kept for half a minute like the chart: every failed message is read."""
-    key = f"herald:campaign:{campaign.pk}:failure-reasons"
-    reasons: list[dict[str, Any]] | None = cache.get(key)
-    if reasons is None:
-        reasons = _failure_reasons(campaign)
-        if reasons:  # none yet is not worth keeping: the first failure should show at once
-            cache.set(key, reasons, CHART_CACHE_SECONDS)
-    return reasons
-
-
-def _failure_reasons(campaign: Campaign) -> list[dict[str, Any]]:
-    """Failed messages per provider error code, most common first, with one example text."""
-    rows = (
-        campaign.messages.filter(status=Message.Status.FAILED)
-        .order_by()
-        .values("error_code")
-        .annotate(n=Count("pk"), example=Max("error_message"))
-        .order_by("-n", "error_code")
-    )
-    return [{"error_code": r["error_code"], "n": r["n"], "example": r["example"]} for r in rows]
+    """Failed messages per provider error code, most common first, with one example text:
+    the campaign's kept counts, so read afresh on every view."""
+    return kept_counts.failure_counts(campaign.pk)
 
 
 CHART_WIDTH, CHART_HEIGHT = 600, 160
@@ -150,7 +132,7 @@ CHART_CACHE_SECONDS = 30
 
 
 def delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
-    """Deliveries over time, kept for half a minute: it is a scan of every delivered message."""
+    """Deliveries over time, kept for half a minute (a long campaign has a key a minute)."""
     key = f"herald:campaign:{campaign.pk}:delivery-chart"
     chart = cache.get(key)
     if chart is None:
@@ -161,7 +143,8 @@ def delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
 
 
 def _delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
-    """Deliveries per minute, hour or day (by span), bucketed in SQL, laid out as SVG bars.
+    """Deliveries per minute, hour or day (by span), from the campaign's kept counts of
+    deliveries per UTC minute, laid out as SVG bars.
 
     Buckets are cut in the campaign's own time zone, so a day is the audience's day and
     an hour in a half-hour zone (India, Newfoundland) starts where their clocks say.
@@ -169,24 +152,29 @@ def _delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
     if campaign.started_at is None:
         return None
     zone = ZoneInfo(campaign.time_zone)
-    delivered = campaign.messages.filter(delivered_at__isnull=False).order_by()
-    # The span of the campaign itself, so no extra pass over the messages to find it.
     length: timedelta = (campaign.completed_at or timezone.now()) - campaign.started_at
-    trunc: TruncBase
-    if length <= timedelta(hours=3):
-        trunc, unit = TruncMinute("delivered_at", tzinfo=zone), "minute"
-    elif length <= timedelta(days=3):
-        trunc, unit = TruncHour("delivered_at", tzinfo=zone), "hour"
-    else:
-        trunc, unit = TruncDay("delivered_at", tzinfo=zone), "day"
-    rows = list(
-        delivered.annotate(bucket=trunc).values("bucket").annotate(n=Count("pk")).order_by("bucket")
-    )
-    if not rows:
+    unit = "minute" if length <= timedelta(hours=3) else "hour"
+    if length > timedelta(days=3):
+        unit = "day"
+    buckets: dict[datetime, int] = {}
+    for key, n in kept_counts.kept([campaign.pk], "dlv:")[campaign.pk].items():
+        minute = datetime.fromisoformat(key.removeprefix("dlv:")).replace(tzinfo=UTC)
+        bucket = _bucket(minute.astimezone(zone), unit)
+        buckets[bucket] = buckets.get(bucket, 0) + n
+    if not buckets:
         return None
-    chart = chart_layout([(row["bucket"], row["n"]) for row in rows], unit)
+    chart = chart_layout(sorted(buckets.items()), unit)
     chart["time_zone"] = campaign.time_zone
     return chart
+
+
+def _bucket(local: datetime, unit: str) -> datetime:
+    """The start of the minute, hour or day `local` falls in, on the zone's own clock."""
+    if unit == "minute":
+        return local.replace(second=0, microsecond=0)
+    if unit == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    return datetime.combine(local.date(), time.min, tzinfo=local.tzinfo)
 
 
 def chart_layout(buckets: list[tuple[datetime, int]], unit: str) -> dict[str, Any]:
@@ -282,7 +270,7 @@ def skipped_by_reason(campaign: Campaign, counts: dict[str, int]) -> list[tuple[
         return []
     key = f"herald:campaign:{campaign.pk}:skip-reasons"
     ttl = settings.HERALD_LIVE_COUNTS_SECONDS
-    reasons = cached(key, ttl, lambda: campaign.messages.all().skip_reason_counts())
+    reasons = cached(key, ttl, lambda: kept_counts.skip_counts(campaign.pk))
     return [(Message.SkipReason(r).label, n) for r, n in reasons.items() if n]
 
 
@@ -293,10 +281,10 @@ def actual_cost(campaign: Campaign) -> Decimal | None:
         return campaign.final_cost
     if campaign.started_at is None:
         return None
-    charged = campaign.messages.filter(status__in=CHARGED, sent_at__isnull=False).order_by()
-    key = f"herald:campaign:{campaign.pk}:actual-cost"
-    total = cached(key, CHART_CACHE_SECONDS, lambda: charged.aggregate(t=Sum("cost"))["t"] or 0)
-    return Decimal(total)
+    # Whatever was handed over (sent_at set) was charged: the kept cost of every day.
+    kept = kept_counts.kept([campaign.pk], "day:")[campaign.pk]
+    total = sum(n for key, n in kept.items() if key.endswith(":cost5"))
+    return Decimal(total) / kept_counts.COST_SCALE
 
 
 CHARGED = (Message.Status.SENT, Message.Status.DELIVERED, Message.Status.FAILED)

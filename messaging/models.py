@@ -5,17 +5,23 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.conf import settings
-from django.db import connection, models, transaction
-from django.db.models import Count, F
+from django.db import connection, connections, models, transaction
+from django.db.models import Count, F, sql
+from django.db.models.base import ModelState
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
+from contacts.lookups import Among
 from contacts.models import Channel, Contact, OptOut, PhoneNumberField
-from messaging import backends
+from messaging import backends, counts
 from messaging.crypto import decrypt_credentials, encrypt_credentials
 
 if TYPE_CHECKING:
@@ -119,17 +125,20 @@ class MessageQuerySet(models.QuerySet["Message"]):
             ids = list(candidates.values_list("pk", flat=True)[:limit])
             if not ids:
                 return []
-            Message.objects.filter(pk__in=ids).mark_sending(token, lease_ends)
-        claimed = Message.objects.filter(pk__in=ids, claim_token=token)
-        rows = list(claimed.only(*Message.SEND_FIELDS).order_by("pk"))
+            Message.objects.among(ids).mark_sending(token, lease_ends)
+        claimed = Message.objects.among(ids).filter(claim_token=token).order_by("pk")
+        held = {"claim_token": token, "status": Message.Status.SENDING}
+        rows = Message.loaded(claimed, {**held, "lease_expires_at": lease_ends})
         # One account object per account, not one per row (a claim may hold 10,000 rows).
-        account_ids = {row.provider_account_id for row in rows}
-        accounts = ProviderAccount.objects.in_bulk(account_ids)
+        accounts = ProviderAccount.objects.in_bulk({row.provider_account_id for row in rows})
+        cache = Message.provider_account.field
         for row in rows:
-            row.provider_account = accounts[row.provider_account_id]
-            row.claim_token, row.status = token, Message.Status.SENDING
-            row.lease_expires_at = lease_ends
+            cache.set_cached_value(row, accounts[row.provider_account_id])
         return rows
+
+    def among(self, pks: Iterable[int]) -> MessageQuerySet:
+        """These rows of thousands of ids (a claim's), the ids sent as one parameter."""
+        return self.filter(Among(F("pk"), pks))
 
     def mark_sending(self, token: uuid.UUID, lease_ends: datetime) -> int:
         """pending -> sending, held under `token` until `lease_ends`; the attempt is counted."""
@@ -357,7 +366,42 @@ class MessageQuerySet(models.QuerySet["Message"]):
         if refused or not sources:
             origin = ", ".join(refused) or "nowhere"
             raise ValueError(f"a message may not move from {origin} to {to}")
-        return self.filter(status__in=sources).update(status=to, **changes)
+        moved = 0
+        tally = counts.Tally()
+        # The kept counts change in the same transaction as the rows (no savepoint when
+        # the caller has a transaction already: nothing here is to be undone alone).
+        with transaction.atomic(savepoint=False):
+            for source in sources:
+                rows = self.filter(status=source)._update_returning(
+                    {"status": to, **changes}, counts.RETURNED
+                )
+                tally.moved(source, to, changes, rows)
+                moved += len(rows)
+            tally.save()
+        return moved
+
+    def _update_returning(
+        self, values: dict[str, Any], returning: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """QuerySet.update(**values), returning those columns of every row it changed."""
+        query = self.query.chain(sql.UpdateQuery)
+        assert isinstance(query, sql.UpdateQuery)
+        query.add_update_values(values)
+        query.annotations = {}
+        compiler = query.get_compiler(self.db)
+        statement, params = compiler.as_sql()  # also narrows a joined filter to ids
+        if not statement:
+            return []
+        quote = connections[self.db].ops.quote_name
+        columns = ", ".join(quote(_column(name)) for name in returning)
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(f"{statement} RETURNING {columns}", params)
+            rows = cursor.fetchall()
+        converters = [_returned_converter(name) for name in returning]
+        return [
+            tuple(convert(value) for convert, value in zip(converters, row, strict=True))
+            for row in rows
+        ]
 
     def lease_expired(self) -> MessageQuerySet:
         return self.filter(status=Message.Status.SENDING, lease_expires_at__lt=timezone.now())
@@ -560,6 +604,24 @@ class Message(models.Model):
     def new_client_ref() -> str:
         return uuid.uuid4().hex
 
+    @classmethod
+    def loaded(cls, rows: MessageQuerySet, known: dict[str, Any]) -> list[Message]:
+        """`rows` read as SEND_FIELDS, with the `known` values set, as Message objects.
+
+        Built straight from the values: Model.__init__'s work on each field was most of
+        the time of a 10,000-row claim. Fields not read load on first use, as with only().
+        """
+        names = [cls._meta.get_field(name).attname for name in cls.SEND_FIELDS]
+        database = rows.db
+        messages = []
+        for values in rows.values_list(*names):
+            message = cls.__new__(cls)
+            message.__dict__.update(zip(names, values, strict=True), **known)
+            message._state = ModelState()
+            message._state.adding, message._state.db = False, database
+            messages.append(message)
+        return messages
+
     def apply_status(self, update: Any) -> bool:
         """Record a StatusUpdate once; move the message forward if it is news. True if it moved."""
         _event, created = StatusEvent.objects.get_or_create(
@@ -578,6 +640,14 @@ class Message(models.Model):
             update.status, update.occurred_at, update.error_code, update.error_message
         )
         return moved == 1
+
+
+@receiver(post_save, sender=Message)
+def count_created_message(sender: Any, instance: Message, created: bool, **kwargs: Any) -> None:
+    """A message created through the ORM (tests, fixtures, a reply) counts too; the engine's
+    own builds and moves keep their counts where they write (messaging.counts)."""
+    if created and not kwargs.get("raw"):
+        counts.count_created(instance)
 
 
 class StatusEvent(models.Model):
@@ -699,6 +769,51 @@ class TaskLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'}"
+
+
+def _returned_converter(name: str) -> Any:
+    """Turns a raw column value from RETURNING into what the model field holds."""
+    field = Message._meta.get_field(name)
+    if isinstance(field, models.DateTimeField):
+
+        def moment(value: Any) -> Any:
+            if value is None or isinstance(value, datetime):
+                return _aware(value)
+            return _aware(parse_datetime(str(value)))
+
+        return moment
+    if isinstance(field, models.DecimalField):
+        return lambda value: None if value is None else Decimal(str(value))
+    return lambda value: value
+
+
+def _column(name: str) -> str:
+    field = Message._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return field.column
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and timezone.is_naive(value):
+        return timezone.make_aware(value, UTC)
+    return value
+
+
+class MessageCount(models.Model):
+    """A delta of a campaign's kept counts (messaging.counts): summed on reading, squashed
+    into one row per key every minute."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=100)
+    n = models.BigIntegerField()
+    #: One example error text, on "failed:<code>" rows.
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=("campaign", "key"), name="messagecount_campaign_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.n:+d} (campaign {self.campaign_id})"
 
 
 class RateBucket(models.Model):

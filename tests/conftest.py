@@ -53,6 +53,26 @@ def _empty_cache() -> None:
     forget_accounts()
 
 
+@pytest.fixture(autouse=True)
+def _kept_counts_agree(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the database: each campaign's kept counts equal a fresh
+    count of its messages (messaging.counts), whatever the test did to them."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+    } & set(request.fixturenames)
+    if not uses_db:
+        yield
+        return
+    request.getfixturevalue("db")  # set up first, so torn down after this check
+    yield
+    from campaigns.models import Campaign
+    from messaging.counts import differences
+
+    wrong = differences(Campaign.objects.values_list("pk", flat=True))
+    assert not wrong, f"kept counts (kept, fresh) differ from the messages: {wrong}"
+
+
 @pytest.fixture
 def make_user(db: Any) -> Callable[..., User]:
     def make(username: str, *roles: str) -> User:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from campaigns.audience import AudienceDefinition
+from campaigns.models import Campaign
 from campaigns.segments import Segment
 from contacts.models import Contact, Group, Tag
 from messaging.models import Message, ProviderAccount
@@ -23,6 +24,7 @@ def definition(
     a, b, staff = (Group.objects.create(name=name) for name in ("A", "B", "Staff"))
     vip, blocked = Tag.objects.create(name="vip"), Tag.objects.create(name="blocked")
     contacts = make_contacts(30, a)
+    earlier = Campaign.objects.create(name="Earlier", provider_account=locmem, body="x")
     for i, contact in enumerate(contacts):
         if i % 3 == 0:
             contact.groups.add(b)
@@ -37,7 +39,7 @@ def definition(
                 contact=contact,
                 phone=contact.phone,
                 provider_account=locmem,
-                campaign_id=99,
+                campaign=earlier,
                 status=Message.Status.DELIVERED,
                 body="x",
                 client_ref=f"ref-{i}",

@@ -55,6 +55,7 @@ from django_q.conf import Conf
 from campaigns.models import Campaign
 from campaigns.tasks import tick
 from contacts.models import Channel, Contact, Group, OptOut
+from messaging import counts
 from messaging.models import Message, ProviderAccount
 from tests.fakegateway import BULKSMSRATES, FakeGateway, Recorded
 
@@ -395,6 +396,9 @@ def test_chaos_every_eligible_recipient_gets_exactly_one_message(
     assert not recorded_not_received, explain()
     assert {p for p, s in rows.items() if s == Message.Status.SKIPPED} == opted_out, explain()
     assert ticker.errors == [], explain()
+    # What every page shows: the kept counts, appended by both clusters through kills,
+    # faults, retries and reconciliation, equal a fresh count of the messages.
+    assert counts.differences([campaign.pk]) == {}, explain()
     if in_doubt:
         assert campaign.status == Campaign.Status.SENDING, explain()
     else:

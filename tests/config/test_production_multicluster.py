@@ -46,6 +46,7 @@ from django_q.conf import Conf
 
 from campaigns.models import Campaign
 from contacts.models import Contact, Group
+from messaging import counts
 from messaging.models import Message, ProviderAccount
 from tests.campaigns.test_chaos import FAULT_RATES, SEED, Cluster, Ticker, database_url
 from tests.fakegateway import BULKSMSRATES, FakeGateway
@@ -431,6 +432,7 @@ def test_gunicorn_and_two_clusters_send_a_web_approved_campaign_once_to_everyone
     assert set(noted) <= {"herald-one", "herald-two", ""}, noted
     assert min(noted["herald-one"], noted["herald-two"]) >= RECIPIENTS // 20, noted
     assert ticker.errors == []
+    assert counts.differences([campaign.pk]) == {}  # the pages' counts, kept by both clusters
     assert gateway.rate_limited == 0
 
 

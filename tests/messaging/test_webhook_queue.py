@@ -69,7 +69,7 @@ def signed(payload: dict[str, Any], webhook_id: str = "") -> tuple[bytes, dict[s
 
 def post(client: Client, payload: dict[str, Any], webhook_id: str = "") -> Any:
     body, headers = signed(payload, webhook_id)
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    meta: dict[str, Any] = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
     meta.pop("HTTP_CONTENT_TYPE")
     return client.post(URL, body, content_type="application/json", **meta)
 

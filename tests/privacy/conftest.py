@@ -11,6 +11,7 @@ from django.utils import timezone
 from campaigns.models import Campaign
 from campaigns.sending import run_campaign
 from contacts.models import Contact, Group
+from messaging import counts
 from messaging.backends.base import StatusUpdate
 from messaging.models import Message, ProviderAccount, StatusEvent, WebhookEvent
 
@@ -72,3 +73,4 @@ def age(campaign: Campaign, days: int) -> None:
     StatusEvent.objects.filter(message__campaign=campaign).update(received_at=then)
     WebhookEvent.objects.update(received_at=then)
     Message.objects.filter(campaign__isnull=True).update(created_at=then)
+    counts.recount([campaign.pk])  # history rewritten: the reports' days moved with it

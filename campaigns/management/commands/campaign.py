@@ -13,6 +13,7 @@
     python manage.py campaign test ID --as USERNAME [--to NUMBER]
     python manage.py campaign list [--status S] [--json]
     python manage.py campaign duplicate ID --as USERNAME
+    python manage.py campaign recount [ID ...] [--check]
 
 `list` shows every campaign, the most recently changed first; with --json, one JSON
 object a line: id, name, status, channel, owner (its creator's username, or null) and
@@ -25,6 +26,11 @@ With no subcommand the command prints its usage.
 or segment, targeted or excluded) with its own size, and what evaluating its segments
 found worth saying (warnings). Once the campaign is built,
 `status` adds up to it: skipped is the sum of the reasons, the rest is queued.
+
+`recount` compares the kept counts (what every page shows) with a fresh count of the
+messages and makes them agree, for the campaigns named or all; --check only reports and
+exits 1 when any differ. The engine keeps them itself: this is for after rows were
+changed by hand in the database.
 
 `test` sends one test of a draft to one of the user's own test numbers (--to picks
 which, when they have several), under the same hourly limit as the dashboard's.
@@ -66,6 +72,7 @@ from campaigns.segments import Segment
 from campaigns.testsend import send_test
 from contacts.models import Channel, Group, Tag, normalise_phone
 from contacts.phones import redact
+from messaging import counts as counts_kept
 from messaging.backends import backend_class
 from messaging.models import Message, ProviderAccount
 
@@ -112,6 +119,11 @@ class Command(BaseCommand):
             "--to", default="", help="which of the user's test numbers (needed if several)"
         )
         _add_list_parsers(subcommands)
+        recount = subcommands.add_parser(
+            "recount", help="make the kept counts agree with the messages (after hand edits)"
+        )
+        recount.add_argument("ids", type=int, nargs="*", help="campaign ids; none: all")
+        recount.add_argument("--check", action="store_true", help="only report; exit 1 if off")
 
     def handle(self, *args: Any, **options: Any) -> None:
         subcommand = options["subcommand"]
@@ -130,6 +142,8 @@ class Command(BaseCommand):
             self.preview(options)
         elif subcommand == "test":
             self.test(options)
+        elif subcommand == "recount":
+            self.recount(options)
         else:
             self.transition(subcommand, options)
 
@@ -178,11 +192,30 @@ class Command(BaseCommand):
             raise CommandError(error_text(exc)) from None
         self.stdout.write(f"campaign {campaign.pk}: {old_status} -> {campaign.status}")
 
+    # recount
+
+    def recount(self, options: dict[str, Any]) -> None:
+        ids = options["ids"] or list(Campaign.objects.order_by("pk").values_list("pk", flat=True))
+        missing = set(ids) - set(Campaign.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        if missing:
+            raise CommandError(f"no campaign with id {', '.join(map(str, sorted(missing)))}")
+        wrong = counts_kept.differences(ids)
+        off = sorted({campaign_id for campaign_id, _ in wrong})
+        for (campaign_id, key), (kept, fresh) in sorted(wrong.items()):
+            self.stdout.write(f"campaign {campaign_id}: {key} kept {kept}, counted {fresh}")
+        if options["check"]:
+            if off:
+                raise CommandError(f"kept counts differ for {len(off)} campaign(s)")
+            self.stdout.write(f"kept counts agree for {len(ids)} campaign(s)")
+            return
+        counts_kept.recount(off)
+        self.stdout.write(f"recounted {len(off)} of {len(ids)} campaign(s)")
+
     # status
 
     def status(self, options: dict[str, Any]) -> None:
         campaign = _campaign(options["id"])
-        all_counts = Message.objects.filter(campaign=campaign).status_counts()
+        all_counts = message_counts([campaign.pk])[campaign.pk]
         counts = {key: all_counts[key] for key in COUNT_KEYS}
         if options["json"]:
             summary = {"id": campaign.pk, "status": campaign.status, "counts": counts}
@@ -197,7 +230,7 @@ class Command(BaseCommand):
         count_width = max(len(str(count)) for count in counts.values())
         for key, count in counts.items():
             self.stdout.write(f"  {key.ljust(label_width)}  {str(count).rjust(count_width)}")
-        for reason, count in campaign.messages.all().skip_reason_counts().items():
+        for reason, count in counts_kept.skip_counts(campaign.pk).items():
             if count:
                 label = Message.SkipReason(reason).label.lower()
                 self.stdout.write(f"    skipped, {label}: {count}")
