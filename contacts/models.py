@@ -14,10 +14,11 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.dispatch import Signal
 from django.utils import timezone
 
+from contacts.lookups import Among
 from contacts.phones import InvalidPhoneNumber, country_of, time_zones_for, to_e164
 
 
@@ -239,7 +240,8 @@ class OptOutQuerySet(models.QuerySet["OptOut"]):
     def phones(self, channel: str, phones: Iterable[str]) -> set[str]:
         """Which of `phones` are suppressed on `channel`: opted out, or erased (any channel)."""
         phones = list(phones)
-        opted_out = self.filter(channel=channel, phone__in=phones).values_list("phone", flat=True)
+        among = self.filter(Among(F("phone"), phones), channel=channel)
+        opted_out = among.values_list("phone", flat=True)
         return set(opted_out) | ErasedNumber.objects.among(phones)
 
     def add_by_staff(self, phone: str, channel: str) -> bool:

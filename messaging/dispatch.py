@@ -107,9 +107,7 @@ def _record_accepted(results: list[SendResult]) -> None:
     with transaction.atomic():
         _store_provider_ids([r for r in results if r.provider_message_id or r.cost is not None])
         for batch_id, pks in by_batch.items():
-            for chunk in chunked(pks, 5000):
-                held = Message.objects.filter(pk__in=chunk, claim_token__in=tokens)
-                held.mark_sent(batch_id, at=now)
+            Message.objects.among(pks).filter(claim_token__in=tokens).mark_sent(batch_id, at=now)
 
 
 def _store_provider_ids(results: list[SendResult]) -> None:

@@ -611,7 +611,8 @@ class Message(models.Model):
         Built straight from the values: Model.__init__'s work on each field was most of
         the time of a 10,000-row claim. Fields not read load on first use, as with only().
         """
-        names = [cls._meta.get_field(name).attname for name in cls.SEND_FIELDS]
+        attnames = {field.name: field.attname for field in cls._meta.concrete_fields}
+        names = [attnames[name] for name in cls.SEND_FIELDS]
         database = rows.db
         messages = []
         for values in rows.values_list(*names):
