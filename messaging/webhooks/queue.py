@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from messaging import counts
 from messaging.models import ProviderAccount, TaskLease, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -140,11 +141,18 @@ def _apply_batch(
         if not events:
             return None
         applied = 0
+        # A batch of reports moves many messages one at a time: their kept counts are
+        # appended once for the batch (a row per key), with it.
+        batch = counts.Tally()
         for event in events:
-            if _apply_one(appliers_by_backend, event):
+            with counts.collected() as tally:
+                done = _apply_one(appliers_by_backend, event)
+            if done:
+                batch.merge(tally)  # an event that failed was rolled back: so are its counts
                 applied += 1
             else:
                 failed.add(event.pk)
+        batch.save()
         WebhookEvent.objects.bulk_update(events, ["outcome", "applied_at", "attempts"])
     return applied
 

@@ -29,8 +29,15 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 
 from contacts.models import Channel, Contact, OptOut
-from messaging import tasks
-from messaging.models import InboundMessage, Message, ProviderAccount, TaskLease, WebhookEvent
+from messaging import counts, tasks
+from messaging.models import (
+    InboundMessage,
+    Message,
+    MessageCount,
+    ProviderAccount,
+    TaskLease,
+    WebhookEvent,
+)
 from messaging.privacy import purge_events
 from messaging.webhooks import queue
 from messaging.webhooks.bulksmsrates import BulkSMSRatesWebhookView, sign
@@ -123,6 +130,24 @@ def test_an_event_is_recorded_answered_and_applied_later(
     assert event.outcome == f"message {message.client_ref} delivered"
     assert event.applied_at is not None
     assert queue.apply_pending() == 0  # applied once
+
+
+@pytest.mark.django_db
+def test_a_batch_of_reports_appends_the_campaigns_counts_once(
+    client: Client, account: ProviderAccount, make_campaign: Any
+) -> None:
+    campaign = make_campaign(account)
+    messages = [sent_message(account, i, f"msg-{i}") for i in range(5)]
+    Message.objects.filter(pk__in=[m.pk for m in messages]).update(campaign=campaign)
+    counts.recount([campaign.pk])
+    for i in range(5):
+        post(client, dlr(f"msg-{i}"))
+    rows_before = MessageCount.objects.filter(campaign=campaign).count()
+    assert queue.apply_pending() == 5
+    added = MessageCount.objects.filter(campaign=campaign).count() - rows_before
+    # status:sent -1, status:delivered +1, the day's delivered, the minute's delivered.
+    assert added == 4
+    assert counts.status_counts([campaign.pk])[campaign.pk]["delivered"] == 5
 
 
 @pytest.mark.django_db
