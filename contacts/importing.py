@@ -11,23 +11,24 @@ import codecs
 import csv
 import functools
 import io
+import itertools
 import json
 import re
 import zipfile
 import zlib
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 from xml.etree.ElementTree import ParseError
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator
 
 from contacts.models import Channel, OptOut
 from contacts.phones import InvalidPhoneNumber, to_e164_and_country
-from contacts.spreadsheets import unguard
+from contacts.spreadsheets import QUOTE, unguard
 from contacts.storable import storable_text
 
 COLUMN_ALIASES = {
@@ -180,12 +181,17 @@ def normalise_header(text: Any) -> str:
 
 @dataclass
 class Source:
-    """An open contact file: its header, its rows, and how far reading has got."""
+    """An open contact file: its header, its rows, and how far reading has got.
+
+    Its rows are read either one at a time (`rows`) or in batches for worker processes
+    (`batches`), not both.
+    """
 
     columns: Columns
     rows: Iterator[tuple[int, list[str]]]  # (line number in the file, cells)
     size: int
     handle: IO[bytes] | None = None  # kept open (and alive) while rows are read
+    lines: CsvLines | None = None  # a CSV's lines past its header, for `batches`
 
     def bytes_read(self) -> int:
         """How far reading has got, in bytes (0 where the format cannot tell)."""
@@ -196,6 +202,57 @@ class Source:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
+
+    def batches(self, size: int) -> Iterator[Batch]:
+        """The rows about `size` at a time, as workers clean them (see Batch)."""
+        if self.lines is not None:
+            yield from _csv_batches(self.lines, self.columns.index["phone"], size)
+            return
+        phone_at = self.columns.index["phone"]
+        while rows := list(itertools.islice(self.rows, size)):
+            phones = [cells[phone_at] if phone_at < len(cells) else "" for _, cells in rows]
+            yield Batch(phones, rows=rows)
+
+
+@dataclass
+class CsvLines:
+    """A CSV file's text, read up to line `line_number`."""
+
+    text: IO[str]
+    delimiter: str
+    line_number: int
+
+
+@dataclass
+class Batch:
+    """Rows on their way to a worker process, and each one's phone cell as written.
+
+    A CSV's rows travel as the file's lines, whole records, and are parsed in the worker:
+    a string crosses to another process at the speed of a copy, a list of cells ten
+    times slower. Other files' rows travel as cells.
+    """
+
+    phones: list[str]  # the phone cells, or what may be them (see RowCleaner)
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)
+    text: str = ""  # whole records, from line `first_line` on
+    first_line: int = 0
+    delimiter: str = ","
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, cells) of each row; empty lines are no rows."""
+        if not self.text:
+            yield from self.rows
+            return
+        # Split into lines as the file was read (newline=""), for the same line numbers.
+        reader = csv.reader(io.StringIO(self.text, newline=""), delimiter=self.delimiter)
+        before = self.first_line - 1
+        try:
+            for cells in reader:
+                if "".join(cells).strip():
+                    yield before + reader.line_num, cells
+        except csv.Error as exc:
+            line = before + reader.line_num
+            raise FileProblem(f"CSV broken near line {line}: {exc}") from None
 
 
 def open_source(
@@ -278,7 +335,8 @@ def _open_csv(
     sample = text.read(SNIFF_BYTES)
     text.seek(0)
     delimiter = sniff_delimiter(sample)
-    reader = csv.reader(_bounded_lines(text), delimiter=delimiter)
+    reader_lines = _bounded_lines(text)
+    reader = csv.reader(reader_lines, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -286,21 +344,28 @@ def _open_csv(
     except csv.Error as exc:
         raise FileProblem(f"not a readable CSV file: {exc}") from None
     columns = Columns.from_header(header, layout, mapping)
-    return Source(columns, _csv_rows(reader, text), size, raw)
+    # The reader has taken the header's lines only: the text goes on from the first row.
+    lines = CsvLines(text, delimiter, reader.line_num)
+    return Source(columns, _csv_rows(reader, text), size, raw, lines)
 
 
-def _bounded_lines(text: IO[str]) -> Iterator[str]:
+def _bounded_lines(text: IO[str], after: int = 0) -> Iterator[str]:
     """The file's lines, refusing one past MAX_LINE_CHARS before it is all in memory.
 
     The csv module's field size limit only applies once a whole line has been read, and a
     file without line breaks is one line: gigabytes of it.
     """
-    for number, line in enumerate(iter(lambda: text.readline(MAX_LINE_CHARS + 1), ""), 1):
+    read = functools.partial(text.readline, MAX_LINE_CHARS + 1)
+    for number, line in enumerate(iter(read, ""), after + 1):
         if len(line) > MAX_LINE_CHARS:
-            raise FileProblem(
-                f"line {number} is longer than {MAX_LINE_CHARS:,} characters: not a contact list"
-            )
+            raise _line_too_long(number)
         yield line
+
+
+def _line_too_long(number: int) -> FileProblem:
+    return FileProblem(
+        f"line {number} is longer than {MAX_LINE_CHARS:,} characters: not a contact list"
+    )
 
 
 def _csv_rows(reader: Any, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
@@ -312,8 +377,80 @@ def _csv_rows(reader: Any, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
             return
         except csv.Error as exc:
             raise FileProblem(f"CSV broken near line {reader.line_num}: {exc}") from None
-        if any(cell.strip() for cell in cells):  # empty lines are not rows
+        if "".join(cells).strip():  # empty lines are not rows
             yield reader.line_num, cells
+
+
+def _csv_batches(source: CsvLines, phone_at: int, size: int) -> Iterator[Batch]:
+    """Whole records, `size` lines or a few more a batch.
+
+    A line without a quote character is a whole record (only quotes let a record run on
+    past a line break): only the lines with one are parsed here, to find where it ends.
+    """
+    records = _RecordReader(source)
+    phone_cells = _phone_cells(source.delimiter, phone_at)
+    read = functools.partial(source.text.readline, MAX_LINE_CHARS + 1)
+    lines: list[str] = []
+    first = number = source.line_number + 1
+    for line in iter(read, ""):
+        if len(line) > MAX_LINE_CHARS:
+            raise _line_too_long(number)
+        if '"' in line:
+            taken = records.read(line, number)
+            lines += taken
+            number += len(taken)
+        else:
+            lines.append(line)
+            number += 1
+        if len(lines) >= size:
+            text = "".join(lines)
+            yield Batch(phone_cells(text), text=text, first_line=first, delimiter=source.delimiter)
+            first, lines = number, []
+    if lines:
+        text = "".join(lines)
+        yield Batch(phone_cells(text), text=text, first_line=first, delimiter=source.delimiter)
+
+
+def _phone_cells(delimiter: str, phone_at: int) -> Callable[[str], list[str]]:
+    """What stands in each line at the phone's place, when no quotes move it (all a lookup
+    of the numbers that are contacts already needs: a miss only costs a validation)."""
+    other = f"[^{re.escape(delimiter)}\r\n]*"
+    pattern = re.compile(f"^(?:{other}{re.escape(delimiter)}){{{phone_at}}}({other})", re.M)
+    return pattern.findall
+
+
+class _RecordReader:
+    """The csv module reading one record at a time, handing back the lines it took."""
+
+    def __init__(self, source: CsvLines) -> None:
+        self._read = functools.partial(source.text.readline, MAX_LINE_CHARS + 1)
+        self._first: str | None = None
+        self._taken: list[str] = []
+        self._number = 0
+        self._reader = csv.reader(self._feed(), delimiter=source.delimiter)
+
+    def _feed(self) -> Iterator[str]:
+        while True:
+            if self._first is not None:
+                line, self._first = self._first, None
+            else:
+                line = self._read()
+                if len(line) > MAX_LINE_CHARS:
+                    raise _line_too_long(self._number + len(self._taken))
+                if not line:
+                    return
+            self._taken.append(line)
+            yield line
+
+    def read(self, first: str, number: int) -> list[str]:
+        """The lines of the record that starts with `first`, line `number` of the file."""
+        self._first, self._taken, self._number = first, [], number
+        try:
+            next(self._reader, None)  # None: what the csv module reads as no record at all
+        except csv.Error as exc:
+            line = number + len(self._taken) - 1
+            raise FileProblem(f"CSV broken near line {line}: {exc}") from None
+        return self._taken
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -418,13 +555,28 @@ class CleanChunk:
     rows: list[CleanRow]
     problems: list[RowProblem]
 
+    # Rows cross from the workers as plain tuples: a NamedTuple unpickles through its
+    # Python-level __new__, four times slower.
+    def __getstate__(self) -> tuple[list[tuple[Any, ...]], list[RowProblem]]:
+        return [tuple(row) for row in self.rows], self.problems
 
-def clean_chunk(job: tuple[list[tuple[int, list[str]]], Columns, str | None]) -> CleanChunk:
-    numbered_rows, columns, region = job
+    def __setstate__(self, state: tuple[list[tuple[Any, ...]], list[RowProblem]]) -> None:
+        rows, self.problems = state
+        self.rows = list(map(CleanRow._make, rows))
+
+
+#: A worker's job: a batch, the file's columns, the region national numbers are read in,
+#: and the numbers that are contacts already, each with its country ({E.164: country}).
+CleanJob = tuple[Batch, Columns, str | None, dict[str, str]]
+
+
+def clean_batch(job: CleanJob) -> CleanChunk:
+    batch, columns, region, known = job
+    cleaner = RowCleaner(columns, region, known)
     chunk = CleanChunk([], [])
-    for line, cells in numbered_rows:
+    for line, cells in batch.records():
         try:
-            chunk.rows.append(clean_row(line, cells, columns, region))
+            chunk.rows.append(cleaner.clean(line, cells))
         except RowError as exc:
             chunk.problems.append(RowProblem(line, str(exc), cells))
     return chunk
@@ -435,34 +587,81 @@ class RowError(ValueError):
 
 
 def clean_row(line: int, cells: list[str], columns: Columns, region: str | None) -> CleanRow:
-    def cell(i: int) -> str:
-        # Our own export quoted formulas ("'=SUM(...)"): that quote comes off again.
-        return unguard(cells[i].strip()) if i < len(cells) else ""
+    return RowCleaner(columns, region).clean(line, cells)
 
-    phone, country = _phone_and_country(cell(columns.index["phone"]), region)
-    values = {}
-    for name, i in columns.index.items():
-        if name != "phone" and (value := cell(i)):
-            if len(value) > FIELD_LIMITS[name]:
-                raise RowError(f"{name} is longer than {FIELD_LIMITS[name]} characters")
-            values[name] = value
-    if "email" in values:
-        try:
-            validate_email(values["email"])
-        except ValidationError:
-            raise RowError(f"invalid email {values['email'][:60]!r}") from None
-    if "timezone" in values and not _is_time_zone(values["timezone"]):
-        raise RowError(f"unknown time zone {values['timezone'][:40]!r}")
-    attributes: dict[str, str] = {}
-    for i, key in columns.attributes:
-        if value := cell(i):
-            if key == "attributes" and value.startswith("{"):
-                attributes.update(_attributes_json(value))  # a column from our own export
-            else:
-                attributes[key] = value
-    fields = tuple(values.get(name, "") for name in FIELDS)
-    encoded = encode_attributes(attributes) if attributes else ""
-    return CleanRow(line, phone, fields, encoded, country)
+
+_EMAIL, _TIME_ZONE = FIELDS.index("email"), FIELDS.index("timezone")
+
+
+class RowCleaner:
+    """Cleans the rows of one file: what its columns decide is worked out once, not per row.
+
+    `known` holds numbers that are contacts already, in E.164, with their country. Every
+    way in validates a number before it is stored, and the stored country comes from that
+    validation (it is "" for a number that never passed it): a cell that is exactly such a
+    number is the same valid number, and is not parsed again. That is most of the cost of a
+    file imported a second time.
+    """
+
+    def __init__(
+        self, columns: Columns, region: str | None, known: dict[str, str] | None = None
+    ) -> None:
+        self.region = region
+        self.known = known or {}
+        self.phone_at = columns.index["phone"]
+        # The first field too long is the one reported, in the order of columns.index.
+        self.fields = [
+            (FIELDS.index(name), i, FIELD_LIMITS[name], name)
+            for name, i in columns.index.items()
+            if name != "phone"
+        ]
+        keys = [key for _, key in columns.attributes]
+        # Custom columns of distinct names are put in jsonb's order once (encode_attributes);
+        # an "attributes" column of our own export, or two columns of one name, row by row.
+        self.plain_attributes = "attributes" not in keys and len(set(keys)) == len(keys)
+        self.attributes = (
+            sorted(columns.attributes, key=lambda column: _jsonb_order(column[1]))
+            if self.plain_attributes
+            else columns.attributes
+        )
+
+    def clean(self, line: int, cells: list[str]) -> CleanRow:
+        count = len(cells)
+        phone = _stripped(cells[self.phone_at]) if self.phone_at < count else ""
+        country = self.known.get(phone)
+        if country is None:
+            phone, country = _phone_and_country(phone, self.region)
+        fields = ["", "", "", "", ""]
+        for slot, i, limit, name in self.fields:
+            if i < count and (value := _stripped(cells[i])):
+                if len(value) > limit:
+                    raise RowError(f"{name} is longer than {limit} characters")
+                fields[slot] = value
+        if (email := fields[_EMAIL]) and not is_email(email):
+            raise RowError(f"invalid email {email[:60]!r}")
+        if (zone := fields[_TIME_ZONE]) and not _is_time_zone(zone):
+            raise RowError(f"unknown time zone {zone[:40]!r}")
+        return CleanRow(line, phone, tuple(fields), self._encoded_attributes(cells), country)
+
+    def _encoded_attributes(self, cells: list[str]) -> str:
+        count = len(cells)
+        attributes: dict[str, str] = {}
+        for i, key in self.attributes:
+            if i < count and (value := _stripped(cells[i])):
+                if key == "attributes" and value.startswith("{"):
+                    attributes.update(_attributes_json(value))  # a column from our own export
+                else:
+                    attributes[key] = value
+        if not attributes:
+            return ""
+        return _JSON.encode(attributes) if self.plain_attributes else encode_attributes(attributes)
+
+
+def _stripped(cell: str) -> str:
+    """A cell as it is imported: stripped, and without the quote our own export put in
+    front of a formula ("'=SUM(...)")."""
+    text = cell.strip()
+    return unguard(text) if text[:1] == QUOTE else text
 
 
 def _phone(raw_phone: str, region: str | None) -> str:
@@ -525,8 +724,16 @@ def clean_opt_out_row(
 def encode_attributes(attributes: dict[str, str]) -> str:
     """JSON with keys in PostgreSQL jsonb's own order (shorter first, then bytewise), so an
     unchanged contact can be recognised by comparing text, on either database."""
-    ordered = sorted(attributes.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode()))
-    return json.dumps(dict(ordered), ensure_ascii=False)
+    return _JSON.encode(dict(sorted(attributes.items(), key=lambda kv: _jsonb_order(kv[0]))))
+
+
+def _jsonb_order(key: str) -> tuple[int, bytes]:
+    encoded = key.encode()
+    return len(encoded), encoded
+
+
+# json.dumps builds an encoder for every call that asks for other than its defaults.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def _attributes_json(text: str) -> dict[str, str]:
@@ -542,6 +749,30 @@ def _attributes_json(text: str) -> dict[str, str]:
     if not all(storable_text(value) for value in attributes.values()):
         raise RowError("the attributes column holds NUL or unpaired surrogate characters")
     return attributes
+
+
+def is_email(text: str) -> bool:
+    """Django's e-mail validation (the model's EmailField runs the same)."""
+    try:
+        _validate_email(text)
+    except ValidationError:
+        return False
+    return True
+
+
+class _EmailValidator(EmailValidator):
+    """Django's, remembering its verdict on each domain: a file's addresses share a few."""
+
+    def validate_domain_part(self, domain_part: str) -> bool:
+        return _is_email_domain(domain_part)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_email_domain(domain_part: str) -> bool:
+    return bool(EmailValidator().validate_domain_part(domain_part))
+
+
+_validate_email = _EmailValidator()
 
 
 @functools.lru_cache(maxsize=1024)

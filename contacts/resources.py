@@ -13,7 +13,9 @@ existing ones. Every cell it exports is guarded against spreadsheet formulas
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import json
 import multiprocessing
 from collections import deque
@@ -30,10 +32,12 @@ from import_export import fields, resources, widgets
 from import_export.results import Result, RowResult
 
 from contacts.bulk import (
+    add_new_contacts_to,
     bulk_insert,
     chunked,
     insert_missing,
     json_column,
+    last_contact_id,
     select_contacts_by_phone,
     select_pairs,
     tune_bulk_transaction,
@@ -41,6 +45,7 @@ from contacts.bulk import (
 from contacts.importing import (
     FIELDS,
     CleanChunk,
+    CleanJob,
     CleanRow,
     Columns,
     FileProblem,
@@ -48,7 +53,7 @@ from contacts.importing import (
     RowError,
     RowProblem,
     Source,
-    clean_chunk,
+    clean_batch,
     clean_opt_out_row,
     encode_attributes,
     names_for_a_message,
@@ -232,36 +237,53 @@ class ContactResource(resources.ModelResource):
         # would cost twice the memory.
         first_line_of: dict[int, int] = {}
         any_rows = False
-        for cleaned in self._cleaned_chunks(source, workers):
-            any_rows = True
-            pending = self._take_chunk(cleaned, first_line_of, report, after_line)
-            if pending is None:
-                continue
-            with transaction.atomic():
-                tune_bulk_transaction()
-                self._write(pending, dry_run)
-                if on_chunk:
-                    on_chunk(pending.outcome)
-            total.add(pending.outcome.counts)
+        with objects_so_far_frozen():
+            for cleaned in self._cleaned_chunks(source, workers):
+                any_rows = True
+                pending = self._take_chunk(cleaned, first_line_of, report, after_line)
+                if pending is None:
+                    continue
+                with transaction.atomic():
+                    tune_bulk_transaction()
+                    self._write(pending, dry_run)
+                    if on_chunk:
+                        on_chunk(pending.outcome)
+                total.add(pending.outcome.counts)
         if not any_rows and not after_line:
             raise FileProblem("the file has a header but no data rows")
         return total
 
     def _cleaned_chunks(self, source: Source, workers: int) -> Iterator[CleanChunk]:
-        jobs = ((rows, source.columns, self.region) for rows in chunked(source.rows, CHUNK_ROWS))
+        jobs = (
+            (batch, source.columns, self.region, known_numbers(batch.phones))
+            for batch in source.batches(CHUNK_ROWS)
+        )
         if workers <= 1 or multiprocessing.current_process().daemon:
             # django-q2 workers are daemonic and may not fork: clean in-process there.
-            yield from map(clean_chunk, jobs)
+            yield from map(clean_batch, jobs)
             return
         # Fork: the workers only clean rows and never touch the database connection.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            pending: deque[Any] = deque()
-            for job in jobs:
-                pending.append(pool.apply_async(clean_chunk, (job,)))
-                if len(pending) >= workers * 2:  # bounded: never the whole file in memory
+            yield from self._cleaned_by(pool, iter(jobs), workers * 2)
+
+    def _cleaned_by(self, pool: Any, jobs: Iterator[CleanJob], most: int) -> Iterator[CleanChunk]:
+        """The pool's chunks in order, `most` at a time in flight (never the whole file)."""
+        pending: deque[Any] = deque()
+        while True:
+            try:
+                job = next(jobs, None)
+            except FileProblem:
+                # The file broke: the rows read before it are written, then the error told.
+                while pending:
                     yield pending.popleft().get()
-            while pending:
+                raise
+            if job is None:
+                break
+            pending.append(pool.apply_async(clean_batch, (job,)))
+            if len(pending) >= most:
                 yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
     def _take_chunk(
         self,
@@ -339,6 +361,14 @@ class _PendingChunk:
     outcome: ChunkOutcome
 
 
+@dataclass
+class _NewContacts:
+    """The contacts a chunk inserted: their numbers, and the last contact id before them."""
+
+    phones: list[str]
+    after_id: int
+
+
 class ChunkWriter:
     """Writes one chunk of clean, deduplicated rows with a handful of set-based queries."""
 
@@ -362,13 +392,13 @@ class ChunkWriter:
         outcome.samples = _samples(rows, existing, changes)
         if self.dry_run:
             return
-        new_ids = self._insert(new_rows)
+        new = self._insert(new_rows)
         self._update(changes)
         added_groups = self._add_memberships(
-            Contact.groups.through, "group_id", self.group_ids, new_ids, existing
+            Contact.groups.through, "group_id", self.group_ids, new, existing
         )
         added_tags = self._add_memberships(
-            Contact.tags.through, "tag_id", self.tag_ids, new_ids, existing
+            Contact.tags.through, "tag_id", self.tag_ids, new, existing
         )
         outcome.undo = {
             "previous_values": previous,
@@ -404,9 +434,10 @@ class ChunkWriter:
                 previous.append((current["id"], {k: current[k] for k in wanted}))
         return changes, previous
 
-    def _insert(self, rows: list[CleanRow]) -> dict[str, int]:
+    def _insert(self, rows: list[CleanRow]) -> _NewContacts:
         if not rows:
-            return {}
+            return _NewContacts([], 0)
+        after_id = last_contact_id() if self.group_ids or self.tag_ids else 0
         columns: tuple[str, ...] = ("phone", "country", *UPDATABLE, "attributes")
         columns = (*columns, "consent_source", "import_job_id", "created_at", "updated_at")
         source = f"import #{self.job_id}" if self.job_id else "import"
@@ -424,8 +455,7 @@ class ChunkWriter:
             for r in rows
         ]
         bulk_insert(Contact._meta.db_table, columns, values)
-        found = select_contacts_by_phone(("id", "phone"), [r.phone for r in rows])
-        return {phone: pk for pk, phone in found}
+        return _NewContacts([r.phone for r in rows], after_id)
 
     def _update(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
         for names in {tuple(sorted(c)) for _, c in changes}:
@@ -444,19 +474,49 @@ class ChunkWriter:
         through: Any,
         column: str,
         target_ids: list[int],
-        new_ids: dict[str, int],
+        new: _NewContacts,
         existing: dict[str, dict[str, Any]],
     ) -> list[list[int]]:
         """Memberships for every row; returns those added to contacts that existed before."""
         if not target_ids:
             return []
         table, columns = through._meta.db_table, ("contact_id", column)
-        fresh = [(cid, tid) for cid in new_ids.values() for tid in target_ids]
-        bulk_insert(table, columns, fresh)  # new contacts cannot have memberships yet
+        if new.phones:  # new contacts cannot have memberships yet
+            add_new_contacts_to(table, column, target_ids, new.phones, new.after_id)
         old_ids = [c["id"] for c in existing.values()]
         had = set(select_pairs(table, column, old_ids, target_ids))
         missing = [(cid, tid) for cid in old_ids for tid in target_ids if (cid, tid) not in had]
         return [list(row) for row in insert_missing(table, columns, missing)]
+
+
+@contextlib.contextmanager
+def objects_so_far_frozen() -> Iterator[None]:
+    """The garbage collector leaves alone what the process held before (Django, the models,
+    libphonenumber's metadata) while an import makes millions of short-lived objects.
+
+    Each full collection would walk all of it again: a few per cent of an import's time.
+    Workers forked meanwhile inherit this, so they do not touch (and copy) those pages.
+    """
+    if gc.get_freeze_count():  # frozen by someone else: theirs to thaw
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def known_numbers(cells: list[str]) -> dict[str, str]:
+    """Which of these phone cells are, exactly, the number of a contact whose number was
+    validated: {E.164: its country}. See RowCleaner."""
+    candidates = [
+        text for cell in cells if (text := cell.strip())[:1] == "+" and text[1:].isdecimal()
+    ]
+    if not candidates:
+        return {}
+    found = select_contacts_by_phone(("phone", "country"), candidates)
+    return {phone: country for phone, country in found if country}
 
 
 def _samples(
