@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
@@ -69,20 +71,22 @@ class Tally:
         self.deltas: Counter[Key] = Counter()
         self.notes: dict[Key, str] = {}
 
-    def add(self, campaign_id: int, row: dict[str, Any], sign: int = 1) -> None:
+    def add(self, campaign_id: int, row: dict[str, Any], times: int = 1) -> None:
+        """What `times` messages with these fields add (negative: take away)."""
         for key, n, note in contribution(row):
-            self.deltas[campaign_id, key] += sign * n
-            if note and sign > 0:
+            self.deltas[campaign_id, key] += times * n
+            if note and times > 0:
                 self.notes.setdefault((campaign_id, key), note[:NOTE_LENGTH])
 
     def moved(
-        self, source: str, to: str, changes: dict[str, Any], rows: Iterable[Sequence[Any]]
+        self, source: str, to: str, changes: dict[str, Any], rows: Mapping[tuple[Any, ...], int]
     ) -> None:
-        """Rows (RETURNED columns) moved from `source` to `to`: their contribution after
-        the move, less the one they had before it. A move sets sent_at and delivered_at
-        only where they were empty (a row is handed over once, delivered once), and never
-        changes cost or account; fields only final statuses count did not count before."""
-        for values in rows:
+        """Rows (RETURNED columns, each with how many rows had them) moved from `source`
+        to `to`: their contribution after the move, less the one they had before it. A
+        move sets sent_at and delivered_at only where they were empty (a row is handed
+        over once, delivered once), and never changes cost or account; fields only final
+        statuses count did not count before."""
+        for values, alike in rows.items():  # each distinct row, with how many had it
             after = dict(zip(RETURNED, values, strict=True))
             campaign_id = after["campaign_id"]
             if campaign_id is None:  # a test send or a reply: no campaign's figures
@@ -92,10 +96,21 @@ class Tally:
                 if field in changes:
                     before[field] = None
             after["status"] = to
-            self.add(campaign_id, after)
-            self.add(campaign_id, before, -1)
+            self.add(campaign_id, after, alike)
+            self.add(campaign_id, before, -alike)
+
+    def merge(self, other: Tally) -> None:
+        self.deltas.update(other.deltas)
+        for key, note in other.notes.items():
+            self.notes.setdefault(key, note)
 
     def save(self) -> None:
+        collecting = _collector.get()
+        if collecting is not None:  # counted with the batch it is part of
+            collecting.merge(self)
+            self.deltas.clear()
+            self.notes.clear()
+            return
         from messaging.models import MessageCount
 
         rows = [
@@ -150,6 +165,23 @@ def count_created(message: Any) -> None:
 
 def row_of(message: Any) -> dict[str, Any]:
     return {name: getattr(message, name) for name in (*RETURNED, "status")}
+
+
+_collector: ContextVar[Tally | None] = ContextVar("kept_counts_collector", default=None)
+
+
+@contextmanager
+def collected() -> Iterator[Tally]:
+    """Deltas saved within this block are gathered in the Tally it yields instead of
+    written: many small changes in one transaction (a batch of delivery reports) append
+    one row per key, not one per change. Save the tally in the same transaction; drop it
+    when what it counted is rolled back."""
+    tally = Tally()
+    token = _collector.set(tally)
+    try:
+        yield tally
+    finally:
+        _collector.reset(token)
 
 
 def contribution(row: dict[str, Any]) -> list[tuple[str, int, str]]:
