@@ -5,6 +5,7 @@ import csv
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -17,10 +18,12 @@ from contacts.importing import (
     FileProblem,
     RowCleaner,
     RowError,
+    encode_attributes,
     open_source,
 )
 from contacts.models import Contact, Group
-from contacts.resources import known_numbers
+from contacts.resources import KnownNumbers, known_numbers
+from contacts.spreadsheets import unguard
 from tests.contacts.conftest import HEADER, csv_text, uk
 
 
@@ -166,3 +169,27 @@ def test_custom_columns_are_encoded_in_jsonb_order_whichever_way_they_come() -> 
     twice = RowCleaner(Columns.from_header(["phone", "City", "city"]), "GB")
     assert twice.clean(2, [uk(1), "Leeds", ""]).attributes() == {"city": "Leeds"}
     assert twice.clean(2, [uk(1), "Leeds", "York"]).attributes() == {"city": "York"}
+
+
+@given(st.lists(st.text(), min_size=3, max_size=3))
+def test_custom_columns_are_written_as_encode_attributes_writes_them(values: list[str]) -> None:
+    header = ["phone", "tier", "a_note", "a"]
+    row = RowCleaner(Columns.from_header(header), "GB").clean(2, [uk(1), *values])
+    cells = [unguard(value.strip()) for value in values]
+    expected = {key: cell for key, cell in zip(header[1:], cells, strict=True) if cell}
+    assert row.attributes_json == (encode_attributes(expected) if expected else "")
+
+
+@pytest.mark.django_db
+def test_known_numbers_are_asked_for_less_often_while_none_are_found(
+    django_assert_num_queries: Any,
+) -> None:
+    Contact.objects.create(phone=uk(1))
+    known = KnownNumbers()
+    with django_assert_num_queries(1):
+        assert known.among([uk(2)]) == {}
+        for _ in range(KnownNumbers.PAUSE):
+            assert known.among([uk(1)]) == {}  # not asked: a validation is all it costs
+    with django_assert_num_queries(2):
+        assert known.among([uk(1)]) == {uk(1): "GB"}
+        assert known.among([uk(1)]) == {uk(1): "GB"}  # found some: asked again at once
