@@ -264,14 +264,21 @@ def _country_name(region: str) -> str:
 
 def _looks_mobile(number: phonenumbers.PhoneNumber, region: str) -> bool:
     """Whether it starts as the region's mobiles do and its fixed lines do not (first digit)."""
+    mobile, fixed = _first_digits_of_examples(region)
+    first = str(number.national_number)[:1]
+    return first == mobile and first != fixed
+
+
+@cache  # libphonenumber parses its example numbers anew at each call
+def _first_digits_of_examples(region: str) -> tuple[str | None, str | None]:
+    """The first digits of the region's example mobile and fixed-line numbers (None: none)."""
     mobile = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     fixed = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.FIXED_LINE)
-    if mobile is None:
-        return False
-    first = str(number.national_number)[:1]
-    return first == str(mobile.national_number)[:1] and (
-        fixed is None or first != str(fixed.national_number)[:1]
-    )
+    return _first_digit(mobile), _first_digit(fixed)
+
+
+def _first_digit(number: phonenumbers.PhoneNumber | None) -> str | None:
+    return str(number.national_number)[:1] if number is not None else None
 
 
 def _parse_error_text(exc: phonenumbers.NumberParseException) -> str:
