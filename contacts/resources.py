@@ -20,7 +20,7 @@ import json
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import IO, Any
 
@@ -256,7 +256,8 @@ class ContactResource(resources.ModelResource):
     def _cleaned_chunks(self, source: Source, workers: int) -> Iterator[CleanChunk]:
         known = KnownNumbers()
         jobs = (
-            (batch, source.columns, self.region, known.among(batch.phones))
+            # The phone cells were for the lookup: the worker reads its own.
+            (replace(batch, phones=[]), source.columns, self.region, known.among(batch.phones))
             for batch in source.batches(CHUNK_ROWS)
         )
         if workers <= 1 or multiprocessing.current_process().daemon:
