@@ -266,7 +266,9 @@ class ContactResource(resources.ModelResource):
             return
         # Fork: the workers only clean rows and never touch the database connection.
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield from self._cleaned_by(pool, iter(jobs), workers * 2)
+            # A few batches queued for each worker (~10 MB in all): a commit that waits on
+            # the disk (a WAL checkpoint) does not leave them without work.
+            yield from self._cleaned_by(pool, iter(jobs), workers * 4)
 
     def _cleaned_by(self, pool: Any, jobs: Iterator[CleanJob], most: int) -> Iterator[CleanChunk]:
         """The pool's chunks in order, `most` at a time in flight (never the whole file)."""
