@@ -239,7 +239,8 @@ class ContactResource(resources.ModelResource):
         any_rows = False
         with objects_so_far_frozen():
             for cleaned in self._cleaned_chunks(source, workers):
-                any_rows = True
+                # A batch of blank lines is no rows (the workers drop them).
+                any_rows = any_rows or bool(cleaned.rows or cleaned.problems)
                 pending = self._take_chunk(cleaned, first_line_of, report, after_line)
                 if pending is None:
                     continue
