@@ -121,7 +121,10 @@ class MessageQuerySet(models.QuerySet["Message"]):
         now = timezone.now()
         lease_ends = now + timedelta(seconds=settings.HERALD_SEND_LEASE_SECONDS)
         with transaction.atomic():
-            candidates = self.due().order_by("next_attempt_at", "pk")
+            # Due first; no tie-break on id: a campaign's rows are all due at the same
+            # time, and PostgreSQL sorted every row left for each claim (0.45 s at the
+            # start of a million) where the due index alone gives them in order (7 ms).
+            candidates = self.due().order_by("next_attempt_at")
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
             ids = list(candidates.values_list("pk", flat=True)[:limit])
