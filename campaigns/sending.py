@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from campaigns.windows import Window
 from contacts.bulk import bulk_insert, tune_bulk_transaction
 from contacts.models import Contact
 from messaging import counts
+from messaging.concurrency import in_lanes, lanes_allowed
 from messaging.dispatch import release_until, send_claimed
 from messaging.models import Message
 from messaging.rendering import segments_of
@@ -309,8 +311,10 @@ class _Plan:
 def run_campaign(campaign: Campaign) -> bool:
     """Start the campaign if it is due, then send batches until nothing is due.
 
-    True when it stopped for time with work left (half the task timeout, so django-q2
-    never stops it mid-batch): the caller wakes it again at once.
+    Batches go in HERALD_DISPATCH_LANES lanes side by side (messaging.concurrency.
+    in_lanes), each claiming, sending and recording its own, so the database and the
+    provider work at once. True when it stopped for time with work left (half the task
+    timeout, so django-q2 never stops it mid-batch): the caller wakes it again at once.
     """
     if campaign.status == Campaign.Status.SCHEDULED and Campaign.objects.due().filter(
         pk=campaign.pk
@@ -325,11 +329,26 @@ def run_campaign(campaign: Campaign) -> bool:
         materialise(campaign)
     brake = FailureBrake(campaign)
     run_ends = time.monotonic() + settings.Q_CLUSTER["timeout"] / 2
-    while time.monotonic() < run_ends:
+    count = lanes_allowed(settings.HERALD_DISPATCH_LANES)
+    # Each lane its own copy: a transition refreshes the instance it is called on.
+    copies = [campaign, *(_reloaded(campaign) for _ in range(count - 1))]
+    return any(in_lanes([partial(_send_until_done, c, brake, run_ends) for c in copies]))
+
+
+def _reloaded(campaign: Campaign) -> Campaign:
+    return Campaign.objects.select_related("provider_account").get(pk=campaign.pk)
+
+
+def _send_until_done(
+    campaign: Campaign, brake: FailureBrake, run_ends: float, stop: threading.Event
+) -> bool:
+    """One lane: batches until nothing is due (then complete it if it is done); True when
+    time ran out with work left."""
+    while time.monotonic() < run_ends and not stop.is_set():
         if not (dispatch_batch(campaign, brake) or _wait_for_next_retry(campaign, run_ends)):
             campaign.complete_if_done()
             return False
-    return True
+    return not stop.is_set()
 
 
 def _wait_for_next_retry(campaign: Campaign, run_ends: float) -> bool:
@@ -412,22 +431,24 @@ class FailureBrake:
         self.threshold = campaign.brake_failure_rate
         self.recent: deque[bool] = deque(maxlen=max(campaign.brake_window, 1))
         self.reason = ""
+        self._lock = threading.Lock()  # the lanes of a run share one brake
 
     def tripped(self, batch: list[Message]) -> bool:
         if self.threshold <= 0:
             return False
         outcomes = dict(
-            Message.objects.filter(pk__in=[m.pk for m in batch])
+            Message.objects.among([m.pk for m in batch])
             .exclude(status=Message.Status.PENDING)
             .values_list("pk", "status")
         )
-        for message in batch:
-            status = outcomes.get(message.pk)
-            if status in (Message.Status.SENT, Message.Status.FAILED):
-                self.recent.append(status == Message.Status.FAILED)
-        if len(self.recent) < (self.recent.maxlen or 1):
-            return False
-        share = sum(self.recent) / len(self.recent)
+        with self._lock:
+            for message in batch:
+                status = outcomes.get(message.pk)
+                if status in (Message.Status.SENT, Message.Status.FAILED):
+                    self.recent.append(status == Message.Status.FAILED)
+            if len(self.recent) < (self.recent.maxlen or 1):
+                return False
+            share = sum(self.recent) / len(self.recent)
         if share <= self.threshold:
             return False
         self.reason = (

@@ -237,6 +237,10 @@ HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)
 # message (single sends), so a slow answer or a retry's wait holds up no other; the
 # account's rate limit still paces them all (account option `concurrency` overrides it).
 HERALD_SEND_CONCURRENCY = env.int("HERALD_SEND_CONCURRENCY", default=16)
+# A campaign's run claims, sends and records batches in this many lanes side by side, each
+# on a database connection of its own: one lane's rows are written while another's
+# request is out, so the database and the provider work at once.
+HERALD_DISPATCH_LANES = env.int("HERALD_DISPATCH_LANES", default=2)
 # A message in doubt is looked up at its provider only after this long, so a request
 # the provider is still working on is not mistaken for one it never received.
 HERALD_RECONCILE_AFTER_SECONDS = env.int("HERALD_RECONCILE_AFTER_SECONDS", default=60)
