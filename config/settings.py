@@ -44,7 +44,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CREDENTIALS_KEYS = env.list("CREDENTIALS_KEYS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.AdminConfig",  # the admin's modules load with the URLconf, not in workers
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

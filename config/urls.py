@@ -4,6 +4,9 @@ from django.urls import include, path
 from audit.views import PasswordResetView
 from config.views import healthz
 
+# The admin's modules load here, not when a process starts (config/apps.py).
+admin.autodiscover()
+
 admin.site.site_header = "Herald"
 admin.site.site_title = "Herald"
 admin.site.index_title = "Campaigns, contacts and providers"
