@@ -11,6 +11,11 @@ Prints key=value lines for bench/run.py:
                   campaign's run drives it: claim rows -> send -> record, in this DB,
                   HERALD_DISPATCH_LANES lanes in this one process
 - bulk_ratio:     bulk_engine / bulk_backend (goal >= 0.5)
+- bulk_workers:   the same through two worker processes side by side on one campaign (as
+                  Procfile.prod runs them), each with its lanes, from the moment both
+                  start claiming to the last one's end
+- bulk_workers_ratio: bulk_workers / bulk_backend
+- bulk_worker_mb: the larger of the two workers' peak memory (VmHWM), MB
 - single_rate:    single sends/s with the account and the key both at 100 req/s
 - single_429:     429 answers the gateway gave during that run
 - single_clean:   single sends/s through the engine (account at 200 req/s), no faults
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -106,15 +112,10 @@ def bench_bulk_backend(gateway: str, count: int) -> float:
 
 def bench_bulk_engine(gateway: str, count: int) -> float:
     """The handover's recipients as one campaign's messages, sent as its run sends them."""
-    owner = account(gateway, "bench-engine", rate=100)
-    campaign = Campaign.objects.create(name="bench-engine", provider_account=owner, body="Hi")
-    rows = messages(owner, count, "engine")
-    for row in rows:
-        row.campaign = campaign
-    Message.objects.bulk_create(rows, batch_size=5000)
-    del rows
+    campaign = engine_campaign(gateway, count, "bench-engine")
     due = Message.objects.filter(campaign=campaign)
-    size = min(owner.get_backend().rows_per_claim(), MAX_CLAIM)  # as a campaign's run claims
+    # As a campaign's run claims.
+    size = min(campaign.provider_account.get_backend().rows_per_claim(), MAX_CLAIM)
 
     def lane(stop: threading.Event) -> None:
         while not stop.is_set() and (batch := due.claim(size)):
@@ -126,6 +127,70 @@ def bench_bulk_engine(gateway: str, count: int) -> float:
     sent = due.filter(status=Message.Status.SENT).count()
     assert sent == count, f"only {sent} of {count} sent"
     return count / elapsed
+
+
+def engine_campaign(gateway: str, count: int, name: str) -> Campaign:
+    """`count` messages of one new campaign, due now."""
+    owner = account(gateway, name, rate=100)
+    campaign = Campaign.objects.create(name=name, provider_account=owner, body="Hi")
+    rows = messages(owner, count, name)
+    for row in rows:
+        row.campaign = campaign
+    Message.objects.bulk_create(rows, batch_size=5000)
+    return campaign
+
+
+def bench_bulk_workers(gateway: str, count: int, workers: int = 2) -> tuple[float, float]:
+    """The handover's recipients through `workers` processes side by side: per second, and
+    the larger worker's peak memory (MB). Each starts (Django, its connection) before the
+    clock does, then claims, sends and records as a campaign's run does."""
+    campaign = engine_campaign(gateway, count, "bench-workers")
+    command = [sys.executable, __file__, "--gateway", gateway, "--work", str(campaign.pk)]
+    children = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    started = time.time()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    ends, peaks = [], []
+    for child in children:
+        out, _ = child.communicate()
+        assert child.returncode == 0, "a bench worker failed"
+        values = dict(line.split("=") for line in out.split())
+        ends.append(float(values["ended"]))
+        peaks.append(float(values["peak_mb"]))
+    sent = Message.objects.filter(campaign=campaign, status=Message.Status.SENT).count()
+    assert sent == count, f"only {sent} of {count} sent"
+    return count / (max(ends) - started), max(peaks)
+
+
+def work(campaign_id: int) -> None:
+    """One bench worker (bench_bulk_workers): ready, then its lanes once told to go."""
+    due = Message.objects.filter(campaign_id=campaign_id)
+    size = min(
+        Campaign.objects.get(pk=campaign_id).provider_account.get_backend().rows_per_claim(),
+        MAX_CLAIM,
+    )
+
+    def lane(stop: threading.Event) -> None:
+        while not stop.is_set() and (batch := due.claim(size)):
+            assert send_claimed(batch) is None
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    in_lanes([lane] * lanes_allowed(settings.HERALD_DISPATCH_LANES), "engine")
+    print(f"ended={time.time()}")
+    peak = next(
+        line
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
+    print(f"peak_mb={int(peak.split()[1]) / 1024:.1f}")
 
 
 def bench_single(gateway: str, count: int) -> tuple[float, float]:
@@ -210,7 +275,11 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=1500)
     parser.add_argument("--raw", type=int, default=1000)
     parser.add_argument("--faults", type=int, default=3000)
+    parser.add_argument("--work", type=int, help=argparse.SUPPRESS)  # a bench worker
     args = parser.parse_args()
+    if args.work:
+        work(args.work)
+        return
 
     # The handover before and after the engine: the machine's speed drifts within a run.
     control(args.gateway, "config", bulk_rate=100)
@@ -218,12 +287,18 @@ def main() -> None:
     control(args.gateway, "reset")
     engine = bench_bulk_engine(args.gateway, args.bulk)
     control(args.gateway, "reset")
+    control(args.gateway, "config", bulk_rate=100)
+    workers, worker_mb = bench_bulk_workers(args.gateway, args.bulk)
+    control(args.gateway, "reset")
     after = bench_bulk_backend(args.gateway, args.bulk)
     control(args.gateway, "reset")
     handover = (before + after) / 2
     print(f"bulk_backend={handover:.0f}")
     print(f"bulk_engine={engine:.0f}")
     print(f"bulk_ratio={engine / handover:.3f}")
+    print(f"bulk_workers={workers:.0f}")
+    print(f"bulk_workers_ratio={workers / handover:.3f}")
+    print(f"bulk_worker_mb={worker_mb:.1f}")
     rate, limited = bench_single(args.gateway, args.single)
     print(f"single_rate={rate:.1f}")
     print(f"single_429={limited:.0f}")

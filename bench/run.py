@@ -535,6 +535,27 @@ def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
             0.5,
         ),
         (
+            "bulk_workers",
+            Figure(
+                "  the same through two worker processes on one campaign",
+                kind,
+                "recipients/s",
+                "(measured)",
+                True,
+            ),
+            None,
+        ),
+        (
+            "bulk_workers_ratio",
+            Figure("two workers / handover, same run", kind, "x", ">= 0.5", True),
+            0.5,
+        ),
+        (
+            "bulk_worker_mb",
+            Figure("bulk worker peak memory (each, VmHWM)", kind, "MB", "<= 64", False),
+            64,
+        ),
+        (
             "single_rate",
             Figure("BulkSMSRates single sends, account at 100 req/s", kind, "req/s", ">= 95", True),
             95,
