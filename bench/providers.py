@@ -15,6 +15,8 @@ Prints key=value lines for bench/run.py:
                   Procfile.prod runs them), each with its lanes, from the moment both
                   start claiming to the last one's end
 - bulk_workers_ratio: bulk_workers / bulk_backend
+- bulk_worker_start_mb: the larger worker's memory before it claims (VmRSS: Python,
+                  Django, the database driver, requests, cryptography), MB
 - bulk_worker_mb: the larger of the two workers' peak memory (VmHWM), MB
 - single_rate:    single sends/s with the account and the key both at 100 req/s
 - single_429:     429 answers the gateway gave during that run
@@ -140,18 +142,21 @@ def engine_campaign(gateway: str, count: int, name: str) -> Campaign:
     return campaign
 
 
-def bench_bulk_workers(gateway: str, count: int, workers: int = 2) -> tuple[float, float]:
+def bench_bulk_workers(gateway: str, count: int, workers: int = 2) -> tuple[float, float, float]:
     """The handover's recipients through `workers` processes side by side: per second, and
-    the larger worker's peak memory (MB). Each starts (Django, its connection) before the
-    clock does, then claims, sends and records as a campaign's run does."""
+    the larger worker's memory when ready and at its peak (MB). Each starts (Django, its
+    connection) before the clock does, then claims, sends and records as a run does."""
     campaign = engine_campaign(gateway, count, "bench-workers")
     command = [sys.executable, __file__, "--gateway", gateway, "--work", str(campaign.pk)]
     children = [
         subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for _ in range(workers)
     ]
+    starts: list[float] = []
     for child in children:
-        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert child.stdout is not None
+        starts.append(float(child.stdout.readline().split("=")[1]))
+        assert child.stdout.readline().strip() == "ready"
     started = time.time()
     for child in children:
         assert child.stdin is not None
@@ -166,7 +171,7 @@ def bench_bulk_workers(gateway: str, count: int, workers: int = 2) -> tuple[floa
         peaks.append(float(values["peak_mb"]))
     sent = Message.objects.filter(campaign=campaign, status=Message.Status.SENT).count()
     assert sent == count, f"only {sent} of {count} sent"
-    return count / (max(ends) - started), max(peaks)
+    return count / (max(ends) - started), max(starts), max(peaks)
 
 
 def work(campaign_id: int) -> None:
@@ -181,16 +186,20 @@ def work(campaign_id: int) -> None:
         while not stop.is_set() and (batch := due.claim(size)):
             assert send_claimed(batch) is None
 
+    print(f"start_mb={memory_mb('VmRSS'):.1f}")  # Django, its connection, the backend
     print("ready", flush=True)
     sys.stdin.readline()
     in_lanes([lane] * lanes_allowed(settings.HERALD_DISPATCH_LANES), "engine")
     print(f"ended={time.time()}")
-    peak = next(
-        line
-        for line in Path("/proc/self/status").read_text().splitlines()
-        if line.startswith("VmHWM:")
-    )
-    print(f"peak_mb={int(peak.split()[1]) / 1024:.1f}")
+    print(f"peak_mb={memory_mb('VmHWM'):.1f}")
+
+
+def memory_mb(field: str) -> float:
+    """This process's VmRSS or VmHWM, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(field)
 
 
 def bench_single(gateway: str, count: int) -> tuple[float, float]:
@@ -288,7 +297,7 @@ def main() -> None:
     engine = bench_bulk_engine(args.gateway, args.bulk)
     control(args.gateway, "reset")
     control(args.gateway, "config", bulk_rate=100)
-    workers, worker_mb = bench_bulk_workers(args.gateway, args.bulk)
+    workers, worker_start_mb, worker_mb = bench_bulk_workers(args.gateway, args.bulk)
     control(args.gateway, "reset")
     after = bench_bulk_backend(args.gateway, args.bulk)
     control(args.gateway, "reset")
@@ -298,6 +307,7 @@ def main() -> None:
     print(f"bulk_ratio={engine / handover:.3f}")
     print(f"bulk_workers={workers:.0f}")
     print(f"bulk_workers_ratio={workers / handover:.3f}")
+    print(f"bulk_worker_start_mb={worker_start_mb:.1f}")
     print(f"bulk_worker_mb={worker_mb:.1f}")
     rate, limited = bench_single(args.gateway, args.single)
     print(f"single_rate={rate:.1f}")

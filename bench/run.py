@@ -551,6 +551,11 @@ def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
             0.5,
         ),
         (
+            "bulk_worker_start_mb",
+            Figure("  a worker before it claims (VmRSS)", kind, "MB", "(measured)", False),
+            None,
+        ),
+        (
             "bulk_worker_mb",
             Figure("bulk worker peak memory (each, VmHWM)", kind, "MB", "<= 64", False),
             64,
