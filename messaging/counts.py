@@ -62,6 +62,21 @@ RETURNED = (
     "error_message",
     "skip_reason",
 )
+#: What it returns of a move only the status keys see (status_only).
+CAMPAIGN_ONLY = ("campaign_id",)
+#: The statuses whose messages count under more than their status key.
+_DETAILED = frozenset({"failed", "skipped", "delivered"})
+
+
+def status_only(source: str, to: str, changes: Mapping[str, Any]) -> bool:
+    """Whether moving rows from `source` to `to` with these `changes` moves only their
+    status keys: neither end is a status counted in detail (`contribution`), and the
+    move sets no time a count is kept by (the other fields it may set count nowhere)."""
+    return (
+        source not in _DETAILED
+        and to not in _DETAILED
+        and not {"sent_at", "delivered_at", "cost", "provider_account"} & changes.keys()
+    )
 
 
 class Tally:
@@ -79,13 +94,25 @@ class Tally:
                 self.notes.setdefault((campaign_id, key), note[:NOTE_LENGTH])
 
     def moved(
-        self, source: str, to: str, changes: dict[str, Any], rows: Mapping[tuple[Any, ...], int]
+        self,
+        source: str,
+        to: str,
+        changes: dict[str, Any],
+        rows: Mapping[tuple[Any, ...], int],
+        returned: Sequence[str] = RETURNED,
     ) -> None:
-        """Rows (RETURNED columns, each with how many rows had them) moved from `source`
-        to `to`: their contribution after the move, less the one they had before it. A
-        move sets sent_at and delivered_at only where they were empty (a row is handed
-        over once, delivered once), and never changes cost or account; fields only final
-        statuses count did not count before."""
+        """Rows (the `returned` columns, each with how many rows had them) moved from
+        `source` to `to`: their contribution after the move, less the one they had before
+        it. A move sets sent_at and delivered_at only where they were empty (a row is
+        handed over once, delivered once), and never changes cost or account; fields only
+        final statuses count did not count before. With CAMPAIGN_ONLY (status_only), the
+        status keys alone."""
+        if returned == CAMPAIGN_ONLY:
+            for (campaign_id,), alike in rows.items():
+                if campaign_id is not None:
+                    self.deltas[campaign_id, f"status:{to}"] += alike
+                    self.deltas[campaign_id, f"status:{source}"] -= alike
+            return
         for values, alike in rows.items():  # each distinct row, with how many had it
             after = dict(zip(RETURNED, values, strict=True))
             campaign_id = after["campaign_id"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.models import Count, F, sql
+from django.db.models import Count, F, Subquery, sql
 from django.db.models.base import ModelState
 from django.db.models.signals import post_save
 from django.dispatch import receiver
@@ -127,16 +127,17 @@ class MessageQuerySet(models.QuerySet["Message"]):
             candidates = self.due().order_by("next_attempt_at")
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
-            ids = list(candidates.values_list("pk", flat=True)[:limit])
-            if not ids:
-                return []
-            # The move reads each row back as it makes it (RETURNING): no second query.
-            _moved, read = Message.objects.among(ids)._moves(
+            # One statement picks the rows and moves them, reading each back as it
+            # moves it (RETURNING): UPDATE ... WHERE id IN (SELECT ... LIMIT n).
+            taken = Message.objects.filter(pk__in=Subquery(candidates.values("pk")[:limit]))
+            _moved, read = taken._moves(
                 Message.Status.SENDING,
                 [Message.Status.PENDING],
                 Message.SEND_FIELDS,
                 **_held_by(token, lease_ends),
             )
+        if not read:
+            return []
         held = {"claim_token": token, "status": Message.Status.SENDING}
         rows = Message.loaded(sorted(read), {**held, "lease_expires_at": lease_ends})
         # One account object per account, not one per row (a claim may hold 10,000 rows).
@@ -384,10 +385,17 @@ class MessageQuerySet(models.QuerySet["Message"]):
         # the caller has a transaction already: nothing here is to be undone alone).
         with transaction.atomic(savepoint=False):
             for source in sources:
-                rows, also = self.filter(status=source)._update_counted(
-                    {"status": to, **changes}, counts.RETURNED, read
+                # A move only the status keys see (a claim, a release) needs each row's
+                # campaign alone: nothing else it returns could change a count.
+                returning = (
+                    counts.CAMPAIGN_ONLY
+                    if counts.status_only(source, to, changes)
+                    else counts.RETURNED
                 )
-                tally.moved(source, to, changes, rows)
+                rows, also = self.filter(status=source)._update_counted(
+                    {"status": to, **changes}, returning, read
+                )
+                tally.moved(source, to, changes, rows, returning)
                 moved += sum(rows.values())
                 rows_read += also
             tally.save()

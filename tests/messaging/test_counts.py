@@ -85,6 +85,31 @@ def test_moves_keep_every_kind_of_count(campaign: Campaign) -> None:
     assert counts.differences([campaign.pk]) == {}
 
 
+def test_a_claim_and_a_release_move_the_status_keys_alone_even_on_a_retried_row(
+    campaign: Campaign,
+) -> None:
+    """Claims and releases read back each row's campaign only (counts.status_only): so a
+    row carrying a handed-over time or an old error must still count right."""
+    sent_before = timezone.now() - timedelta(days=1)
+    rows = add(campaign, 3, error_code="E5", sent_at=sent_before)
+    claimed = Message.objects.filter(campaign=campaign).claim(10)
+    assert len(claimed) == 3
+    assert counts.status_only(M.PENDING, M.SENDING, {"claim_token": 1, "attempts": 1})
+    Message.objects.filter(pk=rows[0].pk).release()
+    Message.objects.filter(pk=rows[1].pk).mark_in_doubt("timeout", "no answer")
+
+    have = kept(campaign)
+    assert (have["status:pending"], have["status:sending"], have["status:in_doubt"]) == (1, 1, 1)
+    day = counts.local_day(sent_before)
+    assert have[f"day:{day}:{campaign.provider_account_id}:sent"] == 3
+    assert counts.differences([campaign.pk]) == {}
+    # A move into or out of a status counted in detail, or one that sets a counted time,
+    # reads every counted field.
+    assert not counts.status_only(M.SENDING, M.FAILED, {})
+    assert not counts.status_only(M.IN_DOUBT, M.SENT, {"sent_at": sent_before})
+    assert not counts.status_only(M.SKIPPED, M.PENDING, {})
+
+
 def test_a_skip_counts_by_reason(campaign: Campaign) -> None:
     rows = add(campaign, 3)
     Message.objects.filter(pk=rows[0].pk).skip(Message.SkipReason.OPTED_OUT)
