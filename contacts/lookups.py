@@ -38,3 +38,24 @@ class Among(models.Lookup):
             return f"{lhs} = ANY(%s)", [*params, [str(value) for value in values]]
         sql = f"{lhs} IN (SELECT value FROM json_each(%s))"  # noqa: S608 - lhs is a column
         return sql, [*params, json.dumps(values)]
+
+
+class Picked(models.Lookup):
+    """True for rows whose `lhs` is one of the values a subquery picks, the subquery run
+    exactly once: `Picked(F("pk"), Subquery(rows.values("pk")[:n]))`.
+
+    On PostgreSQL `id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` may be planned as
+    a join that runs the subquery again, so an UPDATE could take more than n rows (or
+    rows another worker holds); `= ANY(ARRAY(SELECT ...))` is run once, before the
+    statement (an InitPlan). SQLite runs an uncorrelated IN subquery once already.
+    """
+
+    lookup_name = "picked"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, Any]:
+        lhs, params = self.process_lhs(compiler, connection)
+        subquery, sub_params = compiler.compile(self.rhs)  # "(SELECT ...)"
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(ARRAY{subquery})", [*params, *sub_params]
+        return f"{lhs} IN {subquery}", [*params, *sub_params]

@@ -21,7 +21,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from contacts.lookups import Among
+from contacts.lookups import Among, Picked
 from contacts.models import Channel, Contact, OptOut, PhoneNumberField
 from messaging import backends, counts
 from messaging.crypto import decrypt_credentials, encrypt_credentials
@@ -128,8 +128,11 @@ class MessageQuerySet(models.QuerySet["Message"]):
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True)
             # One statement picks the rows and moves them, reading each back as it
-            # moves it (RETURNING): UPDATE ... WHERE id IN (SELECT ... LIMIT n).
-            taken = Message.objects.filter(pk__in=Subquery(candidates.values("pk")[:limit]))
+            # moves it (RETURNING): UPDATE ... WHERE id among (SELECT ... LIMIT n), the
+            # pick run once (Picked: PostgreSQL could run an IN subquery again).
+            taken = Message.objects.filter(
+                Picked(F("pk"), Subquery(candidates.values("pk")[:limit]))
+            )
             _moved, read = taken._moves(
                 Message.Status.SENDING,
                 [Message.Status.PENDING],
