@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTextTransform
+from django.utils.text import slugify
 
 from contacts.models import Channel, Contact
+from messaging.links import LinkPolicy, Shortened, find_urls, link_base, shorten
 from messaging.rendering import fallbacks, parameter, placeholders, render
 
 if TYPE_CHECKING:
@@ -47,6 +49,9 @@ class Content:
     body: str
     whatsapp_template_id: str
     parameters: tuple[str, ...]  # contact fields ("city", "city|there"), in the template's order
+    #: How its links go out; None: as written (HERALD_LINK_BASE unset, or the campaign's
+    #: switch off).
+    links: LinkPolicy | None = None
 
     @classmethod
     def of(cls, campaign: Campaign) -> Content:
@@ -55,6 +60,7 @@ class Content:
             body=campaign.message_body,
             whatsapp_template_id=template.whatsapp_template_id if template else "",
             parameters=tuple(template.whatsapp_parameters) if template else (),
+            links=link_policy(campaign),
         )
 
     @property
@@ -106,10 +112,36 @@ class Content:
         parameters = tuple(render(parameter(spec), fields) for spec in self.parameters)
         return Rendered(render(self.body, fields), parameters)
 
+    def shortened(self, rendered: Rendered) -> Shortened | None:
+        """The rendered text with its URLs taken out, when they go as short links."""
+        if self.links is None or not find_urls(rendered.body):
+            return None
+        return shorten(rendered.body)
+
+    def sent_text(self, rendered: Rendered) -> str:
+        """The text as a recipient gets it, short links standing in for the URLs (each
+        recipient's own code in place of xxxxxxxx): what segments and cost are counted on."""
+        shortened = self.shortened(rendered)
+        if shortened is None or self.links is None:
+            return rendered.body
+        return shortened.shape(self.links.base)
+
     def frozen(self) -> dict[str, Any]:
-        """What the approval's content hash covers of the text itself."""
-        return {
+        """What the approval's content hash covers of the text itself (how links go out,
+        only where the body has any, so other campaigns keep the hash they had)."""
+        frozen: dict[str, Any] = {
             "body": self.body,
             "whatsapp_template": self.whatsapp_template_id,
             "whatsapp_parameters": list(self.parameters),
         }
+        if self.links is not None and find_urls(self.body):
+            frozen["links"] = [self.links.base, list(self.links.utm or ())]
+        return frozen
+
+
+def link_policy(campaign: Campaign) -> LinkPolicy | None:
+    base = link_base()
+    if not base or not campaign.track_links:
+        return None
+    utm = (campaign.channel, slugify(campaign.name)) if campaign.link_utm else None
+    return LinkPolicy(base, utm)

@@ -152,6 +152,8 @@ COPIED_FIELDS = (
     "sender",
     "template_id",
     "body",
+    "track_links",
+    "link_utm",
     "time_zone",
     "window_start",
     "window_end",
@@ -204,6 +206,18 @@ class Campaign(models.Model):
     )
     template = models.ForeignKey(MessageTemplate, null=True, blank=True, on_delete=models.SET_NULL)
     body = models.TextField(blank=True, help_text="Leave empty to use the template's body.")
+    track_links = models.BooleanField(
+        "Shorten and count links",
+        default=True,
+        help_text="Each link in the text becomes a short link of its own per recipient, "
+        "so clicks are counted (needs HERALD_LINK_BASE).",
+    )
+    link_utm = models.BooleanField(
+        "Add UTM parameters",
+        default=True,
+        help_text="Short links lead to the address with utm_source (the channel) and "
+        "utm_campaign (the campaign's name) added, unless it has its own.",
+    )
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
     tags = models.ManyToManyField(Tag, blank=True, related_name="campaigns")
     segments = models.ManyToManyField(Segment, blank=True, related_name="campaigns")

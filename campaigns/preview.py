@@ -118,12 +118,13 @@ def estimate(
     characters: dict[str, None] = {}
     for values, count in counted.groups.items():
         rendered = content.render(content.fields_of(values))
-        encoding, segments = segments_of(rendered.body)
+        text = content.sent_text(rendered)  # short links counted, not the long URLs
+        encoding, segments = segments_of(text)
         result.renderings.add(rendered.fingerprint)
         result.segments += segments * count
         if encoding != "gsm7":
             result.ucs2_messages += count
-            characters.update(dict.fromkeys(ucs2_characters(rendered.body)))
+            characters.update(dict.fromkeys(ucs2_characters(text)))
     result.ucs2_characters = list(characters)
     result.missing = missing_variables(content, counted.groups)
     result.cost = result.segments * Decimal(str(account.price_per_segment))
@@ -154,7 +155,7 @@ def samples_of(rule: AudienceRule, content: Content, how_many: int = SAMPLES) ->
     for first_name, last_name, *values in rows.values_list(
         "first_name", "last_name", *content.columns
     ):
-        text = content.render(content.fields_of(values)).body
+        text = content.sent_text(content.render(content.fields_of(values)))
         encoding, segments = segments_of(text)
         label = " ".join(filter(None, [first_name, last_name])) or "(no name)"
         found.append(Sample(label, text, encoding, segments))

@@ -30,12 +30,13 @@ from campaigns.audience import REASONS, AudienceRule
 from campaigns.content import Content
 from campaigns.models import Campaign, TransitionNotAllowed
 from campaigns.windows import Window
-from contacts.bulk import bulk_insert, tune_bulk_transaction
+from contacts.bulk import bulk_insert, existing, insert_numbered, tune_bulk_transaction
 from contacts.models import Contact
 from messaging import counts
 from messaging.concurrency import in_lanes, lanes_allowed
 from messaging.dispatch import release_until, send_claimed
-from messaging.models import Message
+from messaging.links import PATH, Shortened, new_codes
+from messaging.models import Link, Message
 from messaging.rendering import segments_of
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ MATERIALISE_CHUNK = 5000
 PIPELINE_FROM = 10_000
 #: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
 MAX_CLAIM = 10_000
+#: Short link codes drawn at once (one read of the operating system's randomness).
+CODE_POOL = 5000
 
 MESSAGE_COLUMNS = (
     "campaign_id",
@@ -132,7 +135,9 @@ def _large(plan: _Plan, campaign: Campaign) -> bool:
     return left[:PIPELINE_FROM].count() >= PIPELINE_FROM
 
 
-Write = Callable[[int, int, list[tuple[Any, ...]], dict[str, int]], Any]
+#: A chunk's short links: (index of its message among the chunk's rows, code, destination).
+LinkRows = list[tuple[int, str, str]]
+Write = Callable[[int, int, list[tuple[Any, ...]], dict[str, int], LinkRows], Any]
 
 
 def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
@@ -152,12 +157,12 @@ def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
             .values_list(*plan.contact_columns)[:MATERIALISE_CHUNK]
         )
         done = {**stats, "after": chunk[-1][0]} if chunk else stats
-        rows = plan.rows(chunk, done) if chunk else []
+        rows, links = plan.rows(chunk, done) if chunk else ([], [])
         if pending is not None and not _outcome(pending):
             return False
         if not chunk:
             return _finish(campaign.pk, stats)
-        pending = write(campaign.pk, stats["after"], rows, done)
+        pending = write(campaign.pk, stats["after"], rows, done, links)
         stats = done
 
 
@@ -170,9 +175,14 @@ def _outcome(pending: bool | Future[bool]) -> bool:
 
 
 def _write_chunk(
-    campaign_id: int, expected_after: int, rows: list[tuple[Any, ...]], stats: dict[str, int]
+    campaign_id: int,
+    expected_after: int,
+    rows: list[tuple[Any, ...]],
+    stats: dict[str, int],
+    links: LinkRows,
 ) -> bool:
-    """Insert one chunk and move the mark, if the mark is still where this chunk starts."""
+    """Insert one chunk (and its short links) and move the mark, if the mark is still
+    where this chunk starts."""
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign_id)
         mark = {**EMPTY_STATS, **locked.audience_stats}["after"]
@@ -180,10 +190,47 @@ def _write_chunk(
         if stopped or locked.materialised_at is not None or mark != expected_after:
             return False
         tune_bulk_transaction()
-        bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+        if links:
+            _insert_with_links(rows, links)
+        else:
+            bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
         counts.count_inserted(campaign_id, MESSAGE_COLUMNS, rows)
         Campaign.objects.filter(pk=campaign_id).update(audience_stats=stats)
     return True
+
+
+def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows) -> None:
+    """The chunk's messages, then a Link for each short link in them, by the ids the
+    messages were given. A code already taken (48 random bits: rare, but certain to
+    happen at last) is drawn again, in the link and in its message's text."""
+    table = Link._meta.db_table
+    codes = [code for _, code, _ in links]
+    taken = existing(table, "code", codes)
+    if taken or len(set(codes)) < len(codes):
+        links = _redrawn(rows, links, taken)
+    ids = insert_numbered(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+    bulk_insert(
+        table,
+        ("code", "message_id", "url", "clicks"),
+        [(code, ids[index], url, 0) for index, code, url in links],
+    )
+
+
+def _redrawn(rows: list[tuple[Any, ...]], links: LinkRows, taken: set[str]) -> LinkRows:
+    body_at = MESSAGE_COLUMNS.index("body")
+    seen: set[str] = set()
+    fresh: LinkRows = []
+    for index, code, url in links:
+        new = code
+        while new in taken or new in seen:
+            new = new_codes(1)[0]
+        seen.add(new)
+        if new != code:
+            row = list(rows[index])
+            row[body_at] = row[body_at].replace(f"/{PATH}{code}", f"/{PATH}{new}")
+            rows[index] = tuple(row)
+        fresh.append((index, new, url))
+    return fresh
 
 
 def _finish(campaign_id: int, stats: dict[str, int]) -> bool:
@@ -216,6 +263,8 @@ class _Plan:
         ops = connection.ops
         self.now = ops.adapt_datetimefield_value(timezone.now())
         self.template_id = self.content.whatsapp_template_id
+        self.links = self.content.links
+        self._codes: list[str] = []
         self._bodies: dict[tuple[Any, ...], list[Any]] = {}
         self._opens: dict[Any, Any] = {}
 
@@ -223,12 +272,16 @@ class _Plan:
         """The audience past contact id `after`, with the values the content reads."""
         return self.content.with_fields(self.rule.contacts_after(after)).filter(pk__gt=after)
 
-    def rows(self, chunk: list[tuple[Any, ...]], stats: dict[str, int]) -> list[tuple[Any, ...]]:
+    def rows(
+        self, chunk: list[tuple[Any, ...]], stats: dict[str, int]
+    ) -> tuple[list[tuple[Any, ...]], LinkRows]:
+        """The chunk's Message rows, and the short links of those that will be sent."""
         campaign = self.campaign
         self.decider.prepare((row[1] for row in chunk), [row[0] for row in chunk])
         account_id = campaign.provider_account_id
         sender = campaign.sender_id
-        rows = []
+        rows: list[tuple[Any, ...]] = []
+        links: LinkRows = []
         refs = self._client_refs(len(chunk))
         for contact, client_ref in zip(chunk, refs, strict=True):
             pk, phone, own_zone = contact[0], contact[1], contact[2]
@@ -240,9 +293,11 @@ class _Plan:
             else:
                 status = Message.Status.PENDING
                 stats["queued"] += 1
-            body, encoding, segments, cost, params = self._render(
+            body, encoding, segments, cost, params, shortened = self._render(
                 contact, queued=not decision.reason
             )
+            if shortened is not None and not decision.reason:
+                body = self._with_codes(shortened, len(rows), links)
             rows.append(
                 (
                     campaign.pk,
@@ -273,23 +328,45 @@ class _Plan:
                 )
             )
         self.binding.check_audience(stats["queued"])
-        return rows
+        return rows, links
+
+    def _with_codes(
+        self, shortened: tuple[Shortened, tuple[str, ...]], row: int, links: LinkRows
+    ) -> str:
+        """The text with a fresh code for each of its links, noted in `links`."""
+        text, destinations = shortened
+        if len(self._codes) < len(destinations):
+            self._codes = new_codes(CODE_POOL)
+        codes = [self._codes.pop() for _ in destinations]
+        links.extend((row, code, url) for code, url in zip(codes, destinations, strict=True))
+        assert self.links is not None
+        return text.fill(self.links.base, codes)
 
     def _client_refs(self, count: int) -> list[str]:
         """Unique idempotency keys that sort by creation, so the unique index only appends."""
         stamp = f"{self.campaign.pk:x}.{time.time_ns():x}."
         return [f"{stamp}{i:04x}" for i in range(count)]
 
-    def _render(self, contact: tuple[Any, ...], queued: bool) -> tuple[str, str, int, Any, str]:
-        """The message for one contact, worked out once per distinct set of values it reads."""
+    def _render(
+        self, contact: tuple[Any, ...], queued: bool
+    ) -> tuple[str, str, int, Any, str, Any]:
+        """The message for one contact, worked out once per distinct set of values it reads:
+        its text (short links with a stand-in code), encoding, segments, cost, WhatsApp
+        parameters, and its text split around its links with their destinations (None
+        when it has none to shorten)."""
         key = contact[3:]
         cached = self._bodies.get(key)
         if cached is None:
             rendered = self.content.render(self.content.fields_of(key))
-            encoding, segments = segments_of(rendered.body)
+            shortened = self.content.shortened(rendered)
+            text = self.content.sent_text(rendered)
+            encoding, segments = segments_of(text)
             cost = connection.ops.adapt_decimalfield_value(segments * self.price, 12, 5)
             params = json.dumps(list(rendered.parameters))
-            cached = [rendered.body, encoding, segments, cost, params, rendered]
+            links = None
+            if shortened is not None and self.links is not None:
+                links = (shortened, tuple(map(self.links.destination, shortened.urls)))
+            cached = [text, encoding, segments, cost, params, rendered, links]
             if len(self._bodies) > 50_000:
                 self._bodies.clear()
             self._bodies[key] = cached
@@ -297,7 +374,7 @@ class _Plan:
             # Checked once per distinct text: a queued text must be one the approver saw.
             self.binding.check_rendering(cached[5], f"contact {contact[0]}")
             cached[5] = None
-        return cached[0], cached[1], cached[2], cached[3], cached[4]
+        return cached[0], cached[1], cached[2], cached[3], cached[4], cached[6]
 
     def _due(self, due: Any) -> Any:
         """When the message may go, adapted for the database (the build's time if never)."""

@@ -32,7 +32,8 @@ from contacts.models import ERASED_REFUSAL, Contact, ErasedNumber
 from contacts.phones import redact
 from messaging.dispatch import send_claimed
 from messaging.exceptions import AccountError
-from messaging.models import Message
+from messaging.links import new_codes
+from messaging.models import Link, Message
 from messaging.rendering import segments_of
 
 
@@ -143,10 +144,14 @@ def _check_can_send(campaign: Campaign) -> None:
 def _test_message(campaign: Campaign, phone: str) -> Message:
     content = Content.of(campaign)
     rendered = content.render(sample_fields(campaign))
-    text = rendered.body
+    shortened = content.shortened(rendered)
+    codes = new_codes(len(shortened.urls)) if shortened else []
+    text = (
+        shortened.fill(content.links.base, codes) if shortened and content.links else rendered.body
+    )
     encoding, segments = segments_of(text)
     account = campaign.provider_account
-    return Message.objects.create(
+    message = Message.objects.create(
         campaign=None,
         contact=None,
         provider_account=account,
@@ -162,6 +167,13 @@ def _test_message(campaign: Campaign, phone: str) -> Message:
         client_ref=Message.new_client_ref(),
         is_test=True,
     )
+    if shortened is not None and content.links is not None:
+        # Working links, as the campaign's own will be; counted on the link alone.
+        Link.objects.bulk_create(
+            Link(code=code, message=message, url=content.links.destination(url))
+            for code, url in zip(codes, shortened.urls, strict=True)
+        )
+    return message
 
 
 def _give_up_if_unsent(message: Message, account_error: AccountError | None) -> None:

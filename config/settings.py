@@ -230,6 +230,9 @@ HERALD_PASSWORD_RESET_CLIENT_LIMIT = env.int("HERALD_PASSWORD_RESET_CLIENT_LIMIT
 HERALD_PASSWORD_RESET_WINDOW_MINUTES = env.int("HERALD_PASSWORD_RESET_WINDOW_MINUTES", default=60)
 
 # Herald's own knobs.
+# Links in campaign texts become per-recipient short links on this address (e.g.
+# https://hrl.example/, served by Herald at /r/<code>); empty: links go out as written.
+HERALD_LINK_BASE = env.str("HERALD_LINK_BASE", default="")
 HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=500)
 HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)

@@ -62,6 +62,48 @@ def bulk_insert(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]
             cursor.executemany(sql, rows)
 
 
+def insert_numbered(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[int]:
+    """`bulk_insert`, returning the ids the rows were given, in order.
+
+    PostgreSQL: ids are drawn from the table's sequence first, then written by COPY
+    (which returns nothing). SQLite: the transaction holds the write lock from its start
+    (transaction_mode IMMEDIATE), so the rows of one statement take consecutive ids,
+    ending at last_insert_rowid().
+    """
+    if not rows:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, len(rows)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            bulk_insert(
+                table, ("id", *columns), [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
+            )
+            return ids
+        bulk_insert(table, columns, rows)
+        cursor.execute("SELECT last_insert_rowid()")
+        last = cursor.fetchone()[0]
+        return list(range(last - len(rows) + 1, last + 1))
+
+
+def existing(table: str, column: str, values: list[str]) -> set[str]:
+    """Those of `values` (text) already in `column`: one statement whatever their number."""
+    if not values:
+        return set()
+    name = connection.ops.quote_name(column)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            sql = f"SELECT {name} FROM {table} WHERE {name} = ANY(string_to_array(%s, ','))"  # noqa: S608
+            cursor.execute(sql, [",".join(values)])
+        else:
+            sql = f"SELECT {name} FROM {table} WHERE {name} IN {SQLITE_LIST}"  # noqa: S608
+            cursor.execute(sql, [json.dumps(values)])
+        return {row[0] for row in cursor.fetchall()}
+
+
 def insert_missing(
     table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], batch: int = 5000
 ) -> list[tuple[Any, ...]]:

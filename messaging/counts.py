@@ -23,7 +23,10 @@ Keys:
   (sent_at set) on that day, and their cost in 1/100,000 of the currency;
 - ``day:<local date>:<account id>:delivered`` / ``...:failed``: delivered or failed, by
   the day they were handed over (or failed, when never handed over): the reports' day;
-- ``dlv:<UTC minute>``: delivered in that minute, for the delivery chart.
+- ``dlv:<UTC minute>``: delivered in that minute, for the delivery chart;
+- ``clicks:total`` and ``clicks:unique``: counted clicks on the campaign's short links,
+  and recipients who clicked at least one (messaging.links);
+- ``clk:<UTC hour>``: counted clicks in that hour, for the clicks chart.
 
 Days are the site's time zone (TIME_ZONE), as the reports show them.
 """
@@ -40,7 +43,7 @@ from typing import Any
 
 from django.db import models, transaction
 from django.db.models import Count, Max, Sum
-from django.db.models.functions import Coalesce, TruncDate, TruncMinute
+from django.db.models.functions import Coalesce, TruncDate, TruncHour, TruncMinute
 from django.utils import timezone
 
 #: Cost is kept as an integer in units of the cost field's last decimal place.
@@ -64,6 +67,9 @@ RETURNED = (
 )
 #: What it returns of a move only the status keys see (status_only).
 CAMPAIGN_ONLY = ("campaign_id",)
+CLICKS_TOTAL = "clicks:total"
+CLICKS_UNIQUE = "clicks:unique"
+CLICK_HOUR = "clk:"
 #: The statuses whose messages count under more than their status key.
 _DETAILED = frozenset({"failed", "skipped", "delivered"})
 
@@ -243,6 +249,10 @@ def utc_minute(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M")
 
 
+def utc_hour(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H")
+
+
 def cost5(cost: Decimal | float | None) -> int:
     """`cost` in units of COST_SCALE, rounded (SQLite sums decimals as floats)."""
     return round(Decimal(str(cost or 0)) * COST_SCALE)
@@ -277,6 +287,20 @@ def status_counts(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     for pk, keys in kept(campaign_ids, "status:").items():
         counts[pk] = {status: keys.get(f"status:{status}", 0) for status in Message.Status.values}
     return counts
+
+
+def click_counts(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """{"unique": recipients who clicked, "total": clicks} for each campaign."""
+    return {
+        pk: {"unique": keys.get(CLICKS_UNIQUE, 0), "total": keys.get(CLICKS_TOTAL, 0)}
+        for pk, keys in kept(campaign_ids, "clicks:").items()
+    }
+
+
+def clicks_by_hour(campaign_id: int) -> list[tuple[str, int]]:
+    """(UTC hour "YYYY-MM-DDTHH", clicks) for each hour with any, in order."""
+    keys = kept([campaign_id], CLICK_HOUR)[campaign_id]
+    return sorted((key.removeprefix(CLICK_HOUR), n) for key, n in keys.items())
 
 
 def failure_counts(campaign_id: int) -> list[dict[str, Any]]:
@@ -378,7 +402,32 @@ def fresh_counts(messages: models.QuerySet[Any]) -> dict[Key, int]:
     )
     for row in delivered.annotate(n=Count("pk")):
         counts[row["campaign_id"], f"dlv:{utc_minute(row['minute'])}"] += row["n"]
+    counts.update(_fresh_clicks(of_campaigns))
     return {key: n for key, n in counts.items() if n}
+
+
+def _fresh_clicks(messages: models.QuerySet[Any]) -> Counter[Key]:
+    """The click keys of `messages`' campaigns, from their links and clicks (none where
+    the models have no links yet: the migration's historical ones)."""
+    counts: Counter[Key] = Counter()
+    try:
+        link_model = messages.model._meta.apps.get_model("messaging", "Link")
+        click_model = messages.model._meta.apps.get_model("messaging", "Click")
+    except LookupError:
+        return counts
+    clicked = link_model.objects.filter(message__in=messages, first_clicked_at__isnull=False)
+    per_campaign = clicked.order_by().values("message__campaign_id")
+    for row in per_campaign.annotate(n=Count("message_id", distinct=True)):
+        counts[row["message__campaign_id"], CLICKS_UNIQUE] += row["n"]
+    clicks = click_model.objects.filter(link__message__in=messages).order_by()
+    hours = clicks.values(
+        "link__message__campaign_id", hour=TruncHour("clicked_at", tzinfo=datetime.UTC)
+    )
+    for row in hours.annotate(n=Count("pk")):
+        campaign_id = row["link__message__campaign_id"]
+        counts[campaign_id, CLICKS_TOTAL] += row["n"]
+        counts[campaign_id, f"{CLICK_HOUR}{utc_hour(row['hour'])}"] += row["n"]
+    return counts
 
 
 def kept_counts(campaign_ids: Iterable[int]) -> dict[Key, int]:

@@ -703,6 +703,46 @@ def count_created_message(sender: Any, instance: Message, created: bool, **kwarg
         counts.count_created(instance)
 
 
+class Link(models.Model):
+    """One short link in one message: `/r/<code>` redirects to `url` (messaging.links).
+
+    A campaign's build writes one per URL per recipient; the code is 48 random bits, so
+    it tells nothing of whose it is. Retention and erasure blank `url` (the link then
+    answers 404) and keep the click figures, which are anonymous.
+    """
+
+    code = models.CharField(max_length=8, primary_key=True)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="links", db_constraint=False
+    )
+    url = models.TextField(blank=True)
+    clicks = models.PositiveIntegerField(default=0)
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
+    last_clicked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"/r/{self.code}"
+
+
+class Click(models.Model):
+    """One counted click on a short link: when, and the kind of device (never the address
+    or the whole user agent)."""
+
+    class Agent(models.TextChoices):
+        MOBILE = "mobile", "Mobile"
+        DESKTOP = "desktop", "Desktop"
+        OTHER = "other", "Other"
+
+    link = models.ForeignKey(
+        Link, on_delete=models.CASCADE, related_name="click_set", db_constraint=False
+    )
+    clicked_at = models.DateTimeField()
+    agent = models.CharField(max_length=8, choices=Agent.choices)
+
+    def __str__(self) -> str:
+        return f"{self.link_id} at {self.clicked_at:%Y-%m-%d %H:%M}"
+
+
 class StatusEvent(models.Model):
     """A delivery report or status lookup, kept raw, applied once to its Message."""
 

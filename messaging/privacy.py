@@ -18,7 +18,7 @@ from django.db.models import CharField, F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Concat
 
 from contacts.models import erasing
-from messaging.models import InboundMessage, Message, StatusEvent, WebhookEvent
+from messaging.models import InboundMessage, Link, Message, StatusEvent, WebhookEvent
 
 BATCH = 2000
 #: What an erased message's number becomes: unique per row (a campaign holds a number
@@ -43,6 +43,9 @@ def purge_content(messages: QuerySet[Message], batch: int = BATCH, dry_run: bool
     for ids in _id_batches(purgeable(messages), batch):
         with transaction.atomic():
             blanked += Message.objects.filter(pk__in=ids).update(body="", template_params=[])
+            # Their short links stop leading anywhere (a destination may carry personal
+            # data in its query); the click figures stay.
+            Link.objects.filter(message_id__in=ids).exclude(url="").update(url="")
     return blanked
 
 
@@ -106,7 +109,7 @@ def erase_messages(
     mine = Q(phone__in=phones) | Q(contact_id__in=contact_ids)
     messages = Message.objects.filter(mine).exclude(phone__startswith="erased")
     ids = list(messages.values_list("pk", flat=True))
-    changed = {"messages": len(ids), "status events": 0, "webhook events": 0}
+    changed = {"messages": len(ids), "status events": 0, "short links": 0, "webhook events": 0}
     for chunk in (ids[i : i + BATCH] for i in range(0, len(ids), BATCH)):
         Message.objects.filter(pk__in=chunk).skip(Message.SkipReason.ERASED)
         Message.objects.filter(pk__in=chunk).update(
@@ -119,6 +122,9 @@ def erase_messages(
             provider_message_id="",
         )
         changed["status events"] += StatusEvent.objects.filter(message_id__in=chunk).delete()[0]
+        changed["short links"] += Link.objects.filter(message_id__in=chunk).exclude(url="").update(
+            url=""
+        )
     changed["webhook events"] = _scrub_webhook_events(phones)
     changed["replies"] = erase_replies(phones, contact_ids)
     return changed

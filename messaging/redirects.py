@@ -1,0 +1,42 @@
+"""`/r/<code>`: a short link's redirect, counting the click (messaging.links).
+
+Open to anyone, with no login, no cookie and nothing in the answer that says whose link
+it is; an unknown, malformed or purged code gets the same plain 404.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponseRedirect
+from django.views.decorators.http import require_http_methods
+
+from messaging.links import agent_class, counted, destination_of, record_click
+
+logger = logging.getLogger(__name__)
+
+NOT_FOUND = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>Link not found</title></head><body><h1>Link not found</h1>"
+    "<p>This link does not exist, or it has expired. Check that it was copied whole.</p>"
+    "</body></html>"
+)
+
+
+@require_http_methods(["GET", "HEAD"])
+def follow(request: HttpRequest, code: str) -> HttpResponse:
+    found = destination_of(code)
+    if found is None:
+        return HttpResponseNotFound(NOT_FOUND)
+    url, campaign_id, message_id = found
+    agent = request.headers.get("user-agent", "")
+    if counted(request.method or "", agent):
+        try:
+            record_click(code, campaign_id, message_id, agent_class(agent))
+        except DatabaseError as exc:  # the visitor still gets where they were going
+            logger.warning("a click could not be recorded (%s)", type(exc).__name__)
+    response = HttpResponseRedirect(url)
+    response["Referrer-Policy"] = "no-referrer"
+    return response
