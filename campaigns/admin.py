@@ -185,7 +185,7 @@ class CampaignAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("name", "channel", "provider_account", "sender")}),
-        ("Content", {"fields": ("template", "body")}),
+        ("Content", {"fields": ("template", "body", "track_links", "link_utm")}),
         (
             "Audience",
             {

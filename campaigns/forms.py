@@ -77,6 +77,8 @@ class CampaignForm(forms.ModelForm):
             "sender",
             "template",
             "body",
+            "track_links",
+            "link_utm",
             *AUDIENCE_FIELDS,
             "scheduled_at",
             "time_zone",

@@ -38,10 +38,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from contacts.models import Contact, Group, OptOut, Tag
-from messaging.models import Message
+from messaging.models import Link, Message
 
 TEXT_FIELDS = ("first_name", "last_name", "email", "language", "timezone")
-ENGAGEMENT_FIELDS = ("received", "delivered", "failed")
+ENGAGEMENT_FIELDS = ("received", "delivered", "failed", "clicked")
 FLAG_FIELDS = ("opted_out.sms", "opted_out.whatsapp", "never_messaged")
 FIELDS = (*TEXT_FIELDS, "created", "country", "group", "tag", *FLAG_FIELDS, *ENGAGEMENT_FIELDS)
 ATTRIBUTE_PREFIX = "attr."
@@ -494,6 +494,20 @@ def _messaged(
     return found.values("contact_id")
 
 
+def _clicked(evaluation: Evaluation, since: datetime | None = None) -> models.QuerySet[Any]:
+    """Contact ids with a campaign message one of whose short links they followed (in the
+    last N days: a click since `since`; test sends excluded)."""
+    links = Link.objects.filter(last_clicked_at__isnull=False)
+    if since is not None:
+        links = links.filter(last_clicked_at__gte=since)
+    return Message.objects.filter(
+        contact_id__gt=evaluation.after,
+        campaign_id__isnull=False,
+        is_test=False,
+        pk__in=links.values("message_id"),
+    ).values("contact_id")
+
+
 def _never_messaged(evaluation: Evaluation, rule: Rule) -> Q:
     never = ~Q(pk__in=_messaged(evaluation, WENT_OUT))
     return never if rule.value == "yes" else ~never
@@ -505,7 +519,10 @@ def _engagement(evaluation: Evaluation, rule: Rule) -> Q:
     since = None
     if found["days"]:
         since = evaluation.now - timedelta(days=int(found["days"]))
-    messages = _messaged(evaluation, ENGAGED[rule.field], since)
+    if rule.field == "clicked":
+        messages = _clicked(evaluation, since)
+    else:
+        messages = _messaged(evaluation, ENGAGED[rule.field], since)
     if found["which"] != "any":
         messages = messages.filter(campaign_id=int(found["which"]))
     engaged = Q(pk__in=messages)

@@ -32,6 +32,7 @@ from campaigns.testsend import send_test
 from contacts.phones import redact
 from dashboard.access import can_build
 from dashboard.forms import BuilderForm, TestSendForm
+from messaging.links import link_base
 from messaging.models import Message, ProviderAccount
 from messaging.rendering import encoding_of, ucs2_characters
 
@@ -239,6 +240,7 @@ def _page(form: BuilderForm, campaign: Campaign) -> dict[str, Any]:
         "preview_url": reverse("dashboard:campaign_preview")
         + (f"?campaign={campaign.pk}" if made else ""),
         "cap_in_force": cap_text(campaign),
+        "link_base": link_base(),
     }
 
 
@@ -273,6 +275,9 @@ def _unsaved(cleaned: dict[str, Any], typed_body: str) -> Campaign:
         window_end=cleaned.get("window_end"),
         cap_messages=cleaned.get("cap_messages"),
         cap_days=cleaned.get("cap_days"),
+        track_links=cleaned.get("track_links", True),
+        link_utm=cleaned.get("link_utm", True),
+        name=cleaned.get("name", ""),
     )
     for name in ("channel", "time_zone", "frequency_cap"):
         if cleaned.get(name):  # else left at the default

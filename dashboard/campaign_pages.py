@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Min
+from django.db.models import Count, Min, OuterRef, Subquery
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -55,7 +55,8 @@ from contacts.spreadsheets import csv_lines
 from dashboard.access import VIEW_CAMPAIGNS, can_export_results
 from dashboard.inbox import ReplyFigures, replies_by_campaign
 from messaging import counts as kept_counts
-from messaging.models import Message
+from messaging.links import find_urls, link_base
+from messaging.models import Link, Message
 
 #: Who may decide on messages in doubt (mark sent, send again): the admin action asks the same.
 DECIDE_IN_DOUBT = "messaging.decide_in_doubt"
@@ -67,6 +68,7 @@ EXPORT_COLUMNS = (
     "provider_message_id",
     "sent_at",
     "delivered_at",
+    "clicked",  # when the recipient first followed one of its short links; empty: never
 )
 
 
@@ -166,6 +168,43 @@ def _delivery_chart(campaign: Campaign) -> dict[str, Any] | None:
     chart = chart_layout(sorted(buckets.items()), unit)
     chart["time_zone"] = campaign.time_zone
     return chart
+
+
+def clicks_of(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any] | None:
+    """Unique and total clicks, the click-through rate (unique clicks per delivered
+    message) and clicks per hour or day in the campaign's zone, from its kept counts;
+    None for a campaign with no link and no click."""
+    if not find_urls(campaign.message_body):  # its text, frozen once it was approved
+        return None
+    keys = kept_counts.kept([campaign.pk], "cl")[campaign.pk]  # clicks: and clk: alike
+    clicks = kept_counts.click_counts_of(keys)
+    delivered = counts[Message.Status.DELIVERED]
+    hours = kept_counts.clicks_by_hour_of(keys)
+    chart = None
+    if hours:
+        zone = ZoneInfo(campaign.time_zone)
+        first = datetime.fromisoformat(hours[0][0]).replace(tzinfo=UTC)
+        last = datetime.fromisoformat(hours[-1][0]).replace(tzinfo=UTC)
+        unit = "hour" if last - first <= timedelta(days=2) else "day"
+        buckets: dict[datetime, int] = {}
+        for hour, n in hours:
+            at = datetime.fromisoformat(hour).replace(tzinfo=UTC).astimezone(zone)
+            bucket = _bucket(at, unit)
+            buckets[bucket] = buckets.get(bucket, 0) + n
+        chart = chart_layout(sorted(buckets.items()), unit)
+        chart["time_zone"] = campaign.time_zone
+    return {
+        **clicks,
+        "delivered": delivered,
+        "rate_percent": round(100 * clicks["unique"] / delivered, 1) if delivered else None,
+        "tracked": kept_links(campaign),
+        "chart": chart,
+    }
+
+
+def kept_links(campaign: Campaign) -> bool:
+    """Whether its links go out as short links (HERALD_LINK_BASE set, its switch on)."""
+    return bool(link_base()) and campaign.track_links
 
 
 def _bucket(local: datetime, unit: str) -> datetime:
@@ -352,6 +391,7 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "chart": delivery_chart(campaign),
         "failures": failure_reasons(campaign),
         "replies": replies_of(campaign, counts),
+        "clicks": clicks_of(campaign, counts),
         "reply_days": settings.HERALD_REPLY_ATTRIBUTION_DAYS,
         "test_sends": test_sends_of(campaign),
         "in_doubt": counts[Message.Status.IN_DOUBT],
@@ -405,7 +445,13 @@ def campaign_progress(request: HttpRequest, pk: int) -> JsonResponse:
 
 def export_rows(campaign: Campaign) -> Iterator[Iterable[Any]]:
     yield EXPORT_COLUMNS
-    rows = campaign.messages.order_by("pk").values_list(*EXPORT_COLUMNS)
+    first_click = (
+        Link.objects.filter(message=OuterRef("pk"), first_clicked_at__isnull=False)
+        .order_by("first_clicked_at")
+        .values("first_clicked_at")[:1]
+    )
+    messages = campaign.messages.annotate(clicked=Subquery(first_click))
+    rows = messages.order_by("pk").values_list(*EXPORT_COLUMNS)
     for row in rows.iterator(chunk_size=2000):
         yield [cell_text(value) for value in row]
 

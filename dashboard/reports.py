@@ -52,6 +52,9 @@ CSV_COLUMNS = (
     "reply_rate",
     "opt_outs",
     "opt_out_rate",
+    "unique_clicks",
+    "clicks",
+    "click_through_rate",
 )
 
 
@@ -95,12 +98,22 @@ class Figures:
     delivered: int = 0
     failed: int = 0
     cost: Decimal = Decimal(0)
+    #: Clicks on short links: a campaign's recipients who clicked (a day's: clicks that day).
+    unique_clicks: int = 0
+    clicks: int = 0
 
     def add(self, row: dict[str, Any]) -> None:
         self.sent += row["sent"]
         self.delivered += row["delivered"]
         self.failed += row["failed"]
         self.cost += row["cost"] or Decimal(0)
+        self.unique_clicks += row.get("unique_clicks", 0)
+        self.clicks += row.get("clicks", 0)
+
+    @property
+    def click_percent(self) -> float | None:
+        """Click-through rate: recipients who clicked, per delivered message."""
+        return 100 * self.unique_clicks / self.delivered if self.delivered else None
 
     @property
     def delivery_rate(self) -> float | None:
@@ -215,10 +228,28 @@ def build_report(start: datetime.date, end: datetime.date) -> Report:
         if row["day"] in days:  # a campaign may go on sending after the range ends
             days[row["day"]].add(row)
     add_replies(by_campaign)
+    add_clicks(by_campaign, days)
     accounts = ProviderAccount.objects.only("name", "currency").in_bulk(list(by_account))
     account_rows = [AccountRow(accounts[pk], figures) for pk, figures in by_account.items()]
     account_rows.sort(key=lambda row: row.account.name)
     return Report(start, end, list(by_campaign.values()), account_rows, days)
+
+
+def add_clicks(by_campaign: dict[int, CampaignRow], days: dict[datetime.date, Figures]) -> None:
+    """Each campaign's unique and total clicks, and the clicks of each day of the range (by
+    the site's day, as the other figures): from the kept counts of clicks per UTC hour."""
+    if not by_campaign:
+        return
+    zone = timezone.get_default_timezone()
+    for pk, keys in counts.kept(list(by_campaign), "cl").items():
+        clicks = counts.click_counts_of(keys)
+        figures = by_campaign[pk].figures
+        figures.unique_clicks, figures.clicks = clicks["unique"], clicks["total"]
+        for hour, n in counts.clicks_by_hour_of(keys):
+            moment = datetime.datetime.fromisoformat(hour).replace(tzinfo=datetime.UTC)
+            day = moment.astimezone(zone).date()
+            if day in days:
+                days[day].clicks += n
 
 
 def add_replies(by_campaign: dict[int, CampaignRow]) -> None:
@@ -303,6 +334,53 @@ def chart_of(days: dict[datetime.date, Figures], width: int = 720, height: int =
     return Chart(width, height, left, top, baseline, peak, bars, labels)
 
 
+@dataclass(frozen=True)
+class ClickBar:
+    day: datetime.date
+    x: float
+    y: float
+    width: float
+    height: float
+    clicks: int
+
+
+def click_chart_of(
+    days: dict[datetime.date, Figures], width: int = 720, height: int = 160
+) -> dict[str, Any] | None:
+    """Bars of clicks per day, scaled to the busiest; None when no day had any."""
+    peak = max((figures.clicks for figures in days.values()), default=0)
+    if not peak:
+        return None
+    left, top, bottom = 56, 12, 28
+    plot_width, plot_height = width - left - 8, height - top - bottom
+    slot = plot_width / len(days)
+    baseline = top + plot_height
+    bars = [
+        ClickBar(
+            day,
+            round(left + n * slot + slot * 0.15, 2),
+            round(baseline - plot_height * figures.clicks / peak, 2),
+            round(max(slot * 0.7, 1), 2),
+            round(plot_height * figures.clicks / peak, 2),
+            figures.clicks,
+        )
+        for n, (day, figures) in enumerate(days.items())
+    ]
+    every = max(len(bars) // 6, 1)
+    labels = [(round(bar.x + bar.width / 2, 2), bar.day) for bar in bars[::every]]
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "top": top,
+        "baseline": baseline,
+        "peak": peak,
+        "total": sum(bar.clicks for bar in bars),
+        "bars": bars,
+        "labels": labels,
+    }
+
+
 def csv_rows(report: Report) -> Iterator[Iterable[Any]]:
     yield CSV_COLUMNS
     for row in report.campaigns:
@@ -323,6 +401,9 @@ def csv_rows(report: Report) -> Iterator[Iterable[Any]]:
             _share(row.replies.replies, figures.delivered),
             row.replies.opt_outs,
             _share(row.replies.opt_outs, figures.delivered),
+            figures.unique_clicks,
+            figures.clicks,
+            _share(figures.unique_clicks, figures.delivered),
         ]
 
 
@@ -370,6 +451,7 @@ def reports(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
         "form": form,
         "report": report,
         "chart": chart_of(report.days),
+        "click_chart": click_chart_of(report.days),
         "report_seconds": settings.HERALD_REPORT_SECONDS,
         "csv_query": f"from={report.start:%Y-%m-%d}&to={report.end:%Y-%m-%d}&format=csv",
     }

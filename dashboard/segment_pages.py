@@ -80,6 +80,7 @@ FIELD_LABELS = {
     "received": "Received a message",
     "delivered": "Had a message delivered",
     "failed": "Had a message fail",
+    "clicked": "Clicked a link",
     "never_messaged": "Never messaged",
 }
 FIELD_GROUPS = (

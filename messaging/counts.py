@@ -291,16 +291,22 @@ def status_counts(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
 
 def click_counts(campaign_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     """{"unique": recipients who clicked, "total": clicks} for each campaign."""
-    return {
-        pk: {"unique": keys.get(CLICKS_UNIQUE, 0), "total": keys.get(CLICKS_TOTAL, 0)}
-        for pk, keys in kept(campaign_ids, "clicks:").items()
-    }
+    return {pk: click_counts_of(keys) for pk, keys in kept(campaign_ids, "clicks:").items()}
+
+
+def click_counts_of(keys: Mapping[str, int]) -> dict[str, int]:
+    return {"unique": keys.get(CLICKS_UNIQUE, 0), "total": keys.get(CLICKS_TOTAL, 0)}
 
 
 def clicks_by_hour(campaign_id: int) -> list[tuple[str, int]]:
     """(UTC hour "YYYY-MM-DDTHH", clicks) for each hour with any, in order."""
-    keys = kept([campaign_id], CLICK_HOUR)[campaign_id]
-    return sorted((key.removeprefix(CLICK_HOUR), n) for key, n in keys.items())
+    return clicks_by_hour_of(kept([campaign_id], CLICK_HOUR)[campaign_id])
+
+
+def clicks_by_hour_of(keys: Mapping[str, int]) -> list[tuple[str, int]]:
+    return sorted(
+        (key.removeprefix(CLICK_HOUR), n) for key, n in keys.items() if key.startswith(CLICK_HOUR)
+    )
 
 
 def failure_counts(campaign_id: int) -> list[dict[str, Any]]:

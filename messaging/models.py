@@ -720,6 +720,17 @@ class Link(models.Model):
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     last_clicked_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        indexes = [
+            # Partial: only links someone followed (the `clicked` segment rule's lookup);
+            # a build writes none.
+            models.Index(
+                fields=("last_clicked_at",),
+                name="link_clicked",
+                condition=models.Q(last_clicked_at__isnull=False),
+            )
+        ]
+
     def __str__(self) -> str:
         return f"/r/{self.code}"
 

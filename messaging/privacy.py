@@ -122,8 +122,8 @@ def erase_messages(
             provider_message_id="",
         )
         changed["status events"] += StatusEvent.objects.filter(message_id__in=chunk).delete()[0]
-        changed["short links"] += Link.objects.filter(message_id__in=chunk).exclude(url="").update(
-            url=""
+        changed["short links"] += (
+            Link.objects.filter(message_id__in=chunk).exclude(url="").update(url="")
         )
     changed["webhook events"] = _scrub_webhook_events(phones)
     changed["replies"] = erase_replies(phones, contact_ids)

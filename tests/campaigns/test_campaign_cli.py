@@ -199,7 +199,7 @@ def test_create_submit_approve_sends_and_status_reports_the_counts(
     assert submitted == f"campaign {campaign.pk}: draft -> pending_approval\n"
     assert approved == f"campaign {campaign.pk}: pending_approval -> scheduled\n"
     summary = status_json(campaign)
-    assert list(summary) == ["id", "status", "counts"]
+    assert list(summary) == ["id", "status", "counts", "clicks"]
     assert list(summary["counts"]) == COUNT_KEYS
     assert summary == {
         "id": campaign.pk,
@@ -213,6 +213,7 @@ def test_create_submit_approve_sends_and_status_reports_the_counts(
             "skipped": 1,
             "in_doubt": 0,
         },
+        "clicks": {"unique": 0, "total": 0},
     }
 
     messaging_tasks.poll_statuses()  # the simulator delivers at once (delivery_delay 0)

@@ -329,8 +329,9 @@ def test_csv_export_lists_each_recipient_and_neutralises_formulas(
         "provider_message_id",
         "sent_at",
         "delivered_at",
+        "clicked",
     ]
-    assert rows[1] == [str(ok.phone), "delivered", "", "", "abc", "", delivered_at.isoformat()]
+    assert rows[1] == [str(ok.phone), "delivered", "", "", "abc", "", delivered_at.isoformat(), ""]
     assert rows[2][3] == '\'=HYPERLINK("http://x")'
     assert len(rows) == 3
 

@@ -577,5 +577,7 @@ def test_the_reports_show_replies_and_opt_outs_per_campaign_and_in_the_csv(
     assert f'href="/inbox/?campaign={spring.pk}"' in page
     text = client.get("/reports/", {"format": "csv"}).getvalue().decode()
     header, line = text.splitlines()[:2]
-    assert header.endswith("replies,reply_rate,opt_outs,opt_out_rate")
-    assert line.endswith("2,0.5000,1,0.2500")
+    assert header.endswith(
+        "replies,reply_rate,opt_outs,opt_out_rate,unique_clicks,clicks,click_through_rate"
+    )
+    assert line.endswith("2,0.5000,1,0.2500,0,0,0.0000")

@@ -8,6 +8,7 @@ import base64
 import os
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -321,3 +322,113 @@ def test_codes_are_48_random_bits_in_8_url_safe_characters() -> None:
     codes = new_codes(10_000)
     assert len(set(codes)) == 10_000
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{8}", code) for code in codes)
+
+
+def test_segments_find_who_clicked(built: Campaign, locmem: ProviderAccount) -> None:
+    from campaigns.segments import Segment
+
+    first, second, _ = built.messages.filter(status=Message.Status.PENDING).order_by("pk")
+    Client().get(f"/r/{code_of(first)}", HTTP_USER_AGENT=PHONE_UA)
+    Client().get(f"/r/{code_of(second)}", HTTP_USER_AGENT="WhatsApp/2.23.20.0 A")  # a preview
+
+    def who(*rules: str) -> set[int]:
+        return set(Segment(name="s", rules=list(rules)).contacts().values_list("pk", flat=True))
+
+    assert who("clicked any") == {first.contact_id}
+    assert who(f"clicked {built.pk} within 7") == {first.contact_id}
+    assert who(f"clicked {built.pk + 1}") == set()
+    everyone = set(Contact.objects.values_list("pk", flat=True))
+    assert who("clicked != any within 30") == everyone - {first.contact_id}
+    # Clicked, but not in the last N days.
+    Link.objects.filter(message=first).update(last_clicked_at=timezone.now() - timedelta(days=10))
+    assert who("clicked any within 7") == set() and who("clicked any") == {first.contact_id}
+
+
+def test_the_campaign_page_and_its_csv_show_the_clicks(
+    built: Campaign, marketer: User, client: Client
+) -> None:
+    run_campaign(built)
+    built.messages.filter(status=Message.Status.SENT).record_report(
+        Message.Status.DELIVERED, timezone.now(), "", ""
+    )
+    first = built.messages.filter(status=Message.Status.DELIVERED).order_by("pk").first()
+    assert first is not None
+    Client().get(f"/r/{code_of(first)}", HTTP_USER_AGENT=PHONE_UA)
+    Client().get(f"/r/{code_of(first)}", HTTP_USER_AGENT=PHONE_UA)
+    client.force_login(marketer)
+    page = client.get(f"/campaigns/{built.pk}/").content.decode()
+    figures = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    delivered = built.messages.filter(status=Message.Status.DELIVERED).count()
+    rate = round(100 / delivered, 1)
+    assert f"Unique clicks 1 : a click-through rate of {rate}% of {delivered} delivered" in figures
+    assert "Clicks in all 2" in figures
+    assert "2 clicks between" in figures
+    export = client.get(f"/campaigns/{built.pk}/export.csv").getvalue().decode().splitlines()
+    assert export[0].endswith(",clicked")
+    clicked = [line for line in export[1:] if not line.endswith(",")]
+    assert len(clicked) == 1 and clicked[0].startswith(first.phone)
+
+
+def test_the_reports_show_clicks_per_campaign_and_per_day(
+    built: Campaign, marketer: User, client: Client, settings: Any
+) -> None:
+    settings.HERALD_REPORT_SECONDS = 0
+    run_campaign(built)
+    built.messages.filter(status=Message.Status.SENT).record_report(
+        Message.Status.DELIVERED, timezone.now(), "", ""
+    )
+    first, second, _ = built.messages.filter(status=Message.Status.DELIVERED).order_by("pk")
+    for message in (first, first, second):
+        Client().get(f"/r/{code_of(message)}", HTTP_USER_AGENT=PHONE_UA)
+    client.force_login(marketer)
+    page = client.get("/reports/").content.decode()
+    row = " ".join(re.sub(r"<[^>]+>", " ", page.split('<th scope="row">Spring</th>')[1]).split())
+    assert row.split("All 1 campaign")[0].strip().endswith("2 66.7%")  # of 3 delivered
+    assert 'id="click-chart"' in page and "3 clicks from" in page
+    today = timezone.localdate()
+    assert f"{today:%a} {today.day} {today:%b %Y}" in page
+    line = client.get("/reports/", {"format": "csv"}).getvalue().decode().splitlines()[1]
+    assert line.endswith(",2,3,0.6667")
+
+
+def test_the_cli_makes_campaigns_with_or_without_short_links_and_reports_clicks(
+    built: Campaign, locmem: ProviderAccount, group: Group
+) -> None:
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    def cli(*args: str) -> str:
+        out = io.StringIO()
+        call_command("campaign", *args, stdout=out)
+        return out.getvalue()
+
+    plain = cli(
+        "create",
+        "--name",
+        "Plain",
+        "--provider",
+        "mem",
+        "--body",
+        "x",
+        "--group",
+        "Customers",
+        "--no-short-links",
+        "--no-utm",
+    )
+    made = Campaign.objects.get(pk=int(plain))
+    assert (made.track_links, made.link_utm) == (False, False)
+    default = Campaign.objects.get(
+        pk=int(
+            cli("create", "--name", "D", "--provider", "mem", "--body", "x", "--group", "Customers")
+        )
+    )
+    assert (default.track_links, default.link_utm) == (True, True)
+    message = built.messages.filter(status=Message.Status.PENDING).first()
+    assert message is not None
+    for agent in (PHONE_UA, DESKTOP_UA):
+        Client().get(f"/r/{code_of(message)}", HTTP_USER_AGENT=agent)
+    summary = json.loads(cli("status", str(built.pk), "--json"))
+    assert summary["clicks"] == {"unique": 1, "total": 2}
+    assert "clicks: 1 unique" in cli("status", str(built.pk))

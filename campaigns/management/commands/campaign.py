@@ -6,6 +6,7 @@
                                      [--exclude-segment S]... [--sender S]
                                      [--channel sms|whatsapp] [--template ID]
                                      [--frequency-cap N/D|off|house] [--as USERNAME]
+                                     [--no-short-links] [--no-utm]
     python manage.py campaign submit|approve|reject|pause|resume|cancel ID --as USERNAME
                                      [--reason TEXT]
     python manage.py campaign status ID [--json]
@@ -26,6 +27,9 @@ With no subcommand the command prints its usage.
 or segment, targeted or excluded) with its own size, and what evaluating its segments
 found worth saying (warnings). Once the campaign is built,
 `status` adds up to it: skipped is the sum of the reasons, the rest is queued.
+
+`status --json` also gives `clicks`: {"unique": recipients who followed one of its short
+links, "total": every counted click}; the text form adds the click-through rate.
 
 `recount` compares the kept counts (what every page shows) with a fresh count of the
 messages and makes them agree, for the campaigns named or all; --check only reports and
@@ -163,6 +167,8 @@ class Command(BaseCommand):
                 provider_account=account,
                 sender=options["sender"],
                 body=options["body"],
+                track_links=not options["no_short_links"],
+                link_utm=not options["no_utm"],
                 created_by=created_by,
                 **cap,
             )
@@ -217,8 +223,14 @@ class Command(BaseCommand):
         campaign = _campaign(options["id"])
         all_counts = message_counts([campaign.pk])[campaign.pk]
         counts = {key: all_counts[key] for key in COUNT_KEYS}
+        clicks = counts_kept.click_counts([campaign.pk])[campaign.pk]
         if options["json"]:
-            summary = {"id": campaign.pk, "status": campaign.status, "counts": counts}
+            summary = {
+                "id": campaign.pk,
+                "status": campaign.status,
+                "counts": counts,
+                "clicks": clicks,
+            }
             self.stdout.write(json.dumps(summary))
             return
         status_line = campaign.status
@@ -234,6 +246,16 @@ class Command(BaseCommand):
             if count:
                 label = Message.SkipReason(reason).label.lower()
                 self.stdout.write(f"    skipped, {label}: {count}")
+        if clicks["total"]:
+            delivered = counts[M.DELIVERED]
+            rate = (
+                f"{clicks['unique'] / delivered:.1%} of delivered"
+                if delivered
+                else "none delivered"
+            )
+            self.stdout.write(
+                f"clicks: {clicks['unique']} unique ({rate}), {clicks['total']} in all"
+            )
 
     # preview
 
@@ -389,6 +411,17 @@ def _add_create_parser(subcommands: Any) -> None:
         "house setting (default); only for users allowed to override it",
     )
     create.add_argument("--sender", default="", help="empty for the provider account's sender")
+    create.add_argument(
+        "--no-short-links",
+        action="store_true",
+        help="send its links as written (by default each becomes a short link that counts "
+        "clicks, when HERALD_LINK_BASE is set)",
+    )
+    create.add_argument(
+        "--no-utm",
+        action="store_true",
+        help="do not add utm_source and utm_campaign to its links' destinations",
+    )
     create.add_argument("--channel", choices=Channel.values, default=Channel.SMS)
     create.add_argument("--template", help="WhatsApp: the provider's approved template id")
     create.add_argument("--as", dest="username", help="the staff user creating it (optional)")
