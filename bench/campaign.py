@@ -54,7 +54,7 @@ def peak_mb() -> float:
     return 0.0
 
 
-def setup(contacts: int, gateway: str) -> None:
+def setup(contacts: int, gateway: str, body: str = BODY) -> None:
     group = Group.objects.create(name=NAME)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     columns: tuple[str, ...] = ("phone", "first_name", "last_name", "email", "language", "timezone")
@@ -98,7 +98,7 @@ def setup(contacts: int, gateway: str) -> None:
     )
     account.set_credentials({"api_key": "bsms_test_key", "api_secret": "sk_test_secret"})
     account.save()
-    campaign = Campaign.objects.create(name=NAME, provider_account=account, body=BODY)
+    campaign = Campaign.objects.create(name=NAME, provider_account=account, body=body)
     campaign.groups.add(group)
     # Through the doors a user takes: what is built is what was approved.
     marketer = User.objects.create_user("bench-marketer")

@@ -1,7 +1,7 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
     python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres]
-                        [--only contacts|providers|campaigns|dashboard|segments|inbound]
+                        [--only contacts|providers|campaigns|dashboard|segments|inbound|links]
                         [--recipients N]
 
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches; both
@@ -27,6 +27,10 @@ inbound:   signed inbound webhooks (whatsapp.message replies, some STOP, one in 
            /healthz on the same worker; the worker applying what that door recorded; the
            same posted to a worker applying them in the request (the door before); and
            keyword matching alone, in messages/s.
+links:     the --recipients campaign built with a short link per recipient and the
+           same text built with its URL as written (each on a fresh database, the order
+           alternating run by run), their ratio; then GET /r/<code> against /healthz on
+           one gunicorn sync worker, alternating in three rounds, every click counted.
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -504,6 +508,69 @@ def inbound_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float
     ]
 
 
+def bench_links(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
+    """The same 1M-recipient campaign built with short links and without, each on a fresh
+    database (which goes first alternates run by run), then the redirect against /healthz
+    on the database the links were built in."""
+    step = [PYTHON, "bench/links.py", "build", "--contacts", str(recipients)]
+    order = [False, True] if len(figures["links_build_s"].samples) % 2 == 0 else [True, False]
+    seconds = {}
+    for links in order:
+        db.fresh()
+        built = run_step(db, [*step, "--links"] if links else step)
+        seconds[links] = built["seconds"]
+        if links and built["links"] != built["queued"]:
+            raise SystemExit(f"{built['queued']:.0f} queued but {built['links']:.0f} links")
+        if links:
+            redirected = run_step(db, [PYTHON, "bench/links.py", "redirect"])
+    figures["plain_build_s"].samples.append(seconds[False])
+    figures["links_build_s"].samples.append(seconds[True])
+    figures["links_build_ratio"].samples.append(seconds[True] / seconds[False])
+    for key in ("redirect_per_s", "healthz_per_s", "redirect_share"):
+        figures[key].samples.append(redirected[key])
+    print(
+        f"  [{db.kind}] links: build {seconds[False]:.1f} s plain, {seconds[True]:.1f} s with "
+        f"links; redirect {redirected['redirect_per_s']:.0f}/s, healthz "
+        f"{redirected['healthz_per_s']:.0f}/s",
+        file=sys.stderr,
+    )
+
+
+def links_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    return [
+        (
+            "plain_build_s",
+            Figure(f"build {recipients:,} messages, a URL left as written", kind, "s", "-", False),
+            None,
+        ),
+        (
+            "links_build_s",
+            Figure("  the same with a short link each", kind, "s", "-", False),
+            None,
+        ),
+        (
+            "links_build_ratio",
+            Figure("  with links / without", kind, "x", "<= 1.2", False),
+            1.2,
+        ),
+        (
+            "redirect_per_s",
+            Figure("GET /r/<code>, one web worker, counting clicks", kind, "req/s", "-", True),
+            None,
+        ),
+        (
+            "healthz_per_s",
+            Figure("GET /healthz, the same worker", kind, "req/s", "(baseline)", True),
+            None,
+        ),
+        (
+            "redirect_share",
+            Figure("  redirect / healthz", kind, "x", ">= 0.8", True),
+            0.8,
+        ),
+    ]
+
+
 def provider_figures(kind: str) -> list[tuple[str, Figure, float | None]]:
     """(key, figure, limit) for the provider benchmark; None: no target."""
     return [
@@ -614,7 +681,15 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument(
         "--only",
-        choices=("contacts", "providers", "campaigns", "dashboard", "segments", "inbound"),
+        choices=(
+            "contacts",
+            "providers",
+            "campaigns",
+            "dashboard",
+            "segments",
+            "inbound",
+            "links",
+        ),
     )
     parser.add_argument("--recipients", type=int, default=1_000_000)
     args = parser.parse_args()
@@ -630,6 +705,8 @@ def main() -> None:
         table += per_database(args, "segments", segment_figures, bench_segments)
     if args.only in (None, "inbound"):
         table += per_database(args, "inbound", inbound_figures, bench_inbound)
+    if args.only in (None, "links"):
+        table += per_database(args, "links", links_figures, bench_links)
     if args.only in (None, "providers"):
         for kind in args.db.split(","):
             if not Database.available(kind):

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -204,19 +205,48 @@ def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows) -> None:
     messages were given. A code already taken (48 random bits: rare, but certain to
     happen at last) is drawn again, in the link and in its message's text."""
     table = Link._meta.db_table
-    codes = [code for _, code, _ in links]
-    taken = existing(table, "code", codes)
-    if taken or len(set(codes)) < len(codes):
-        links = _redrawn(rows, links, taken)
+    if len({code for _, code, _ in links}) < len(links):
+        links = _redrawn(rows, links, set())
+    if connection.vendor == "postgresql":
+        # COPY cannot skip a row: look for taken codes first (one indexed lookup).
+        taken = existing(table, "code", [code for _, code, _ in links])
+        if taken:
+            links = _redrawn(rows, links, taken)
     ids = insert_numbered(Message._meta.db_table, MESSAGE_COLUMNS, rows)
-    bulk_insert(
-        table,
-        ("code", "message_id", "url", "clicks"),
-        [(code, ids[index], url, 0) for index, code, url in links],
-    )
+    # In code order: each goes next to the last in the index (they share a first letter).
+    links.sort(key=itemgetter(1))
+    if connection.vendor == "postgresql":
+        copied = [(code, ids[index], url, 0) for index, code, url in links]
+        bulk_insert(table, ("code", "message_id", "url", "clicks"), copied)
+        return
+    # SQLite: insert those whose codes are free, then redraw the few found taken.
+    while links:
+        values = [(code, ids[index], url) for index, code, url in links]
+        if _insert_free(table, values) == len(values):
+            return
+        found = existing(table, "code", [code for _, code, _ in links])
+        owners = dict(Link.objects.filter(code__in=sorted(found)).values_list("code", "message_id"))
+        clashed = [link for link in links if owners.get(link[1]) != ids[link[0]]]
+        links = _redrawn(rows, clashed, set(owners))
+        body_at = MESSAGE_COLUMNS.index("body")
+        for index, _, _ in links:
+            Message.objects.filter(pk=ids[index]).update(body=rows[index][body_at])
+
+
+def _insert_free(table: str, values: list[tuple[str, int, str]]) -> int:
+    """SQLite: insert the links whose codes are free; how many were inserted."""
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (code, message_id, url, clicks) VALUES (%s, %s, %s, 0) "  # noqa: S608 - name from meta
+            "ON CONFLICT (code) DO NOTHING",
+            values,
+        )
+        return int(cursor.rowcount)
 
 
 def _redrawn(rows: list[tuple[Any, ...]], links: LinkRows, taken: set[str]) -> LinkRows:
+    """`links` with each code that is taken, or repeated among them, drawn again, and the
+    message texts (`rows`, changed in place) with the new codes."""
     body_at = MESSAGE_COLUMNS.index("body")
     seen: set[str] = set()
     fresh: LinkRows = []
@@ -264,6 +294,7 @@ class _Plan:
         self.now = ops.adapt_datetimefield_value(timezone.now())
         self.template_id = self.content.whatsapp_template_id
         self.links = self.content.links
+        self._short_base = f"{self.links.base}{PATH}" if self.links else ""
         self._codes: list[str] = []
         self._bodies: dict[tuple[Any, ...], list[Any]] = {}
         self._opens: dict[Any, Any] = {}
@@ -336,7 +367,11 @@ class _Plan:
         """The text with a fresh code for each of its links, noted in `links`."""
         text, destinations = shortened
         if len(self._codes) < len(destinations):
-            self._codes = new_codes(CODE_POOL)
+            self._codes = new_codes(CODE_POOL, together=True)
+        if len(destinations) == 1:  # nearly always: one link, the text around it as is
+            code = self._codes.pop()
+            links.append((row, code, destinations[0]))
+            return f"{text.parts[0]}{self._short_base}{code}{text.parts[1]}"
         codes = [self._codes.pop() for _ in destinations]
         links.extend((row, code, url) for code, url in zip(codes, destinations, strict=True))
         assert self.links is not None

@@ -34,6 +34,9 @@ def form_data(account: ProviderAccount, group: Group, **changes: Any) -> dict[st
         "sender": "",
         "template": "",
         "body": "Hi {{first_name}}, 20% off today.",
+        # Ticked, as the page shows them for a new campaign.
+        "track_links": "on",
+        "link_utm": "on",
         "groups": [group.pk],
         "scheduled_at_0": "",
         "scheduled_at_1": "",
