@@ -91,6 +91,8 @@ def redirect(requests: int, clients: int) -> None:
     step = max(total // (requests * (ROUNDS + 1)), 1)
     pool = list(Link.objects.order_by("pk").values_list("code", flat=True)[::step])
     rng.shuffle(pool)
+    before = Click.objects.count()
+    kept_before = counts.click_counts([campaign().pk])[campaign().pk]["total"]
     port = free_port()
     server = start_web(port, "queued")
     redirect_seconds = healthz_seconds = 0.0
@@ -106,8 +108,8 @@ def redirect(requests: int, clients: int) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    clicks = Click.objects.count()
-    kept = counts.click_counts([campaign().pk])[campaign().pk]["total"]
+    clicks = Click.objects.count() - before
+    kept = counts.click_counts([campaign().pk])[campaign().pk]["total"] - kept_before
     if clicks != sent + 200 or kept != clicks:
         raise SystemExit(f"{sent + 200} clicks made, {clicks} recorded, {kept} counted")
     redirect_per_s = sent / redirect_seconds

@@ -3,12 +3,12 @@
 A code is 48 random bits written as 8 URL-safe characters (base64url), one per URL per
 recipient, so a click tells which message it came from and nothing tells an outsider
 whose link it is. A build's codes share their first character (`new_codes(together=)`),
-each keeping 42 random bits of its own. The texts a campaign builds share one shape (`Shortened.shape`): the
-short link's length never depends on its code, so segments, encoding and cost are
-worked out once per distinct text, as before links, and each recipient's codes are
-only put into the slots (`Shortened.fill`).
+each keeping 42 random bits of its own. The texts a campaign builds share one shape
+(`Shortened.shape`): the short link's length never depends on its code, so segments,
+encoding and cost are worked out once per distinct text, as before links, and each
+recipient's codes are only put into the slots (`Shortened.fill`).
 
-A click is recorded where it lands (`record_click`): the link's own row (first, last,
+A click is recorded where it lands (`follow`): the link's own row (first, last,
 total), an append-only Click row, and deltas of its campaign's kept counts
 (messaging.counts), so no click waits on another's lock. HEAD requests and link-preview
 fetchers are redirected but not counted.
@@ -171,57 +171,68 @@ def counted(method: str, user_agent: str) -> bool:
     return method == "GET" and not PREVIEW_AGENTS.search(user_agent)
 
 
-def destination_of(code: str) -> tuple[str, int | None, int | None] | None:
-    """(url, campaign id, message id) of a live link; None for no such link or a purged one."""
+def destination(code: str) -> str | None:
+    """Where a live link leads, without counting; None for no such link or a purged one."""
     from messaging.models import Link
 
     if not CODE.fullmatch(code):
         return None
-    row = (
-        Link.objects.filter(code=code)
-        .values_list("url", "message__campaign_id", "message_id")
-        .first()
-    )
-    if row is None or not row[0]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT url FROM {Link._meta.db_table} WHERE code = %s", [code])  # noqa: S608 - name from meta
+        row = cursor.fetchone()
+    return row[0] if row and row[0] else None
+
+
+def follow(code: str, agent: str) -> str | None:
+    """Count one click on a live link and return where it leads (None for no such link
+    or a purged one): the link's first, last and total, a Click row, and its campaign's
+    kept counts (a test send's link counts on the link alone).
+
+    A few plain statements in one transaction, each touching this link's own row or
+    appending, so nothing waits on a campaign-wide row and the answer is not held up.
+    """
+    from messaging.models import Click, Link, Message, MessageCount
+
+    if not CODE.fullmatch(code):
         return None
-    return row
-
-
-def record_click(code: str, campaign_id: int | None, message_id: int | None, agent: str) -> None:
-    """Count one click: the link's first, last and total, a Click row, and the campaign's
-    kept counts (a test send's link counts on the link alone). Every write touches this
-    link's own row or appends; nothing waits on a campaign-wide row."""
-    from messaging.models import Click, Link
-
     now = timezone.now()
-    table = Link._meta.db_table
     stamp = connection.ops.adapt_datetimefield_value(now)
+    links, messages = Link._meta.db_table, Message._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # A click is not worth waiting for a WAL flush: a crash may lose the last
             # instant's clicks, never half of one (the transaction stays atomic).
             cursor.execute("SET LOCAL synchronous_commit = off")
-        # One statement: the row lock orders two clicks of one link, so only the click
-        # that found first_clicked_at empty reads its own time back.
+        # The row lock orders two clicks of one link, so only the click that found
+        # first_clicked_at empty reads its own time back.
         cursor.execute(
-            f"UPDATE {table} SET clicks = clicks + 1, last_clicked_at = %s, "  # noqa: S608 - name from meta
-            "first_clicked_at = COALESCE(first_clicked_at, %s) WHERE code = %s "
-            "RETURNING first_clicked_at",
+            f"UPDATE {links} SET clicks = clicks + 1, last_clicked_at = %s, "  # noqa: S608 - names from meta
+            "first_clicked_at = COALESCE(first_clicked_at, %s) WHERE code = %s AND url <> '' "
+            f"RETURNING url, message_id, first_clicked_at, "
+            f"(SELECT campaign_id FROM {messages} WHERE id = message_id)",
             [stamp, stamp, code],
         )
         row = cursor.fetchone()
-        if row is None:  # purged meanwhile
-            return
-        first = row[0] == stamp or _same_moment(row[0], now)
-        Click.objects.create(link_id=code, clicked_at=now, agent=agent)
-        if campaign_id is None:
-            return
-        tally = counts.Tally()
-        tally.deltas[campaign_id, counts.CLICKS_TOTAL] += 1
-        tally.deltas[campaign_id, counts.CLICK_HOUR + counts.utc_hour(now)] += 1
-        if first and message_id is not None and not _clicked_before(message_id, code):
-            tally.deltas[campaign_id, counts.CLICKS_UNIQUE] += 1
-        tally.save()
+        if row is None:
+            return None
+        url, message_id, first_at, campaign_id = row
+        cursor.execute(
+            f"INSERT INTO {Click._meta.db_table} (link_id, clicked_at, agent) "  # noqa: S608 - name from meta
+            "VALUES (%s, %s, %s)",
+            [code, stamp, agent],
+        )
+        if campaign_id is not None:
+            keys = [counts.CLICKS_TOTAL, counts.CLICK_HOUR + counts.utc_hour(now)]
+            first = first_at == stamp or _same_moment(first_at, now)
+            if first and not _clicked_before(cursor, message_id, code):
+                keys.append(counts.CLICKS_UNIQUE)
+            values = ", ".join(["(%s, %s, 1, '')"] * len(keys))
+            cursor.execute(
+                f"INSERT INTO {MessageCount._meta.db_table} (campaign_id, key, n, note) "  # noqa: S608 - name from meta
+                f"VALUES {values}",
+                [part for key in keys for part in (campaign_id, key)],
+            )
+    return str(url)
 
 
 def _same_moment(value: Any, now: datetime) -> bool:
@@ -233,10 +244,14 @@ def _same_moment(value: Any, now: datetime) -> bool:
     return value == now
 
 
-def _clicked_before(message_id: int, code: str) -> bool:
+def _clicked_before(cursor: Any, message_id: int, code: str) -> bool:
     """Whether another link of the same message was clicked already (one recipient counts
     once among the unique clicks, however many of its links they follow)."""
     from messaging.models import Link
 
-    others = Link.objects.filter(message_id=message_id, first_clicked_at__isnull=False)
-    return others.exclude(code=code).exists()
+    cursor.execute(
+        f"SELECT 1 FROM {Link._meta.db_table} WHERE message_id = %s AND code <> %s "  # noqa: S608 - name from meta
+        "AND first_clicked_at IS NOT NULL",
+        [message_id, code],
+    )
+    return cursor.fetchone() is not None

@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponseRedirect
 from django.views.decorators.http import require_http_methods
 
-from messaging.links import agent_class, counted, destination_of, record_click
+from messaging.links import agent_class, counted, destination, follow
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +26,18 @@ NOT_FOUND = (
 
 
 @require_http_methods(["GET", "HEAD"])
-def follow(request: HttpRequest, code: str) -> HttpResponse:
-    found = destination_of(code)
-    if found is None:
-        return HttpResponseNotFound(NOT_FOUND)
-    url, campaign_id, message_id = found
+def follow_link(request: HttpRequest, code: str) -> HttpResponse:
     agent = request.headers.get("user-agent", "")
     if counted(request.method or "", agent):
         try:
-            record_click(code, campaign_id, message_id, agent_class(agent))
+            url = follow(code, agent_class(agent))
         except DatabaseError as exc:  # the visitor still gets where they were going
             logger.warning("a click could not be recorded (%s)", type(exc).__name__)
+            url = destination(code)
+    else:
+        url = destination(code)
+    if url is None:
+        return HttpResponseNotFound(NOT_FOUND)
     response = HttpResponseRedirect(url)
     response["Referrer-Policy"] = "no-referrer"
     return response
