@@ -44,6 +44,7 @@ class AuditEvent(models.Model):
         # detail: answer (PasswordResetRequest.Answer); never the address that was typed
         PASSWORD_RESET_REQUESTED = "password_reset_requested", "asked for a password reset"
         PASSWORD_RESET_SENT = "password_reset_sent", "was sent a password reset link"
+        AB_DECIDED = "ab_decided", "picked an A/B test's winner"  # detail: winner, why
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

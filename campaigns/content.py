@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
@@ -54,14 +54,27 @@ class Content:
     links: LinkPolicy | None = None
 
     @classmethod
-    def of(cls, campaign: Campaign) -> Content:
+    def of(cls, campaign: Campaign, variant: str = "A") -> Content:
+        """What the campaign sends (its variant `variant` of an A/B test: A is its body)."""
         template = campaign.template if campaign.channel == Channel.WHATSAPP else None
+        body = campaign.message_body
+        if variant != "A":
+            body = campaign.variant_bodies[ord(variant) - ord("B")]
         return cls(
-            body=campaign.message_body,
+            body=body,
             whatsapp_template_id=template.whatsapp_template_id if template else "",
             parameters=tuple(template.whatsapp_parameters) if template else (),
             links=link_policy(campaign),
         )
+
+    @classmethod
+    def reading(cls, campaign: Campaign) -> Content:
+        """What the audience is read with: `of`, reading the variables of every A/B
+        variant's text (each variant renders from the same values)."""
+        content = cls.of(campaign)
+        if not campaign.variant_bodies:
+            return content
+        return replace(content, body="\n".join([content.body, *campaign.variant_bodies]))
 
     @property
     def variables(self) -> list[str]:

@@ -154,6 +154,12 @@ COPIED_FIELDS = (
     "body",
     "track_links",
     "link_utm",
+    "variant_bodies",
+    "ab_mode",
+    "ab_split",
+    "ab_test_share",
+    "ab_test_hours",
+    "ab_winner_by",
     "time_zone",
     "window_start",
     "window_end",
@@ -183,6 +189,16 @@ class FrequencyCap(models.TextChoices):
     HOUSE = "house", "The house setting"  # HERALD_FREQUENCY_CAP_MESSAGES / _DAYS
     OWN = "own", "Its own cap"  # cap_messages per cap_days
     OFF = "off", "No cap"
+
+
+class ABMode(models.TextChoices):
+    SPLIT = "split", "Split: each variant to its share"
+    TEST = "test", "Test: a test share first, then the winner to the rest"
+
+
+class WinnerBy(models.TextChoices):
+    CLICKS = "clicks", "Click-through rate"
+    DELIVERY = "delivery", "Delivery rate"
 
 
 class Campaign(models.Model):
@@ -217,6 +233,53 @@ class Campaign(models.Model):
         default=True,
         help_text="Short links lead to the address with utm_source (the channel) and "
         "utm_campaign (the campaign's name) added, unless it has its own.",
+    )
+    variant_bodies = models.JSONField(
+        "Other variants",
+        default=list,
+        blank=True,
+        help_text="A/B test: the texts of variants B, C and D (the body above is A); "
+        "none for one text to everyone.",
+    )
+    ab_mode = models.CharField(
+        "A/B mode",
+        max_length=8,
+        choices=ABMode.choices,
+        default=ABMode.SPLIT,
+        help_text="Split: each variant to its share of the audience. Test: the variants "
+        "to a test share first, then the winner to the rest.",
+    )
+    ab_split = models.JSONField(
+        "Split (%)",
+        default=list,
+        blank=True,
+        help_text="Split: each variant's share in percent, A first (e.g. 50,50); empty: "
+        "equal shares.",
+    )
+    ab_test_share = models.PositiveSmallIntegerField(
+        "Test share (%)",
+        default=20,
+        validators=[MinValueValidator(1), MaxValueValidator(99)],
+        help_text="Test: the share of the audience the variants go to first.",
+    )
+    ab_test_hours = models.PositiveIntegerField(
+        "Test hours",
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 14)],
+        help_text="Test: how long after the test share is built the winner is picked.",
+    )
+    ab_winner_by = models.CharField(
+        "Winner by",
+        max_length=8,
+        choices=WinnerBy.choices,
+        default=WinnerBy.CLICKS,
+        help_text="Test: the variant with the higher click-through (unique clicks per "
+        "delivered) or delivery rate wins; a tie goes to A.",
+    )
+    ab_test_ends_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ab_winner = models.CharField(max_length=1, blank=True, editable=False)
+    ab_decision = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="The winner, and the figures it won on."
     )
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
     tags = models.ManyToManyField(Tag, blank=True, related_name="campaigns")
@@ -340,6 +403,9 @@ class Campaign(models.Model):
     def clean(self) -> None:
         if self.body:
             check_variables(self.body)
+        from campaigns.variants import check_variants
+
+        check_variants(self)
         if (self.window_start is None) != (self.window_end is None):
             raise ValidationError("Give the send window both a start and an end, or neither.")
         if self.window_start is not None and self.window_start == self.window_end:
@@ -362,6 +428,20 @@ class Campaign(models.Model):
         if self.body:
             return self.body
         return self.template.body if self.template else ""
+
+    @property
+    def variant_labels(self) -> list[str]:
+        """ "A", "B", ... for an A/B campaign; [] for one text to everyone."""
+        return (
+            [chr(ord("A") + i) for i in range(1 + len(self.variant_bodies))]
+            if (self.variant_bodies)
+            else []
+        )
+
+    @property
+    def waiting_for_winner(self) -> bool:
+        """An A/B test whose winner is not picked yet: the rest of its audience waits."""
+        return bool(self.variant_bodies) and self.ab_mode == ABMode.TEST and not self.ab_winner
 
     @property
     def sender_id(self) -> str:
@@ -407,6 +487,10 @@ class Campaign(models.Model):
             frozen["segment_rules"] = rules
         if self.frequency_cap != FrequencyCap.HOUSE:
             frozen["frequency_cap"] = [self.frequency_cap, self.cap_messages, self.cap_days]
+        if self.variant_bodies:
+            from campaigns.variants import frozen_variants
+
+            frozen["variants"] = frozen_variants(self)
         return frozen
 
     def saved_content_hash(self) -> str:
@@ -616,6 +700,8 @@ class Campaign(models.Model):
     def complete_if_done(self) -> bool:
         """Sending -> completed once every message is settled and the audience fully built."""
         if self.materialised_at is None:
+            return False
+        if self.waiting_for_winner:
             return False
         # Rows in doubt past HERALD_IN_DOUBT_GIVE_UP_SECONDS do not hold it: counted as in doubt.
         if self.messages.unfinished().exists():

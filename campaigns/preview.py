@@ -35,6 +35,16 @@ class Sample:
 
 
 @dataclass
+class VariantEstimate:
+    variant: str
+    share: float  # percent of the queued
+    recipients: int
+    segments: int
+    cost: str
+    sample: str
+
+
+@dataclass
 class MissingVariable:
     """Queued recipients with no value for one variable, and what they get instead."""
 
@@ -74,6 +84,10 @@ class Estimate:
     parts: list[AudiencePart] = field(default_factory=list)
     #: What evaluating the segments found worth saying (an attribute no contact has).
     warnings: list[str] = field(default_factory=list)
+    #: An A/B campaign's variants: each one's expected share, segments and cost, a sample.
+    variants: list[VariantEstimate] = field(default_factory=list)
+    #: A test's rest of the audience, in percent (sent the winner; counted at the dearest).
+    rest_share: float = 0
     #: Fingerprints of every distinct rendering (not stored with the figures).
     renderings: set[bytes] = field(default_factory=set, repr=False)
 
@@ -104,7 +118,7 @@ def estimate(
     if definition is None:
         definition = AudienceDefinition.of(campaign)
     rule = AudienceRule(campaign, definition)
-    content = Content.of(campaign)
+    content = Content.reading(campaign)
     counted = rule.count(content)
     account = campaign.provider_account
     result = Estimate(
@@ -116,20 +130,76 @@ def estimate(
         warnings=definition.warnings,
     )
     characters: dict[str, None] = {}
-    for values, count in counted.groups.items():
-        rendered = content.render(content.fields_of(values))
-        text = content.sent_text(rendered)  # short links counted, not the long URLs
-        encoding, segments = segments_of(text)
-        result.renderings.add(rendered.fingerprint)
-        result.segments += segments * count
-        if encoding != "gsm7":
-            result.ucs2_messages += count
-            characters.update(dict.fromkeys(ucs2_characters(text)))
+    price = Decimal(str(account.price_per_segment))
+    labels = campaign.variant_labels
+    if not labels:
+        for values, count in counted.groups.items():
+            rendered = content.render(content.fields_of(values))
+            text = content.sent_text(rendered)  # short links counted, not the long URLs
+            encoding, segments = segments_of(text)
+            result.renderings.add(rendered.fingerprint)
+            result.segments += segments * count
+            if encoding != "gsm7":
+                result.ucs2_messages += count
+                characters.update(dict.fromkeys(ucs2_characters(text)))
+    else:
+        _estimate_variants(campaign, content, counted.groups, result, characters, price)
     result.ucs2_characters = list(characters)
     result.missing = missing_variables(content, counted.groups)
-    result.cost = result.segments * Decimal(str(account.price_per_segment))
-    result.samples = samples_of(rule, content, samples)
+    result.cost = result.segments * price
+    result.samples = samples_of(rule, Content.of(campaign), samples)
     return result
+
+
+def _estimate_variants(
+    campaign: Campaign,
+    reading: Content,
+    groups: Counter[tuple[Any, ...]],
+    result: Estimate,
+    characters: dict[str, None],
+    price: Decimal,
+) -> None:
+    """Each A/B variant's share of the queued, and its segments and cost at that share
+    (expected: who gets which is decided per recipient as the campaign is built); in a
+    test, the rest of the audience is counted at the dearest variant, the winner being
+    unknown. Every variant's renderings are bound by the approval."""
+    from campaigns.variants import WHOLE, shares
+
+    queued = sum(groups.values())
+    share_of = shares(campaign)
+    rest = (WHOLE - sum(share_of.values())) / WHOLE
+    full: dict[str, int] = {}
+    for label in campaign.variant_labels:
+        content = Content.of(campaign, label)
+        full[label] = 0
+        ucs2 = 0
+        for values, count in groups.items():
+            rendered = content.render(reading.fields_of(values))
+            text = content.sent_text(rendered)
+            encoding, segments = segments_of(text)
+            result.renderings.add(rendered.fingerprint)
+            full[label] += segments * count
+            if encoding != "gsm7":
+                ucs2 += count
+                characters.update(dict.fromkeys(ucs2_characters(text)))
+        share = share_of[label] / WHOLE
+        segments_at_share = round(full[label] * share)
+        sample = samples_of(AudienceRule(campaign), content, 1)
+        result.variants.append(
+            VariantEstimate(
+                variant=label,
+                share=round(share * 100, 2),
+                recipients=round(queued * share),
+                segments=segments_at_share,
+                cost=str(segments_at_share * price),
+                sample=sample[0].body if sample else content.body,
+            )
+        )
+        result.segments += segments_at_share
+        result.ucs2_messages = max(result.ucs2_messages, ucs2)
+    if rest > 0:
+        result.segments += round(max(full.values()) * rest)
+        result.rest_share = round(rest * 100, 2)
 
 
 def missing_variables(content: Content, groups: Counter[tuple[Any, ...]]) -> list[MissingVariable]:

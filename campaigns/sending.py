@@ -30,6 +30,7 @@ from campaigns.approval import Binding, ContentChanged
 from campaigns.audience import REASONS, AudienceRule
 from campaigns.content import Content
 from campaigns.models import Campaign, TransitionNotAllowed
+from campaigns.variants import Assigner, test_ends
 from campaigns.windows import Window
 from contacts.bulk import bulk_insert, existing, insert_numbered, tune_bulk_transaction
 from contacts.models import Contact
@@ -76,6 +77,7 @@ MESSAGE_COLUMNS = (
     "error_message",
     "created_at",
     "updated_at",
+    "variant",
 )
 
 
@@ -300,9 +302,11 @@ def _finish(campaign_id: int, stats: dict[str, int]) -> bool:
             return True
         if {**EMPTY_STATS, **locked.audience_stats}["after"] != stats["after"]:
             return False
-        Campaign.objects.filter(pk=campaign_id).update(
-            audience_stats=stats, materialised_at=timezone.now()
-        )
+        finished: dict[str, Any] = {"audience_stats": stats, "materialised_at": timezone.now()}
+        if locked.waiting_for_winner and locked.ab_test_ends_at is None:
+            # The test share is built: its winner is picked this many hours from now.
+            finished["ab_test_ends_at"] = test_ends(locked.ab_test_hours)
+        Campaign.objects.filter(pk=campaign_id).update(**finished)
     return True
 
 
@@ -315,7 +319,12 @@ class _Plan:
     def __init__(self, campaign: Campaign) -> None:
         self.campaign = campaign
         self.binding = Binding.of(campaign)
-        self.content = Content.of(campaign)
+        self.content = Content.reading(campaign)  # reads what every variant needs
+        # An A/B campaign: each variant's content, who gets which, and which part of the
+        # audience this build is of (a test's share, or once the winner is picked, the rest).
+        self.variants = {label: Content.of(campaign, label) for label in campaign.variant_labels}
+        self.assigner = Assigner.of(campaign) if self.variants else None
+        self.winner = campaign.ab_winner
         self.rule = AudienceRule(campaign)
         self.decider = self.rule.decider()
         self.contact_columns = ("pk", "phone", "timezone", *self.content.columns)
@@ -346,6 +355,15 @@ class _Plan:
         refs = self._client_refs(len(chunk))
         for contact, client_ref in zip(chunk, refs, strict=True):
             pk, phone, own_zone = contact[0], contact[1], contact[2]
+            variant = ""
+            if self.assigner is not None:
+                variant = self.assigner.variant(pk)
+                if self.winner:  # the rest of a test: each goes to the winner
+                    if variant:
+                        continue  # in the test share, built already
+                    variant = self.winner
+                elif not variant:
+                    continue  # the rest of a test, built once the winner is picked
             decision = self.decider.decide(phone, own_zone, pk)
             stats["audience"] += 1
             if decision.reason:
@@ -355,7 +373,7 @@ class _Plan:
                 status = Message.Status.PENDING
                 stats["queued"] += 1
             body, encoding, segments, cost, params, shortened = self._render(
-                contact, queued=not decision.reason
+                contact, queued=not decision.reason, variant=variant
             )
             if shortened is not None and not decision.reason:
                 body = self._with_codes(shortened, len(rows), links)
@@ -386,6 +404,7 @@ class _Plan:
                     "",
                     self.now,
                     self.now,
+                    variant,
                 )
             )
         self.binding.check_audience(stats["queued"])
@@ -413,18 +432,20 @@ class _Plan:
         return [f"{stamp}{i:04x}" for i in range(count)]
 
     def _render(
-        self, contact: tuple[Any, ...], queued: bool
+        self, contact: tuple[Any, ...], queued: bool, variant: str = ""
     ) -> tuple[str, str, int, Any, str, Any]:
         """The message for one contact, worked out once per distinct set of values it reads:
         its text (short links with a stand-in code), encoding, segments, cost, WhatsApp
         parameters, and its text split around its links with their destinations (None
         when it has none to shorten)."""
-        key = contact[3:]
+        values = contact[3:]
+        key = (variant, *values) if variant else values
         cached = self._bodies.get(key)
         if cached is None:
-            rendered = self.content.render(self.content.fields_of(key))
-            shortened = self.content.shortened(rendered)
-            text = self.content.sent_text(rendered)
+            content = self.variants[variant] if variant else self.content
+            rendered = content.render(self.content.fields_of(values))
+            shortened = content.shortened(rendered)
+            text = content.sent_text(rendered)
             encoding, segments = segments_of(text)
             cost = connection.ops.adapt_decimalfield_value(segments * self.price, 12, 5)
             params = json.dumps(list(rendered.parameters))

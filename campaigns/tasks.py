@@ -3,6 +3,7 @@
 from django.db.models import Exists, OuterRef
 from django_q.tasks import async_task
 
+from campaigns import variants
 from campaigns.models import Campaign
 from campaigns.sending import run_campaign as run
 from messaging import counts
@@ -19,7 +20,7 @@ def run_campaign(campaign_id: int) -> None:
 
 def tick() -> None:
     """Every minute: heartbeat, start due campaigns, pick up retries, recover, squash the
-    kept counts' deltas.
+    kept counts' deltas, pick the winners of A/B tests whose time is up.
 
     Delivery reports are polled by their own schedule (messaging.tasks.poll_statuses).
     """
@@ -27,6 +28,7 @@ def tick() -> None:
     mark_expired_leases_in_doubt()
     reconcile_in_doubt()
     counts.squash()
+    variants.decide_due()  # A/B tests whose time is up: the winner goes to the rest
     for campaign_id in campaigns_needing_a_run():
         async_task("campaigns.tasks.run_campaign", campaign_id)
 

@@ -26,7 +26,9 @@ Keys:
 - ``dlv:<UTC minute>``: delivered in that minute, for the delivery chart;
 - ``clicks:total`` and ``clicks:unique``: counted clicks on the campaign's short links,
   and recipients who clicked at least one (messaging.links);
-- ``clk:<UTC hour>``: counted clicks in that hour, for the clicks chart.
+- ``clk:<UTC hour>``: counted clicks in that hour, for the clicks chart;
+- ``v:<variant>:status:<status>``, ``v:<variant>:clicks:total`` and ``...:unique``: an
+  A/B campaign's messages and clicks per variant (A to D).
 
 Days are the site's time zone (TIME_ZONE), as the reports show them.
 """
@@ -64,12 +66,15 @@ RETURNED = (
     "error_code",
     "error_message",
     "skip_reason",
+    "variant",
 )
 #: What it returns of a move only the status keys see (status_only).
-CAMPAIGN_ONLY = ("campaign_id",)
+CAMPAIGN_ONLY = ("campaign_id", "variant")
 CLICKS_TOTAL = "clicks:total"
 CLICKS_UNIQUE = "clicks:unique"
 CLICK_HOUR = "clk:"
+#: An A/B campaign's figures per variant: v:<A-D>:status:<status>, v:<A-D>:clicks:...
+VARIANT = "v:"
 #: The statuses whose messages count under more than their status key.
 _DETAILED = frozenset({"failed", "skipped", "delivered"})
 
@@ -114,10 +119,11 @@ class Tally:
         final statuses count did not count before. With CAMPAIGN_ONLY (status_only), the
         status keys alone."""
         if returned == CAMPAIGN_ONLY:
-            for (campaign_id,), alike in rows.items():
+            for (campaign_id, variant), alike in rows.items():
                 if campaign_id is not None:
-                    self.deltas[campaign_id, f"status:{to}"] += alike
-                    self.deltas[campaign_id, f"status:{source}"] -= alike
+                    for prefix in ("", f"{VARIANT}{variant}:") if variant else ("",):
+                        self.deltas[campaign_id, f"{prefix}status:{to}"] += alike
+                        self.deltas[campaign_id, f"{prefix}status:{source}"] -= alike
             return
         for values, alike in rows.items():  # each distinct row, with how many had it
             after = dict(zip(RETURNED, values, strict=True))
@@ -223,6 +229,8 @@ def contribution(row: dict[str, Any]) -> list[tuple[str, int, str]]:
 
     status = row["status"]
     keys: list[tuple[str, int, str]] = [(f"status:{status}", 1, "")]
+    if row.get("variant"):
+        keys.append((f"{VARIANT}{row['variant']}:status:{status}", 1, ""))
     if status == Message.Status.FAILED:
         keys.append((f"failed:{row['error_code']}", 1, row.get("error_message") or ""))
     elif status == Message.Status.SKIPPED:
@@ -381,6 +389,11 @@ def fresh_counts(messages: models.QuerySet[Any]) -> dict[Key, int]:
     of_campaigns = messages.filter(campaign_id__isnull=False).order_by()
     for row in of_campaigns.values("campaign_id", "status").annotate(n=Count("pk")):
         counts[row["campaign_id"], f"status:{row['status']}"] += row["n"]
+    if any(field.name == "variant" for field in messages.model._meta.fields):  # not historical
+        varied = of_campaigns.exclude(variant="").values("campaign_id", "variant", "status")
+        for row in varied.annotate(n=Count("pk")):
+            key = f"{VARIANT}{row['variant']}:status:{row['status']}"
+            counts[row["campaign_id"], key] += row["n"]
     failed = of_campaigns.filter(status="failed")
     for row in failed.values("campaign_id", "error_code").annotate(n=Count("pk")):
         counts[row["campaign_id"], f"failed:{row['error_code']}"] += row["n"]
@@ -422,17 +435,25 @@ def _fresh_clicks(messages: models.QuerySet[Any]) -> Counter[Key]:
     except LookupError:
         return counts
     clicked = link_model.objects.filter(message__in=messages, first_clicked_at__isnull=False)
-    per_campaign = clicked.order_by().values("message__campaign_id")
+    per_campaign = clicked.order_by().values("message__campaign_id", "message__variant")
     for row in per_campaign.annotate(n=Count("message_id", distinct=True)):
         counts[row["message__campaign_id"], CLICKS_UNIQUE] += row["n"]
+        if row["message__variant"]:
+            key = f"{VARIANT}{row['message__variant']}:{CLICKS_UNIQUE}"
+            counts[row["message__campaign_id"], key] += row["n"]
     clicks = click_model.objects.filter(link__message__in=messages).order_by()
     hours = clicks.values(
-        "link__message__campaign_id", hour=TruncHour("clicked_at", tzinfo=datetime.UTC)
+        "link__message__campaign_id",
+        "link__message__variant",
+        hour=TruncHour("clicked_at", tzinfo=datetime.UTC),
     )
     for row in hours.annotate(n=Count("pk")):
         campaign_id = row["link__message__campaign_id"]
         counts[campaign_id, CLICKS_TOTAL] += row["n"]
         counts[campaign_id, f"{CLICK_HOUR}{utc_hour(row['hour'])}"] += row["n"]
+        if row["link__message__variant"]:
+            key = f"{VARIANT}{row['link__message__variant']}:{CLICKS_TOTAL}"
+            counts[campaign_id, key] += row["n"]
     return counts
 
 

@@ -209,13 +209,14 @@ def follow(code: str, agent: str) -> str | None:
             f"UPDATE {links} SET clicks = clicks + 1, last_clicked_at = %s, "  # noqa: S608 - names from meta
             "first_clicked_at = COALESCE(first_clicked_at, %s) WHERE code = %s AND url <> '' "
             f"RETURNING url, message_id, first_clicked_at, "
-            f"(SELECT campaign_id FROM {messages} WHERE id = message_id)",
+            f"(SELECT campaign_id FROM {messages} WHERE id = message_id), "
+            f"(SELECT variant FROM {messages} WHERE id = message_id)",
             [stamp, stamp, code],
         )
         row = cursor.fetchone()
         if row is None:
             return None
-        url, message_id, first_at, campaign_id = row
+        url, message_id, first_at, campaign_id, variant = row
         cursor.execute(
             f"INSERT INTO {Click._meta.db_table} (link_id, clicked_at, agent) "  # noqa: S608 - name from meta
             "VALUES (%s, %s, %s)",
@@ -226,6 +227,10 @@ def follow(code: str, agent: str) -> str | None:
             first = first_at == stamp or _same_moment(first_at, now)
             if first and not _clicked_before(cursor, message_id, code):
                 keys.append(counts.CLICKS_UNIQUE)
+            if variant:  # an A/B campaign's: its variant's figures too
+                keys += [
+                    f"{counts.VARIANT}{variant}:{key}" for key in keys if key.startswith("clicks:")
+                ]
             values = ", ".join(["(%s, %s, 1, '')"] * len(keys))
             cursor.execute(
                 f"INSERT INTO {MessageCount._meta.db_table} (campaign_id, key, n, note) "  # noqa: S608 - name from meta

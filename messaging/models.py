@@ -596,6 +596,13 @@ class Message(models.Model):
         help_text="A test send to a staff member's own number: no campaign's recipient, "
         "counts or cost.",
     )
+    variant = models.CharField(
+        max_length=1,
+        blank=True,
+        default="",
+        db_default="",  # rows built by bulk insert name it only for A/B campaigns
+        help_text="Which of its campaign's A/B variants it carries (A to D); empty: none.",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     skip_reason = models.CharField(max_length=20, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

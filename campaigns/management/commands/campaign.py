@@ -63,6 +63,7 @@ from django.db import models, transaction
 from campaigns.actions import ACTIONS, check_reason
 from campaigns.frequency import OVERRIDE_PERMISSION, may_override
 from campaigns.models import (
+    ABMode,
     Campaign,
     FrequencyCap,
     MessageTemplate,
@@ -74,6 +75,8 @@ from campaigns.presenters import amount_text, error_text
 from campaigns.preview import Estimate, estimate, missing_text
 from campaigns.segments import Segment
 from campaigns.testsend import send_test
+from campaigns.variants import MAX_VARIANTS, parse_split
+from campaigns.variants import figures as variant_figures
 from contacts.models import Channel, Group, Tag, normalise_phone
 from contacts.phones import redact
 from messaging import counts as counts_kept
@@ -160,20 +163,23 @@ class Command(BaseCommand):
         audience = _audience(options)
         created_by = user_named(options["username"]) if options["username"] else None
         cap = _frequency_cap(options["frequency_cap"], created_by)
+        texts = _texts(options)
         with transaction.atomic():
             campaign = Campaign(
                 name=options["name"],
                 channel=channel,
                 provider_account=account,
                 sender=options["sender"],
-                body=options["body"],
+                body=texts[0],
+                variant_bodies=texts[1:],
+                **_ab_settings(options, len(texts)),
                 track_links=not options["no_short_links"],
                 link_utm=not options["no_utm"],
                 created_by=created_by,
                 **cap,
             )
             if options["template"]:
-                campaign.template = _whatsapp_template(options["template"], options["body"])
+                campaign.template = _whatsapp_template(options["template"], texts[0])
             _validate(campaign)
             campaign.save()
             for name, rows in audience.items():
@@ -225,12 +231,14 @@ class Command(BaseCommand):
         counts = {key: all_counts[key] for key in COUNT_KEYS}
         clicks = counts_kept.click_counts([campaign.pk])[campaign.pk]
         if options["json"]:
-            summary = {
+            summary: dict[str, Any] = {
                 "id": campaign.pk,
                 "status": campaign.status,
                 "counts": counts,
                 "clicks": clicks,
             }
+            if campaign.variant_bodies:
+                summary["variants"] = variants_json(campaign)
             self.stdout.write(json.dumps(summary))
             return
         status_line = campaign.status
@@ -246,6 +254,16 @@ class Command(BaseCommand):
             if count:
                 label = Message.SkipReason(reason).label.lower()
                 self.stdout.write(f"    skipped, {label}: {count}")
+        if campaign.variant_bodies:
+            for variant in variants_json(campaign):
+                figures = " ".join(f"{k} {v}" for k, v in variant["counts"].items() if v)
+                won = " (winner)" if variant["winner"] else ""
+                self.stdout.write(
+                    f"variant {variant['variant']}{won}: {figures or 'nothing yet'}; "
+                    f"clicks {variant['clicks']['unique']} unique"
+                )
+            if campaign.ab_decision:
+                self.stdout.write(f"winner {campaign.ab_winner}: {campaign.ab_decision['why']}")
         if clicks["total"]:
             delivered = counts[M.DELIVERED]
             rate = (
@@ -390,7 +408,35 @@ def _add_create_parser(subcommands: Any) -> None:
     create = subcommands.add_parser("create", help="create a draft campaign; prints its id")
     create.add_argument("--name", required=True)
     create.add_argument("--provider", required=True, help="the provider account's name")
-    create.add_argument("--body", required=True, help="the text; {{first_name}} and the like work")
+    create.add_argument(
+        "--body", help="the text; {{first_name}} and the like work (or give --variant texts)"
+    )
+    create.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an A/B variant's text, A first (2 to 4 in all, --body counting as A if given)",
+    )
+    mode = create.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--split", metavar="P,P", help="A/B: each variant's share in percent, A first (50,50)"
+    )
+    mode.add_argument(
+        "--test-share",
+        type=int,
+        metavar="PERCENT",
+        help="A/B test: send the variants to this share first, then the winner to the rest",
+    )
+    create.add_argument(
+        "--test-hours", type=int, default=4, help="A/B test: hours before the winner is picked"
+    )
+    create.add_argument(
+        "--winner-by",
+        choices=("clicks", "delivery"),
+        default="clicks",
+        help="A/B test: the winner by click-through rate (default) or delivery rate",
+    )
     create.add_argument("--group", action="append", default=[], help="send to this group (by name)")
     create.add_argument("--tag", action="append", default=[], help="send to this tag (by name)")
     create.add_argument(
@@ -425,6 +471,54 @@ def _add_create_parser(subcommands: Any) -> None:
     create.add_argument("--channel", choices=Channel.values, default=Channel.SMS)
     create.add_argument("--template", help="WhatsApp: the provider's approved template id")
     create.add_argument("--as", dest="username", help="the staff user creating it (optional)")
+
+
+def variants_json(campaign: Campaign) -> list[dict[str, Any]]:
+    """Each A/B variant's counts (the keys of `status --json`) and clicks."""
+    found = variant_figures(campaign)
+    return [
+        {
+            "variant": label,
+            "counts": {key: figures["counts"].get(key, 0) for key in COUNT_KEYS},
+            "clicks": figures["clicks"],
+            "winner": label == campaign.ab_winner,
+        }
+        for label, figures in found.items()
+    ]
+
+
+def _texts(options: dict[str, Any]) -> list[str]:
+    """The campaign's text, or its A/B variants' texts (A first)."""
+    texts = ([options["body"]] if options["body"] is not None else []) + options["variant"]
+    if not texts:
+        raise CommandError("give the text with --body, or two to four --variant texts")
+    if options["variant"] and not 2 <= len(texts) <= MAX_VARIANTS:
+        raise CommandError(
+            f"an A/B campaign has 2 to {MAX_VARIANTS} variants (--body counts as A): "
+            f"{len(texts)} given"
+        )
+    if len(texts) == 1 and (options["split"] or options["test_share"] is not None):
+        raise CommandError("--split and --test-share need two or more --variant texts")
+    return texts
+
+
+def _ab_settings(options: dict[str, Any], count: int) -> dict[str, Any]:
+    if count < 2:
+        return {}
+    if options["test_share"] is not None:
+        return {
+            "ab_mode": ABMode.TEST,
+            "ab_test_share": options["test_share"],
+            "ab_test_hours": options["test_hours"],
+            "ab_winner_by": options["winner_by"],
+        }
+    split: list[int] = []
+    if options["split"]:
+        try:
+            split = parse_split(options["split"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+    return {"ab_mode": ABMode.SPLIT, "ab_split": split}
 
 
 def _campaign(pk: int) -> Campaign:
