@@ -17,6 +17,7 @@ from campaigns.actions import Action
 from campaigns.frequency import house_cap, may_override
 from campaigns.models import AUDIENCE_FIELDS, Campaign, FrequencyCap, TestNumber
 from campaigns.segments import RuleError, Segment, parse_rules
+from campaigns.variants import parse_split
 
 
 class LocalDateTimeField(forms.SplitDateTimeField):
@@ -47,8 +48,78 @@ def in_zone(local: datetime, zone_name: str) -> datetime:
     return aware.astimezone(UTC)
 
 
+class VariantTexts(forms.MultiWidget):
+    """The texts of variants B, C and D, a box each."""
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        boxes = [
+            forms.Textarea(attrs={"rows": 3, "cols": 60, "aria-label": f"Variant {label}"})
+            for label in "BCD"
+        ]
+        super().__init__(boxes, attrs)
+
+    def decompress(self, value: Any) -> list[str]:
+        texts = list(value or [])
+        return [*texts, "", "", ""][:3]
+
+
+class VariantTextsField(forms.MultiValueField):
+    """B, C and D as typed, kept as the list of those given (A is the campaign's body)."""
+
+    widget = VariantTexts
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("encoder", None)
+        kwargs.pop("decoder", None)
+        kwargs.pop("max_length", None)
+        fields = [forms.CharField(required=False, strip=False) for _ in "BCD"]
+        super().__init__(fields, require_all_fields=False, required=False, **kwargs)
+
+    def compress(self, data_list: Any) -> list[str]:
+        texts = [text for text in (data_list or []) if text and text.strip()]
+        return [text.replace("\r\n", "\n") for text in texts]
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return list(initial or []) != self.compress(data)
+
+
+class SplitField(forms.CharField):
+    """ "50,50": each variant's share in percent, A first; empty for equal shares."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ",".join(str(part) for part in value)
+        return value
+
+    def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
+        text = super().to_python(value)
+        if isinstance(text, list):
+            return text
+        try:
+            return parse_split(text or "")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return list(initial or []) != self.to_python(data)
+        except ValidationError:
+            return True
+
+
 class CampaignForm(forms.ModelForm):
     scheduled_at = LocalDateTimeField(required=False, widget=AdminSplitDateTime)
+    variant_bodies = VariantTextsField(
+        label="Other variants (A/B)",
+        help_text="Texts of variants B, C and D for an A/B test; the message above is A. "
+        "Leave them empty to send one text to everyone.",
+    )
+    ab_split = SplitField(
+        label="Split (%)",
+        required=False,
+        help_text="Split: each variant's share in percent, A first (e.g. 50,50); empty "
+        "for equal shares.",
+    )
     time_zone = forms.ChoiceField(
         choices=[(name, name) for name in sorted(zoneinfo.available_timezones())],
         initial="Europe/London",
@@ -58,6 +129,11 @@ class CampaignForm(forms.ModelForm):
     #: Left out of a post altogether (a script, a page from before they existed), these
     #: keep their value, as Django already does for optional fields with a default.
     KEEP_IF_OMITTED = (
+        "ab_mode",
+        "ab_split",
+        "ab_test_share",
+        "ab_test_hours",
+        "ab_winner_by",
         "time_zone",
         "brake_failure_rate",
         "brake_window",
@@ -79,6 +155,12 @@ class CampaignForm(forms.ModelForm):
             "body",
             "track_links",
             "link_utm",
+            "variant_bodies",
+            "ab_mode",
+            "ab_split",
+            "ab_test_share",
+            "ab_test_hours",
+            "ab_winner_by",
             *AUDIENCE_FIELDS,
             "scheduled_at",
             "time_zone",
@@ -120,11 +202,19 @@ class CampaignForm(forms.ModelForm):
 
     def _keep_omitted_settings(self) -> None:
         omitted = [n for n in self.KEEP_IF_OMITTED if n in self.fields and n not in self.data]
-        if omitted:
+        boxes = [f"variant_bodies_{i}" for i in range(3)]
+        variants_omitted = "variant_bodies" in self.fields and not any(
+            box in self.data for box in boxes
+        )
+        if omitted or variants_omitted:
             data: Any = copy.copy(self.data)  # a QueryDict's copy is a mutable one
             for name in omitted:
-                value = getattr(self.instance, name)
+                value = self.fields[name].prepare_value(getattr(self.instance, name))
                 data[name] = "" if value is None else str(value)
+            if variants_omitted:
+                texts = VariantTexts().decompress(self.instance.variant_bodies)
+                for box, text in zip(boxes, texts, strict=True):
+                    data[box] = text
             self.data = data
 
     def clean(self) -> dict[str, Any]:

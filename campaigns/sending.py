@@ -222,7 +222,7 @@ def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str
     ids = insert_numbered(Message._meta.db_table, MESSAGE_COLUMNS, rows)
     destinations = {url for _, _, url in links}
     if len(destinations) == 1 and len({index for index, _, _ in links}) == len(links):
-        made = _links_from_texts(rows[0][0], ids, marker, destinations.pop())
+        made = _links_from_texts(ids, marker, destinations.pop())
         if made == len(links):
             return
         # SQLite skipped a taken code: those links are made one by one below.
@@ -248,18 +248,24 @@ def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str
             Message.objects.filter(pk=ids[index]).update(body=rows[index][body_at])
 
 
-def _links_from_texts(campaign_id: int, ids: list[int], marker: str, url: str) -> int:
+def _links_from_texts(ids: list[int], marker: str, url: str) -> int:
     """One statement: a link to `url` for each queued message among `ids` whose text has
     `marker`, its code read from the text; how many were made (SQLite skips a taken code)."""
-    find = "strpos" if connection.vendor == "postgresql" else "instr"
-    skip = "" if connection.vendor == "postgresql" else " ON CONFLICT (code) DO NOTHING"
+    # The chunk's rows by their ids alone: through the campaign's index the database would
+    # read every row of the campaign built so far, again for each chunk.
+    if connection.vendor == "postgresql":
+        find, skip, mine = "strpos", "", "id = ANY(%s)"
+        params: list[Any] = [marker, len(marker), url, ids]
+    else:
+        # The chunk's transaction holds the write lock: its ids run unbroken.
+        find, skip, mine = "instr", " ON CONFLICT (code) DO NOTHING", "id BETWEEN %s AND %s"
+        params = [marker, len(marker), url, ids[0], ids[-1]]
     sql = (
         f"INSERT INTO {Link._meta.db_table} (code, message_id, url, clicks) "  # noqa: S608 - names from meta
         f"SELECT substr(body, {find}(body, %s) + %s, {CODE_LENGTH}), id, %s, 0 "
-        f"FROM {Message._meta.db_table} WHERE campaign_id = %s AND id BETWEEN %s AND %s "
-        f"AND status = %s AND {find}(body, %s) > 0 ORDER BY 1{skip}"
+        f"FROM {Message._meta.db_table} WHERE {mine} AND status = %s AND {find}(body, %s) > 0 "
+        f"ORDER BY 1{skip}"
     )
-    params: list[Any] = [marker, len(marker), url, campaign_id, min(ids), max(ids)]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, str(Message.Status.PENDING), marker])
         return int(cursor.rowcount)

@@ -36,6 +36,8 @@ class BuilderForm(CampaignForm):
             "exclude_tags": forms.CheckboxSelectMultiple,
             "exclude_segments": forms.CheckboxSelectMultiple,
             "frequency_cap": forms.RadioSelect,
+            "ab_mode": forms.RadioSelect,
+            "ab_winner_by": forms.RadioSelect,
             # Labelled by the sentence around them (builder.html): "at most N … in D days".
             "cap_messages": forms.NumberInput(
                 attrs={"min": 1, "class": "short", "aria-label": "Its own cap: messages"}

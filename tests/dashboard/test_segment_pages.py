@@ -170,7 +170,7 @@ def test_a_bad_text_line_is_named_and_the_text_kept(marketer: User) -> None:
     assert response.context["reading"].text_errors == [
         "rule 'colour = red': unknown field 'colour': use one of first_name, last_name, email, "
         "language, timezone, created, country, group, tag, opted_out.sms, opted_out.whatsapp, "
-        "never_messaged, received, delivered, failed or attr.NAME"
+        "never_messaged, received, delivered, failed, clicked or attr.NAME"
     ]
     assert "attr.city = Leeds\ncolour = red</textarea>" in response.content.decode()
 
