@@ -68,6 +68,7 @@ from campaigns.presenters import (
 from campaigns.segment_sizes import segment_size
 from campaigns.segments import Segment, SegmentInUse, in_use_text, waiting_text
 from campaigns.testsend import first_recipient, sample_fields, send_test
+from campaigns.variants import figures as variant_figures
 from contacts.phones import redact
 from messaging.models import Message
 
@@ -187,6 +188,22 @@ class CampaignAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "channel", "provider_account", "sender")}),
         ("Content", {"fields": ("template", "body", "track_links", "link_utm")}),
         (
+            "A/B variants",
+            {
+                "fields": (
+                    "variant_bodies",
+                    "ab_mode",
+                    "ab_split",
+                    "ab_test_share",
+                    "ab_test_hours",
+                    "ab_winner_by",
+                    "ab_result",
+                ),
+                "description": "Up to three more texts; each recipient gets one for good. "
+                "All are previewed and approved together.",
+            },
+        ),
+        (
             "Audience",
             {
                 "fields": AUDIENCE_FIELDS,
@@ -216,7 +233,12 @@ class CampaignAdmin(admin.ModelAdmin):
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        shown: tuple[str, ...] = (*self.record_fields, "scheduled_in_zone", "cap_in_force")
+        shown: tuple[str, ...] = (
+            *self.record_fields,
+            "scheduled_in_zone",
+            "cap_in_force",
+            "ab_result",
+        )
         if not may_override(request.user):
             shown = (*shown, *self.cap_fields)
         if obj is None or obj.status in Campaign.EDITABLE_STATUSES:
@@ -292,6 +314,23 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="test send")
     def test_send(self, campaign: Campaign) -> str:
         return describe_test(campaign) if campaign.pk else "-"
+
+    @admin.display(description="A/B result")
+    def ab_result(self, campaign: Campaign) -> str:
+        """Each variant's messages, delivery and click-through rates, and a test's winner."""
+        if not campaign.pk or not campaign.variant_bodies:
+            return "-"
+        found = variant_figures(campaign)
+        lines = [
+            f"{label}: {f['messages']} messages, {f['delivery_rate']:.1%} delivered, "
+            f"{f['clicks']['unique']} clicked ({f['click_through_rate']:.1%})"
+            for label, f in found.items()
+        ]
+        if campaign.ab_winner:
+            lines.append(f"Winner {campaign.ab_winner}: {campaign.ab_decision.get('why', '')}")
+        elif campaign.waiting_for_winner and campaign.ab_test_ends_at:
+            lines.append(f"Winner picked at {when(campaign.ab_test_ends_at)}")
+        return "; ".join(lines)
 
     @admin.display(description="messages")
     def progress(self, campaign: Campaign) -> str:

@@ -50,6 +50,16 @@ def money(amount: Decimal | str | None, currency: str) -> str:
     return f"{cents:,} {currency}".strip()
 
 
+def rest_text(rest_share: float) -> str:
+    """What a test's preview says of the audience beyond its test share."""
+    if not rest_share:
+        return ""
+    return (
+        f"The other {rest_share:g}% of those sent it get the winning variant once it is "
+        "picked: counted here at the dearest variant."
+    )
+
+
 def decided_text(campaign: Campaign, decision: str) -> str:
     """What an approver is told after approving or rejecting from a queue."""
     if decision == "approve":
@@ -144,6 +154,11 @@ def preview_of(campaign: Campaign) -> dict[str, Any] | None:
         "ucs2_code_points": [(c, code_point(c)) for c in figures.get("ucs2_characters", [])],
         # "312 recipients have no {{city}}: …", per variable (estimates from before: none).
         "missing_texts": [missing_text(m) for m in figures.get("missing", [])],
+        "variants": [
+            {**variant, "cost_shown": money(variant["cost"], currency)}
+            for variant in figures.get("variants", [])
+        ],
+        "rest_text": rest_text(figures.get("rest_share", 0)),
         "samples": [
             {
                 **sample,

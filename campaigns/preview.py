@@ -143,7 +143,7 @@ def estimate(
                 result.ucs2_messages += count
                 characters.update(dict.fromkeys(ucs2_characters(text)))
     else:
-        _estimate_variants(campaign, content, counted.groups, result, characters, price)
+        _estimate_variants(campaign, rule, content, counted.groups, result, characters, price)
     result.ucs2_characters = list(characters)
     result.missing = missing_variables(content, counted.groups)
     result.cost = result.segments * price
@@ -153,6 +153,7 @@ def estimate(
 
 def _estimate_variants(
     campaign: Campaign,
+    rule: AudienceRule,
     reading: Content,
     groups: Counter[tuple[Any, ...]],
     result: Estimate,
@@ -184,7 +185,7 @@ def _estimate_variants(
                 characters.update(dict.fromkeys(ucs2_characters(text)))
         share = share_of[label] / WHOLE
         segments_at_share = round(full[label] * share)
-        sample = samples_of(AudienceRule(campaign), content, 1)
+        sample = samples_of(rule, content, 1)
         result.variants.append(
             VariantEstimate(
                 variant=label,

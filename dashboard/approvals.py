@@ -12,7 +12,14 @@ from django.views.decorators.http import require_POST
 
 from campaigns.actions import ACTIONS, withheld_reason
 from campaigns.models import Campaign, ChangedSinceShown, TransitionNotAllowed
-from campaigns.presenters import audience_texts, cap_text, decided_text, error_text
+from campaigns.presenters import (
+    audience_texts,
+    cap_text,
+    decided_text,
+    error_text,
+    money,
+    rest_text,
+)
 from campaigns.preview import missing_text
 from dashboard.access import can_approve
 from messaging.models import Message
@@ -68,6 +75,12 @@ def _row(campaign: Campaign, user: Any) -> dict[str, Any]:
             if count and reason in Message.SkipReason.values
         ],
         "samples": figures.get("samples", []),
+        "variants": [
+            {**variant, "cost_shown": money(variant["cost"], figures.get("currency", ""))}
+            for variant in figures.get("variants", [])
+        ],
+        "rest_text": rest_text(figures.get("rest_share", 0)),
+        "variants_id": f"variants-{campaign.pk}",
         "missing": [missing_text(m) for m in figures.get("missing", [])],
         "segments": figures.get("segments"),
         "cost": figures.get("cost"),

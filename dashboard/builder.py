@@ -25,6 +25,7 @@ from campaigns.presenters import (
     error_text,
     money,
     part_text,
+    rest_text,
     test_allowance,
 )
 from campaigns.preview import estimate, missing_text
@@ -275,11 +276,14 @@ def _unsaved(cleaned: dict[str, Any], typed_body: str) -> Campaign:
         window_end=cleaned.get("window_end"),
         cap_messages=cleaned.get("cap_messages"),
         cap_days=cleaned.get("cap_days"),
+        variant_bodies=cleaned.get("variant_bodies") or [],
+        ab_split=cleaned.get("ab_split") or [],
+        ab_test_share=cleaned.get("ab_test_share") or 20,
         track_links=cleaned.get("track_links", True),
         link_utm=cleaned.get("link_utm", True),
         name=cleaned.get("name", ""),
     )
-    for name in ("channel", "time_zone", "frequency_cap"):
+    for name in ("channel", "time_zone", "frequency_cap", "ab_mode"):
         if cleaned.get(name):  # else left at the default
             setattr(campaign, name, cleaned[name])
     if None in (campaign.window_start, campaign.window_end) or (
@@ -332,6 +336,11 @@ def preview_json(
             for sample in figures.samples
         ],
         "missing": [{**m, "text": missing_text(m)} for m in map(asdict, figures.missing)],
+        "variants": [
+            {**asdict(v), "cost": money(v.cost, figures.currency) if has_account else ""}
+            for v in figures.variants
+        ],
+        "rest_text": rest_text(figures.rest_share),
         "errors": errors,
     }
 

@@ -42,7 +42,8 @@ from campaigns.actions import (
     operations_for,
     withheld_from,
 )
-from campaigns.models import Campaign, TransitionNotAllowed, message_counts
+from campaigns.content import Content
+from campaigns.models import ABMode, Campaign, TransitionNotAllowed, message_counts
 from campaigns.presenters import (
     LIVE_STATUSES,
     error_text,
@@ -50,6 +51,8 @@ from campaigns.presenters import (
     progress_of,
     test_sends_of,
 )
+from campaigns.variants import figures as variant_figures
+from campaigns.variants import shares
 from campaigns.windows import Window
 from contacts.spreadsheets import csv_lines
 from dashboard.access import VIEW_CAMPAIGNS, can_export_results
@@ -199,6 +202,40 @@ def clicks_of(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any] | No
         "rate_percent": round(100 * clicks["unique"] / delivered, 1) if delivered else None,
         "tracked": kept_links(campaign),
         "chart": chart,
+    }
+
+
+def ab_of(campaign: Campaign) -> dict[str, Any] | None:
+    """An A/B campaign's variants as they do now (messages, delivery and click-through
+    rates, from the kept counts), how they are sent, and a test's decision; None for a
+    campaign of one text."""
+    if not campaign.variant_bodies:
+        return None
+    found = variant_figures(campaign)
+    share_of = shares(campaign)
+    rows = [
+        {
+            "variant": label,
+            "share": share_of[label] / 100,
+            "text": Content.of(campaign, label).body,
+            "winner": label == campaign.ab_winner,
+            **figures,
+            "delivery_percent": round(100 * figures["delivery_rate"], 1),
+            "click_percent": round(100 * figures["click_through_rate"], 1),
+        }
+        for label, figures in found.items()
+    ]
+    decision = campaign.ab_decision or {}
+    return {
+        "test": campaign.ab_mode == ABMode.TEST,
+        "rows": rows,
+        "test_share": campaign.ab_test_share,
+        "test_hours": campaign.ab_test_hours,
+        "winner_by": campaign.get_ab_winner_by_display().lower(),
+        "ends_at": campaign.ab_test_ends_at,
+        "winner": campaign.ab_winner,
+        "why": decision.get("why", ""),
+        "decided_at": datetime.fromisoformat(decision["decided_at"]) if decision else None,
     }
 
 
@@ -392,6 +429,7 @@ def campaign(request: HttpRequest, pk: int) -> HttpResponse:
         "failures": failure_reasons(campaign),
         "replies": replies_of(campaign, counts),
         "clicks": clicks_of(campaign, counts),
+        "ab": ab_of(campaign),
         "reply_days": settings.HERALD_REPLY_ATTRIBUTION_DAYS,
         "test_sends": test_sends_of(campaign),
         "in_doubt": counts[Message.Status.IN_DOUBT],

@@ -77,6 +77,21 @@
     missing.replaceChildren.apply(missing, data.missing.map(function (m) { return item(m.text); }));
     var samples = document.getElementById("preview-samples");
     samples.replaceChildren.apply(samples, data.samples.map(sample));
+    var variants = document.getElementById("preview-variants");
+    variants.hidden = !data.variants.length;
+    var rows = variants.querySelector("tbody");
+    rows.replaceChildren.apply(rows, data.variants.map(function (v) {
+      var tr = document.createElement("tr");
+      [v.variant, v.share + "%", v.recipients, v.segments, v.cost, v.sample].forEach(function (value, i) {
+        var cell = document.createElement(i === 0 ? "th" : "td");
+        if (i === 0) { cell.scope = "row"; }
+        if (i > 0 && i < 5) { cell.className = "num"; }
+        cell.textContent = value;
+        tr.appendChild(cell);
+      });
+      return tr;
+    }));
+    text("preview-rest", data.rest_text);
   }
 
   function refresh() {
