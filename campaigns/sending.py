@@ -251,8 +251,9 @@ def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str
 def _links_from_texts(ids: list[int], marker: str, url: str) -> int:
     """One statement: a link to `url` for each queued message among `ids` whose text has
     `marker`, its code read from the text; how many were made (SQLite skips a taken code)."""
-    # The chunk's rows by their ids alone: through the campaign's index the database would
-    # read every row of the campaign built so far, again for each chunk.
+    # The chunk's rows by their ids alone (skipped rows keep their URLs as written, so
+    # only queued ones hold the marker): a status condition let PostgreSQL's generic plan
+    # read the index of every pending row built so far, again for each chunk.
     if connection.vendor == "postgresql":
         find, skip, mine = "strpos", "", "id = ANY(%s)"
         params: list[Any] = [marker, len(marker), url, ids]
@@ -263,11 +264,10 @@ def _links_from_texts(ids: list[int], marker: str, url: str) -> int:
     sql = (
         f"INSERT INTO {Link._meta.db_table} (code, message_id, url, clicks) "  # noqa: S608 - names from meta
         f"SELECT substr(body, {find}(body, %s) + %s, {CODE_LENGTH}), id, %s, 0 "
-        f"FROM {Message._meta.db_table} WHERE {mine} AND status = %s AND {find}(body, %s) > 0 "
-        f"ORDER BY 1{skip}"
+        f"FROM {Message._meta.db_table} WHERE {mine} AND {find}(body, %s) > 0 ORDER BY 1{skip}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, str(Message.Status.PENDING), marker])
+        cursor.execute(sql, [*params, marker])
         return int(cursor.rowcount)
 
 
@@ -381,8 +381,11 @@ class _Plan:
             body, encoding, segments, cost, params, shortened = self._render(
                 contact, queued=not decision.reason, variant=variant
             )
-            if shortened is not None and not decision.reason:
-                body = self._with_codes(shortened, len(rows), links)
+            if shortened is not None:
+                if decision.reason:  # never sent: it keeps the text as written, no link
+                    body = shortened[0].fill_urls()
+                else:
+                    body = self._with_codes(shortened, len(rows), links)
             rows.append(
                 (
                     campaign.pk,

@@ -125,6 +125,13 @@ class Shortened:
         """The text with every URL as a short link of `code` (all codes are as long)."""
         return self.fill(base, [code] * len(self.urls))
 
+    def fill_urls(self) -> str:
+        """The text as written, its URLs where they were."""
+        pieces = [self.parts[0]]
+        for url, part in zip(self.urls, self.parts[1:], strict=True):
+            pieces += (url, part)
+        return "".join(pieces)
+
     def fill(self, base: str, codes: Sequence[str]) -> str:
         pieces = [self.parts[0]]
         for code, part in zip(codes, self.parts[1:], strict=True):
