@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -205,36 +205,49 @@ def _write_chunk(
 def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str) -> None:
     """The chunk's messages, then a Link for each short link in them, by the ids the
     messages were given. A code already taken (48 random bits: rare, but certain to
-    happen at last) is drawn again, in the link and in its message's text.
-
-    When every text has one link to one destination (nearly always), the links are made
-    by the database from the texts just written: each code is the 8 characters after
-    `marker` (the link base and "r/"), so no row of them passes through Python again.
-    """
-    table = Link._meta.db_table
+    happen at last) is drawn again, in the link and in its message's text."""
     if len({code for _, code, _ in links}) < len(links):
         links = _redrawn(rows, links, set())
-    if connection.vendor == "postgresql":
-        # COPY cannot skip a row: look for taken codes first (one indexed lookup).
-        taken = existing(table, "code", [code for _, code, _ in links])
-        if taken:
-            links = _redrawn(rows, links, taken)
     ids = insert_numbered(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+    if connection.vendor == "postgresql":
+        _copy_links(rows, links, ids)
+    else:
+        _insert_links(rows, links, ids, marker)
+
+
+def _copy_links(rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int]) -> None:
+    """PostgreSQL: COPY, in code order (each goes next to the last in the index: they
+    share a first letter). COPY cannot skip a row, so a taken code undoes the COPY alone
+    (a savepoint), and the taken ones are drawn again, in their messages' texts too."""
+    table = Link._meta.db_table
+    links.sort(key=itemgetter(1))
+    while True:
+        try:
+            # COPY goes to the driver's own cursor: its error is Django's only when wrapped.
+            with transaction.atomic(), connection.wrap_database_errors:
+                copied = [(code, ids[index], url, 0) for index, code, url in links]
+                bulk_insert(table, ("code", "message_id", "url", "clicks"), copied)
+            return
+        except IntegrityError:
+            taken = existing(table, "code", [code for _, code, _ in links])
+            links = _redrawn_in_place(rows, links, ids, taken)
+
+
+def _insert_links(
+    rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int], marker: str
+) -> None:
+    """SQLite: when every text has one link to one destination (nearly always), the links
+    are made by the database from the texts just written, each code the 8 characters
+    after `marker` (the link base and "r/"), so no row of them passes through Python
+    again; those whose codes are taken are skipped, then drawn again."""
+    table = Link._meta.db_table
     destinations = {url for _, _, url in links}
     if len(destinations) == 1 and len({index for index, _, _ in links}) == len(links):
-        made = _links_from_texts(ids, marker, destinations.pop())
-        if made == len(links):
+        if _links_from_texts(ids, marker, destinations.pop()) == len(links):
             return
-        # SQLite skipped a taken code: those links are made one by one below.
         have = set(Link.objects.filter(message_id__in=ids).values_list("message_id", flat=True))
         links = [link for link in links if ids[link[0]] not in have]
-    # In code order: each goes next to the last in the index (they share a first letter).
     links.sort(key=itemgetter(1))
-    if connection.vendor == "postgresql":
-        copied = [(code, ids[index], url, 0) for index, code, url in links]
-        bulk_insert(table, ("code", "message_id", "url", "clicks"), copied)
-        return
-    # SQLite: insert those whose codes are free, then redraw the few found taken.
     while links:
         values = [(code, ids[index], url) for index, code, url in links]
         if _insert_free(table, values) == len(values):
@@ -242,32 +255,34 @@ def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str
         found = existing(table, "code", [code for _, code, _ in links])
         owners = dict(Link.objects.filter(code__in=sorted(found)).values_list("code", "message_id"))
         clashed = [link for link in links if owners.get(link[1]) != ids[link[0]]]
-        links = _redrawn(rows, clashed, set(owners))
-        body_at = MESSAGE_COLUMNS.index("body")
-        for index, _, _ in links:
+        links = _redrawn_in_place(rows, clashed, ids, set(owners))
+
+
+def _redrawn_in_place(
+    rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int], taken: set[str]
+) -> LinkRows:
+    """_redrawn for messages already written: their texts are written again too."""
+    fresh = _redrawn(rows, links, taken)
+    body_at = MESSAGE_COLUMNS.index("body")
+    for (index, old, _), (_, new, _) in zip(links, fresh, strict=True):
+        if new != old:
             Message.objects.filter(pk=ids[index]).update(body=rows[index][body_at])
+    return sorted(fresh, key=itemgetter(1))
 
 
 def _links_from_texts(ids: list[int], marker: str, url: str) -> int:
-    """One statement: a link to `url` for each queued message among `ids` whose text has
-    `marker`, its code read from the text; how many were made (SQLite skips a taken code)."""
-    # The chunk's rows by their ids alone (skipped rows keep their URLs as written, so
-    # only queued ones hold the marker): a status condition let PostgreSQL's generic plan
-    # read the index of every pending row built so far, again for each chunk.
-    if connection.vendor == "postgresql":
-        find, skip, mine = "strpos", "", "id = ANY(%s)"
-        params: list[Any] = [marker, len(marker), url, ids]
-    else:
-        # The chunk's transaction holds the write lock: its ids run unbroken.
-        find, skip, mine = "instr", " ON CONFLICT (code) DO NOTHING", "id BETWEEN %s AND %s"
-        params = [marker, len(marker), url, ids[0], ids[-1]]
+    """SQLite, one statement: a link to `url` for each of the chunk's messages whose text
+    has `marker`, its code read from the text; how many were made (a taken code is
+    skipped). The chunk's transaction holds the write lock, so its ids run unbroken;
+    skipped rows keep their URLs as written, so only queued ones hold the marker."""
     sql = (
         f"INSERT INTO {Link._meta.db_table} (code, message_id, url, clicks) "  # noqa: S608 - names from meta
-        f"SELECT substr(body, {find}(body, %s) + %s, {CODE_LENGTH}), id, %s, 0 "
-        f"FROM {Message._meta.db_table} WHERE {mine} AND {find}(body, %s) > 0 ORDER BY 1{skip}"
+        f"SELECT substr(body, instr(body, %s) + %s, {CODE_LENGTH}), id, %s, 0 "
+        f"FROM {Message._meta.db_table} WHERE id BETWEEN %s AND %s AND instr(body, %s) > 0 "
+        "ORDER BY 1 ON CONFLICT (code) DO NOTHING"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, marker])
+        cursor.execute(sql, [marker, len(marker), url, ids[0], ids[-1], marker])
         return int(cursor.rowcount)
 
 
