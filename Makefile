@@ -16,6 +16,8 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 # The embedded default: SQLite, django-q2's ORM broker and the built-in simulator.
+# Short links go out on this server itself, so the demo's links can be followed here.
+run: export HERALD_LINK_BASE ?= http://127.0.0.1:$(HERALD_PORT)/
 run: install
 	DEBUG=True $(BIN)/python manage.py migrate --noinput
 	DEBUG=True $(BIN)/python manage.py load_demo

@@ -37,8 +37,8 @@ DEMO_REPLIES = (
 UNKNOWN_NUMBER = "+447911999123"
 
 DEMO_BODY = (
-    "Hi {{first_name|there}}, our spring sale starts today: 20% off everything. "
-    "Reply STOP to opt out."
+    "Hi {{first_name|there}}, our spring sale starts today: 20% off everything at "
+    "https://shop.example.com/spring Reply STOP to opt out."
 )
 
 
