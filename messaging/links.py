@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging import counts
+from messaging.models import Click, Link, Message, MessageCount
 
 CODE_BYTES = 6  # 48 random bits
 CODE_LENGTH = 8  # base64 writes 6 bytes as exactly 8 characters, with no padding
@@ -164,8 +165,6 @@ class LinkPolicy:
 
 
 def agent_class(user_agent: str) -> str:
-    from messaging.models import Click
-
     if MOBILE.search(user_agent):
         return Click.Agent.MOBILE
     if DESKTOP.search(user_agent):
@@ -180,8 +179,6 @@ def counted(method: str, user_agent: str) -> bool:
 
 def destination(code: str) -> str | None:
     """Where a live link leads, without counting; None for no such link or a purged one."""
-    from messaging.models import Link
-
     if not CODE.fullmatch(code):
         return None
     with connection.cursor() as cursor:
@@ -198,8 +195,6 @@ def follow(code: str, agent: str) -> str | None:
     A few plain statements in one transaction, each touching this link's own row or
     appending, so nothing waits on a campaign-wide row and the answer is not held up.
     """
-    from messaging.models import Click, Link, Message, MessageCount
-
     if not CODE.fullmatch(code):
         return None
     now = timezone.now()
@@ -259,8 +254,6 @@ def _same_moment(value: Any, now: datetime) -> bool:
 def _clicked_before(cursor: Any, message_id: int, code: str) -> bool:
     """Whether another link of the same message was clicked already (one recipient counts
     once among the unique clicks, however many of its links they follow)."""
-    from messaging.models import Link
-
     cursor.execute(
         f"SELECT 1 FROM {Link._meta.db_table} WHERE message_id = %s AND code <> %s "  # noqa: S608 - name from meta
         "AND first_clicked_at IS NOT NULL",

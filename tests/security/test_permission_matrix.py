@@ -90,6 +90,9 @@ URLS: dict[str, dict[str, Any]] = {
     "healthz": PUBLIC,
     # Webhooks are public by design: a signature, not a session, lets a report in; GET is 405.
     "webhooks/bulksmsrates/<slug:account>/": everyone(NOT_ALLOWED),
+    # Short links are public by design; an unknown code is the same plain 404 for anyone
+    # (a live one redirects anyone: tests/messaging/test_short_links.py).
+    "r/<str:code>": everyone(NOT_FOUND),
     # Sign-in and password pages.
     "accounts/login/": PUBLIC,
     "accounts/logout/": everyone(NOT_ALLOWED),  # POST only
@@ -461,6 +464,7 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
         "": "/",
         "webhooks/bulksmsrates/<slug:account>/": f"/webhooks/bulksmsrates/{world['account'].name}/",
         "accounts/reset/<uidb64>/<token>/": "/accounts/reset/MQ/bad-token/",
+        "r/<str:code>": "/r/AAAAAAAA",
         "admin/r/<path:content_type_id>/<path:object_id>/": "/admin/r/999999/1/",
         "admin/^(?P<app_label>audit|auth|axes|campaigns|contacts|django_q|messaging)/$": (
             "/admin/auth/"
