@@ -396,10 +396,13 @@ class CampaignAdmin(admin.ModelAdmin):
         )
         if not self.has_change_permission(request, campaign):
             raise PermissionDenied
-        form = TestSendForm(request.POST or None, user=request.user)
+        form = TestSendForm(
+            request.POST or None, user=request.user, variants=campaign.variant_labels
+        )
         if request.method == "POST" and form.is_valid():
             try:
-                message = send_test(campaign, form.cleaned_data["number"].phone, by=request.user)
+                phone, variant = form.cleaned_data["number"].phone, form.cleaned_data.get("variant")
+                message = send_test(campaign, phone, by=request.user, variant=variant or "A")
             except (TransitionNotAllowed, ValidationError, PermissionDenied) as exc:
                 form.add_error(None, error_text(exc))
             else:

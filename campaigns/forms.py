@@ -259,8 +259,17 @@ class TestSendForm(forms.Form):
         error_messages={"invalid_choice": "Choose one of your own test numbers."},
     )
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, user: Any, variants: list[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if variants:  # an A/B campaign: which of its variants to send
+            self.fields["variant"] = forms.ChoiceField(
+                choices=[(label, f"Variant {label}") for label in variants],
+                initial=variants[0],
+                widget=forms.RadioSelect,
+                label="Variant",
+            )
         numbers = TestNumber.objects.of(user)
         cast(forms.ModelChoiceField, self.fields["number"]).queryset = numbers
         self.has_numbers = numbers.exists()

@@ -45,7 +45,7 @@ def first_recipient(campaign: Campaign) -> Contact | None:
 
 def sample_fields(campaign: Campaign) -> dict[str, str]:
     """What the placeholders read: the first recipient's values, or none (so the defaults)."""
-    content = Content.of(campaign)
+    content = Content.reading(campaign)  # what any A/B variant reads
     ids = AudienceRule(campaign).first_queued(1)
     rows = content.with_fields(Contact.objects.filter(pk__in=ids)).values_list(*content.columns)
     values = rows.first() if content.columns else None
@@ -55,11 +55,15 @@ def sample_fields(campaign: Campaign) -> dict[str, str]:
 TEST_SEND_WINDOW = timedelta(hours=1)
 
 
-def send_test(campaign: Campaign, phone: str, by: Any) -> Message:
-    """Send one test of `campaign` to `phone` (E.164), one of `by`'s own test numbers, now;
-    note it on the campaign and in the audit log. Refused past the hourly limit."""
+def send_test(campaign: Campaign, phone: str, by: Any, variant: str = "A") -> Message:
+    """Send one test of `campaign` (its A/B variant `variant`) to `phone` (E.164), one of
+    `by`'s own test numbers, now; note it on the campaign and in the audit log. Refused
+    past the hourly limit."""
     if by is None or not by.has_perm(CHANGE):
         raise PermissionDenied(REFUSALS[CHANGE])
+    if variant not in (campaign.variant_labels or ["A"]):
+        labels = ", ".join(campaign.variant_labels) or "A"
+        raise ValidationError(f"This campaign has no variant {variant}: it has {labels}.")
     if campaign.status != Campaign.Status.DRAFT:
         label = campaign.get_status_display().lower()
         raise TransitionNotAllowed(f"Tests are sent from drafts; this campaign is {label}.")
@@ -67,7 +71,7 @@ def send_test(campaign: Campaign, phone: str, by: Any) -> Message:
     if ErasedNumber.objects.includes(phone):
         raise ValidationError(ERASED_REFUSAL)
     check_own_number(by, phone)
-    message = _reserve(campaign, phone, by)
+    message = _reserve(campaign, phone, by, variant)
     claimed = Message.objects.filter(pk=message.pk).claim(1)
     account_error = send_claimed(claimed) if claimed else None
     _give_up_if_unsent(message, account_error)
@@ -113,7 +117,7 @@ def _check_rate(user: Any) -> None:
     )
 
 
-def _reserve(campaign: Campaign, phone: str, by: Any) -> Message:
+def _reserve(campaign: Campaign, phone: str, by: Any, variant: str = "A") -> Message:
     """Count the hour's tests and write this one and its audit row, as one step per user:
     the count is the database's, so every web worker and the CLI share it."""
     with transaction.atomic():
@@ -121,13 +125,11 @@ def _reserve(campaign: Campaign, phone: str, by: Any) -> Message:
         # transaction is IMMEDIATE, so they queue anyway).
         get_user_model()._default_manager.select_for_update().filter(pk=by.pk).exists()
         _check_rate(by)
-        message = _test_message(campaign, phone)
-        AuditEvent.record(
-            AuditEvent.Action.TEST_SEND,
-            actor=by,
-            obj=campaign,
-            detail={"message": message.pk, "to": redact(phone)},
-        )
+        message = _test_message(campaign, phone, variant)
+        detail: dict[str, Any] = {"message": message.pk, "to": redact(phone)}
+        if campaign.variant_bodies:
+            detail["variant"] = variant
+        AuditEvent.record(AuditEvent.Action.TEST_SEND, actor=by, obj=campaign, detail=detail)
     return message
 
 
@@ -141,8 +143,8 @@ def _check_can_send(campaign: Campaign) -> None:
         raise ValidationError(f"Provider account {account} cannot send {campaign.channel}.")
 
 
-def _test_message(campaign: Campaign, phone: str) -> Message:
-    content = Content.of(campaign)
+def _test_message(campaign: Campaign, phone: str, variant: str = "A") -> Message:
+    content = Content.of(campaign, variant)
     rendered = content.render(sample_fields(campaign))
     shortened = content.shortened(rendered)
     codes = new_codes(len(shortened.urls)) if shortened else []

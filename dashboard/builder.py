@@ -349,11 +349,13 @@ def preview_json(
 def campaign_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Send one test of a draft to the user's own phone, and show how it went."""
     campaign = get_object_or_404(Campaign.objects.select_related("provider_account"), pk=pk)
-    form = TestSendForm(request.POST or None, user=request.user)
+    form = TestSendForm(request.POST or None, user=request.user, variants=campaign.variant_labels)
     result: Message | None = None
     if request.method == "POST" and form.is_valid():
         try:
-            result = send_test(campaign, form.cleaned_data["number"].phone, by=request.user)
+            variant = form.cleaned_data.get("variant", "A")
+            phone = form.cleaned_data["number"].phone
+            result = send_test(campaign, phone, by=request.user, variant=variant)
         except (ValidationError, TransitionNotAllowed, PermissionDenied) as exc:
             form.add_error(None, error_text(exc))
     context = {

@@ -367,3 +367,42 @@ def test_the_pages_show_each_variant_and_the_decision(
     assert "A (winner)" in text
     admin_page = signed_in(admin_user).get(f"/admin/campaigns/campaign/{campaign.pk}/change/")
     assert "Winner A: a tie on delivery rate" in admin_page.content.decode()
+
+
+def test_a_test_send_sends_the_variant_chosen_at_every_door(
+    make_campaign: Callable[..., Campaign],
+    locmem: ProviderAccount,
+    group: Group,
+    marketer: User,
+    admin_user: User,
+) -> None:
+    from campaigns.testsend import send_test
+    from tests.conftest import own_test_number
+
+    campaign = ab(make_campaign, locmem, group, "B: Hello {{first_name}}", "C: Hey")
+    own_test_number(marketer, "+447911123456")
+    own_test_number(admin_user, "+447911123457")
+    assert send_test(campaign, "+447911123456", by=marketer).body == "A: Hi Name0"
+    assert send_test(campaign, "+447911123456", by=marketer, variant="C").body == "C: Hey"
+    with pytest.raises(ValidationError, match="no variant D: it has A, B, C"):
+        send_test(campaign, "+447911123456", by=marketer, variant="D")
+    out = cli("test", str(campaign.pk), "--as", "mia", "--variant", "B")
+    assert "test of variant B to" in out
+    latest = Message.objects.filter(is_test=True).order_by("-pk")
+    assert latest[0].body == "B: Hello Name0"
+    page = signed_in(marketer).post(
+        f"/campaigns/{campaign.pk}/test/",
+        {"number": marketer.test_numbers.get().pk, "variant": "C"},  # type: ignore[attr-defined]
+    )
+    assert page.status_code == 200 and latest[0].body == "C: Hey"
+    assert (
+        'value="B"' in signed_in(marketer).get(f"/campaigns/{campaign.pk}/test/").content.decode()
+    )
+    admin = signed_in(admin_user)
+    admin.post(
+        f"/admin/campaigns/campaign/{campaign.pk}/test/",
+        {"number": admin_user.test_numbers.get().pk, "variant": "B", "send": "1"},  # type: ignore[attr-defined]
+    )
+    assert latest[0].body == "B: Hello Name0" and latest[0].phone == "+447911123457"
+    audit = AuditEvent.objects.filter(action=AuditEvent.Action.TEST_SEND).order_by("-pk")[0]
+    assert audit.detail["variant"] == "B"

@@ -11,7 +11,7 @@
                                      [--reason TEXT]
     python manage.py campaign status ID [--json]
     python manage.py campaign preview ID [--json]
-    python manage.py campaign test ID --as USERNAME [--to NUMBER]
+    python manage.py campaign test ID --as USERNAME [--to NUMBER] [--variant B]
     python manage.py campaign list [--status S] [--json]
     python manage.py campaign duplicate ID --as USERNAME
     python manage.py campaign recount [ID ...] [--check]
@@ -124,6 +124,9 @@ class Command(BaseCommand):
         test.add_argument("--as", dest="username", required=True, help="the staff user testing")
         test.add_argument(
             "--to", default="", help="which of the user's test numbers (needed if several)"
+        )
+        test.add_argument(
+            "--variant", default="A", help="an A/B campaign's variant to send (A, B, C or D)"
         )
         _add_list_parsers(subcommands)
         recount = subcommands.add_parser(
@@ -361,10 +364,12 @@ class Command(BaseCommand):
         user = user_named(options["username"])
         number = _test_number(user, options["to"])
         try:
-            message = send_test(campaign, number.phone, by=user)
+            message = send_test(campaign, number.phone, by=user, variant=options["variant"])
         except (PermissionDenied, TransitionNotAllowed, ValidationError) as exc:
             raise CommandError(error_text(exc)) from None
         line = f"campaign {campaign.pk}: test to {redact(message.phone)} {message.status}"
+        if campaign.variant_bodies:
+            line = line.replace(": test to", f": test of variant {options['variant']} to")
         error = ": ".join(filter(None, (message.error_code, message.error_message)))
         if error:
             line += f" ({error})"
