@@ -432,11 +432,9 @@ class Campaign(models.Model):
     @property
     def variant_labels(self) -> list[str]:
         """ "A", "B", ... for an A/B campaign; [] for one text to everyone."""
-        return (
-            [chr(ord("A") + i) for i in range(1 + len(self.variant_bodies))]
-            if (self.variant_bodies)
-            else []
-        )
+        from campaigns.variants import labels_of
+
+        return labels_of(1 + len(self.variant_bodies)) if self.variant_bodies else []
 
     @property
     def waiting_for_winner(self) -> bool:

@@ -7,7 +7,7 @@ approval binds every variant's renderings).
 Who gets which is worked out from the campaign and contact ids alone (`Assigner`), so
 a rebuild never moves anyone. In a split each variant goes to its share of the
 audience. In a test the variants go, in equal parts, to the test share; the rest of
-the audience is built only once the winner is picked (`decide`), HERALD_... hours
+the audience is built only once the winner is picked (`decide`), `ab_test_hours`
 after the test share was built: the higher click-through rate (unique clicks per
 delivered message) or delivery rate (delivered per message handed over) wins, a tie
 goes to A, and the decision is kept with the figures it was made on.

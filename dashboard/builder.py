@@ -278,12 +278,11 @@ def _unsaved(cleaned: dict[str, Any], typed_body: str) -> Campaign:
         cap_days=cleaned.get("cap_days"),
         variant_bodies=cleaned.get("variant_bodies") or [],
         ab_split=cleaned.get("ab_split") or [],
-        ab_test_share=cleaned.get("ab_test_share") or 20,
         track_links=cleaned.get("track_links", True),
         link_utm=cleaned.get("link_utm", True),
         name=cleaned.get("name", ""),
     )
-    for name in ("channel", "time_zone", "frequency_cap", "ab_mode"):
+    for name in ("channel", "time_zone", "frequency_cap", "ab_mode", "ab_test_share"):
         if cleaned.get(name):  # else left at the default
             setattr(campaign, name, cleaned[name])
     if None in (campaign.window_start, campaign.window_end) or (

@@ -200,7 +200,7 @@ def clicks_of(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any] | No
         **clicks,
         "delivered": delivered,
         "rate_percent": round(100 * clicks["unique"] / delivered, 1) if delivered else None,
-        "tracked": kept_links(campaign),
+        "tracked": links_shortened(campaign),
         "chart": chart,
     }
 
@@ -239,7 +239,7 @@ def ab_of(campaign: Campaign) -> dict[str, Any] | None:
     }
 
 
-def kept_links(campaign: Campaign) -> bool:
+def links_shortened(campaign: Campaign) -> bool:
     """Whether its links go out as short links (HERALD_LINK_BASE set, its switch on)."""
     return bool(link_base()) and campaign.track_links
 
