@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "contacts",
     "messaging",
     "campaigns",
+    "api",
+    "ninja",  # the API docs' Swagger UI from local static files, never a CDN
     "dashboard",
 ]
 
@@ -233,6 +235,8 @@ HERALD_PASSWORD_RESET_WINDOW_MINUTES = env.int("HERALD_PASSWORD_RESET_WINDOW_MIN
 # Links in campaign texts become per-recipient short links on this address (e.g.
 # https://hrl.example/, served by Herald at /r/<code>); empty: links go out as written.
 HERALD_LINK_BASE = env.str("HERALD_LINK_BASE", default="")
+# Each API token's pace, as "N/s", "N/min" or "N/hour": over it, 429 with Retry-After.
+HERALD_API_RATE = env.str("HERALD_API_RATE", default="1200/min")
 HERALD_DEFAULT_REGION = env.str("HERALD_DEFAULT_REGION", default="GB")
 HERALD_DISPATCH_BATCH_SIZE = env.int("HERALD_DISPATCH_BATCH_SIZE", default=500)
 HERALD_SEND_LEASE_SECONDS = env.int("HERALD_SEND_LEASE_SECONDS", default=300)

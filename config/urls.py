@@ -17,6 +17,7 @@ urlpatterns = [
     # Before Django's own: rate limited, one answer for every address, mailed by the worker.
     path("accounts/password_reset/", PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("api.urls")),
     path("", include("messaging.urls")),
     path("", include("dashboard.urls")),
 ]

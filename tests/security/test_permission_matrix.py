@@ -42,7 +42,7 @@ ROLES = ("anonymous", "nobody", "staff", "auditor", "marketer", "approver", "adm
 STAFF_ROLES = ROLES[2:]
 
 # Outcomes of a GET: the status code, or where a redirect goes.
-OK, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 403, 404, 405
+OK, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 401, 403, 404, 405
 LOGIN = "→login"  # the dashboard's sign-in page
 ADMIN_LOGIN = "→admin-login"
 REDIRECT = "→elsewhere"  # a redirect that is not a request to sign in
@@ -93,6 +93,12 @@ URLS: dict[str, dict[str, Any]] = {
     # Short links are public by design; an unknown code is the same plain 404 for anyone
     # (a live one redirects anyone: tests/messaging/test_short_links.py).
     "r/<str:code>": everyone(NOT_FOUND),
+    # The API's schema and docs are public; every other API route needs a Bearer token, which
+    # a signed-in session is not (tests/api/ checks each route's scopes and permissions).
+    "api/v1/": PUBLIC,
+    "api/v1/openapi.json": PUBLIC,
+    "api/v1/docs": PUBLIC,
+    "^api/": everyone(NOT_FOUND),
     # Sign-in and password pages.
     "accounts/login/": PUBLIC,
     "accounts/logout/": everyone(NOT_ALLOWED),  # POST only
@@ -360,6 +366,7 @@ ADMIN_EXCEPTIONS: dict[str, dict[str, Any]] = {
 def expectations() -> dict[str, dict[str, Any]]:
     admin.autodiscover()  # as the URLconf does (config/apps.py)
     table = dict(URLS)
+    table |= {p: everyone(UNAUTHORIZED) for p in url_patterns() if _token_route(p)}
     for model in admin.site._registry:
         key = admin_model_key(model)
         if key in ADMIN_MODELS:
@@ -457,6 +464,10 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
     }
 
 
+def _token_route(pattern: str) -> bool:
+    return pattern.startswith("api/v1/") and pattern not in URLS
+
+
 def concrete(pattern: str, world: dict[str, Any]) -> str:
     """An address the pattern matches, about the objects of `world`."""
     campaign, job = world["campaign"], world["job"]
@@ -478,6 +489,8 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
     }
     if pattern in special:
         return special[pattern]
+    if pattern.startswith("api/"):
+        return "/" + re.sub(r"<(\w+:)?\w+>", "1", pattern).replace("^", "")
     if pattern.startswith("inbox/"):
         return "/" + pattern.replace("<int:pk>", str(world["reply"].pk))
     if pattern.startswith("segments/"):

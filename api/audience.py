@@ -1,0 +1,5 @@
+"""API routes: audience."""
+
+from ninja import Router
+
+router = Router(tags=["audience"])

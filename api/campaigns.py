@@ -1,0 +1,5 @@
+"""API routes: campaigns."""
+
+from ninja import Router
+
+router = Router(tags=["campaigns"])

@@ -1,0 +1,5 @@
+"""API routes: contacts."""
+
+from ninja import Router
+
+router = Router(tags=["contacts"])

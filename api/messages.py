@@ -1,0 +1,5 @@
+"""API routes: messages."""
+
+from ninja import Router
+
+router = Router(tags=["messages"])
