@@ -596,6 +596,23 @@ class Message(models.Model):
         help_text="A test send to a staff member's own number: no campaign's recipient, "
         "counts or cost.",
     )
+    is_transactional = models.BooleanField(
+        default=False,
+        db_default=False,  # rows built by bulk insert, which names no such column
+        help_text="One message an integration asked for (POST /api/v1/messages): no "
+        "campaign's, no reply; sent by messaging.transactional.",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        # Campaign rows never have one: no index and no constraint to pay for on each.
+        db_index=False,
+        db_constraint=False,
+        help_text="A transactional message: the user whose API token asked for it.",
+    )
     variant = models.CharField(
         max_length=1,
         blank=True,
@@ -625,6 +642,7 @@ class Message(models.Model):
         ordering = ("pk",)
         permissions = (
             ("decide_in_doubt", "Can mark messages in doubt as sent or send them again"),
+            ("send_transactional", "Can send transactional messages (API, messages:send)"),
         )
         # Every index is paid for twice per message (claimed, then recorded), so only
         # what lookups need: exact matches only, no LIKE indexes.
@@ -647,6 +665,13 @@ class Message(models.Model):
                 fields=("provider_message_id",),
                 name="message_provider_id",
                 condition=~models.Q(provider_message_id=""),
+            ),
+            # Partial: only transactional rows waiting to go, what their sender claims
+            # (the due index would walk every pending campaign row to find them).
+            models.Index(
+                fields=("next_attempt_at",),
+                name="message_transactional_due",
+                condition=models.Q(status="pending", is_transactional=True),
             ),
         ]
 

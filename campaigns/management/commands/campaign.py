@@ -49,48 +49,41 @@ reason.
 """
 
 import json
-import re
-from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import models, transaction
 
+from campaigns import drafts
 from campaigns.actions import ACTIONS, check_reason
-from campaigns.frequency import OVERRIDE_PERMISSION, may_override
 from campaigns.models import (
     ABMode,
     Campaign,
     FrequencyCap,
-    MessageTemplate,
     TestNumber,
     TransitionNotAllowed,
     message_counts,
 )
 from campaigns.presenters import amount_text, error_text
 from campaigns.preview import Estimate, estimate, missing_text
-from campaigns.segments import Segment
+from campaigns.status import COUNT_KEYS, summary
 from campaigns.testsend import send_test
 from campaigns.variants import MAX_VARIANTS, parse_split
-from campaigns.variants import figures as variant_figures
-from contacts.models import Channel, Group, Tag, normalise_phone
+from contacts.models import Channel, normalise_phone
 from contacts.phones import redact
 from messaging import counts as counts_kept
-from messaging.backends import backend_class
-from messaging.models import Message, ProviderAccount
+from messaging.models import Message
 
-M = Message.Status
-# The counts `status --json` reports, in this order; scripts rely on exactly these keys.
-COUNT_KEYS: tuple[str, ...] = tuple(
-    status.value
-    for status in (M.PENDING, M.SENDING, M.SENT, M.DELIVERED, M.FAILED, M.SKIPPED, M.IN_DOUBT)
-)
-Named = TypeVar("Named", Group, Tag, Segment)
-FREQUENCY_CAP = re.compile(r"(?P<messages>[1-9][0-9]*)/(?P<days>[1-9][0-9]*)")
+#: How this command's refusals name the fields they speak of: by its flags.
+SPELLING = {
+    "channel": "--channel",
+    "whatsapp_template": "--template",
+    "frequency_cap": "--frequency-cap",
+    "created_by": "--as",
+}
 
 
 class Command(BaseCommand):
@@ -160,34 +153,29 @@ class Command(BaseCommand):
     # create
 
     def create(self, options: dict[str, Any]) -> None:
-        account = _provider(options["provider"])
-        channel = options["channel"]
-        _check_channel(account, channel, options["template"])
-        audience = _audience(options)
         created_by = user_named(options["username"]) if options["username"] else None
-        cap = _frequency_cap(options["frequency_cap"], created_by)
         texts = _texts(options)
-        with transaction.atomic():
-            campaign = Campaign(
-                name=options["name"],
-                channel=channel,
-                provider_account=account,
-                sender=options["sender"],
-                body=texts[0],
-                variant_bodies=texts[1:],
-                **_ab_settings(options, len(texts)),
-                track_links=not options["no_short_links"],
-                link_utm=not options["no_utm"],
-                created_by=created_by,
-                **cap,
-            )
-            if options["template"]:
-                campaign.template = _whatsapp_template(options["template"], texts[0])
-            _validate(campaign)
-            campaign.save()
-            for name, rows in audience.items():
-                getattr(campaign, name).set(rows)
-            campaign.note_authors(created_by, before="")
+        draft = drafts.Draft(
+            name=options["name"],
+            provider=options["provider"],
+            body=texts[0],
+            variant_bodies=tuple(texts[1:]),
+            ab=_ab_settings(options, len(texts)),
+            channel=options["channel"],
+            whatsapp_template=options["template"] or "",
+            # --group is the groups part, --exclude-tag the exclude_tags part, ...
+            audience={part: options[part.removesuffix("s")] for part in drafts.AUDIENCE_MODELS},
+            sender=options["sender"],
+            frequency_cap=options["frequency_cap"],
+            track_links=not options["no_short_links"],
+            link_utm=not options["no_utm"],
+        )
+        try:
+            campaign = drafts.create(draft, created_by, SPELLING)
+        except drafts.Refused as exc:
+            raise CommandError(exc.text) from None
+        except ValidationError as exc:
+            raise CommandError(_model_problems(exc)) from None
         self.stdout.write(str(campaign.pk))
 
     # submit, approve, reject, pause, resume, cancel
@@ -230,19 +218,10 @@ class Command(BaseCommand):
 
     def status(self, options: dict[str, Any]) -> None:
         campaign = _campaign(options["id"])
-        all_counts = message_counts([campaign.pk])[campaign.pk]
-        counts = {key: all_counts[key] for key in COUNT_KEYS}
-        clicks = counts_kept.click_counts([campaign.pk])[campaign.pk]
+        found = summary(campaign)
+        counts, clicks = found["counts"], found["clicks"]
         if options["json"]:
-            summary: dict[str, Any] = {
-                "id": campaign.pk,
-                "status": campaign.status,
-                "counts": counts,
-                "clicks": clicks,
-            }
-            if campaign.variant_bodies:
-                summary["variants"] = variants_json(campaign)
-            self.stdout.write(json.dumps(summary))
+            self.stdout.write(json.dumps(found))
             return
         status_line = campaign.status
         if campaign.status == Campaign.Status.PAUSED and campaign.pause_reason:
@@ -258,7 +237,7 @@ class Command(BaseCommand):
                 label = Message.SkipReason(reason).label.lower()
                 self.stdout.write(f"    skipped, {label}: {count}")
         if campaign.variant_bodies:
-            for variant in variants_json(campaign):
+            for variant in found["variants"]:
                 figures = " ".join(f"{k} {v}" for k, v in variant["counts"].items() if v)
                 won = " (winner)" if variant["winner"] else ""
                 self.stdout.write(
@@ -268,7 +247,7 @@ class Command(BaseCommand):
             if campaign.ab_decision:
                 self.stdout.write(f"winner {campaign.ab_winner}: {campaign.ab_decision['why']}")
         if clicks["total"]:
-            delivered = counts[M.DELIVERED]
+            delivered = counts[Message.Status.DELIVERED]
             rate = (
                 f"{clicks['unique'] / delivered:.1%} of delivered"
                 if delivered
@@ -478,20 +457,6 @@ def _add_create_parser(subcommands: Any) -> None:
     create.add_argument("--as", dest="username", help="the staff user creating it (optional)")
 
 
-def variants_json(campaign: Campaign) -> list[dict[str, Any]]:
-    """Each A/B variant's counts (the keys of `status --json`) and clicks."""
-    found = variant_figures(campaign)
-    return [
-        {
-            "variant": label,
-            "counts": {key: figures["counts"].get(key, 0) for key in COUNT_KEYS},
-            "clicks": figures["clicks"],
-            "winner": label == campaign.ab_winner,
-        }
-        for label, figures in found.items()
-    ]
-
-
 def _texts(options: dict[str, Any]) -> list[str]:
     """The campaign's text, or its A/B variants' texts (A first)."""
     texts = ([options["body"]] if options["body"] is not None else []) + options["variant"]
@@ -544,95 +509,7 @@ def user_named(username: str) -> User:
     return user
 
 
-def _provider(name: str) -> ProviderAccount:
-    try:
-        return ProviderAccount.objects.get(name=name)
-    except ProviderAccount.DoesNotExist:
-        known = ", ".join(ProviderAccount.objects.order_by("name").values_list("name", flat=True))
-        hint = f"known: {known}" if known else "none yet; add one with `manage.py provider add`"
-        raise CommandError(f"no provider account named {name!r} ({hint})") from None
-
-
-def rows_named(model: type[Named], names: Iterable[str], noun: str) -> list[Named]:
-    """The rows named `names`; a missing one is an error, never silently created."""
-    wanted = list(dict.fromkeys(names))
-    found = {row.name: row for row in model._default_manager.filter(name__in=wanted)}
-    missing = [name for name in wanted if name not in found]
-    if missing:
-        plural = noun if len(missing) == 1 else noun + "s"
-        raise CommandError(f"no {plural} named {', '.join(map(repr, missing))}")
-    return [found[name] for name in wanted]
-
-
-def _audience(options: dict[str, Any]) -> dict[str, list[Any]]:
-    """The campaign's audience parts (AUDIENCE_FIELDS) from their names."""
-    return {
-        "groups": rows_named(Group, options["group"], "group"),
-        "tags": rows_named(Tag, options["tag"], "tag"),
-        "segments": rows_named(Segment, options["segment"], "segment"),
-        "exclude_groups": rows_named(Group, options["exclude_group"], "group"),
-        "exclude_tags": rows_named(Tag, options["exclude_tag"], "tag"),
-        "exclude_segments": rows_named(Segment, options["exclude_segment"], "segment"),
-    }
-
-
-def _frequency_cap(text: str, user: User | None) -> dict[str, Any]:
-    """The campaign's cap fields from `N/D`, `off` or `house`; only a user allowed to
-    override the house cap may choose anything but `house`."""
-    wanted = text.strip().lower()
-    if wanted == FrequencyCap.HOUSE:
-        return {"frequency_cap": FrequencyCap.HOUSE}
-    found = FREQUENCY_CAP.fullmatch(wanted)
-    if wanted != FrequencyCap.OFF and not found:
-        raise CommandError(
-            f"--frequency-cap is N/D (at most N messages in D days), off or house, not {text!r}"
-        )
-    if not may_override(user):
-        who = f"user {user.get_username()!r}" if user else "a campaign created without --as"
-        raise CommandError(
-            f"--frequency-cap {text}: {who} may not override the house frequency cap "
-            f"(it takes the {OVERRIDE_PERMISSION} permission, which the Approvers role has)"
-        )
-    if found is None:
-        return {"frequency_cap": FrequencyCap.OFF}
-    return {
-        "frequency_cap": FrequencyCap.OWN,
-        "cap_messages": int(found["messages"]),
-        "cap_days": int(found["days"]),
-    }
-
-
-def _check_channel(account: ProviderAccount, channel: str, template_id: str | None) -> None:
-    if channel == Channel.WHATSAPP and not template_id:
-        raise CommandError("--channel whatsapp needs --template (the approved template id)")
-    if channel != Channel.WHATSAPP and template_id:
-        raise CommandError("--template is for WhatsApp campaigns (--channel whatsapp)")
-    if channel not in backend_class(account.backend).channels:
-        raise CommandError(f"{account} ({account.backend}) cannot send {channel} messages")
-
-
-def _whatsapp_template(template_id: str, body: str) -> MessageTemplate:
-    """The template carrying this approved id, made on first use."""
-    existing = MessageTemplate.objects.filter(
-        channel=Channel.WHATSAPP, whatsapp_template_id=template_id
-    ).first()
-    if existing:
-        return existing
-    template = MessageTemplate(
-        name=f"WhatsApp {template_id}",
-        channel=Channel.WHATSAPP,
-        body=body,
-        whatsapp_template_id=template_id,
-    )
-    _validate(template)
-    template.save()
-    return template
-
-
-def _validate(instance: models.Model) -> None:
-    # created_by may be None (a script acting as nobody); the field is not blank=True.
-    try:
-        instance.full_clean(exclude=["created_by"], validate_unique=True)
-    except ValidationError as exc:
-        problems = (f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-        raise CommandError("; ".join(problems)) from None
+def _model_problems(error: ValidationError) -> str:
+    """The model's refusal on one line: "field: what; field: what"."""
+    fields = error.message_dict.items()
+    return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in fields)
