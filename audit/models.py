@@ -45,6 +45,10 @@ class AuditEvent(models.Model):
         PASSWORD_RESET_REQUESTED = "password_reset_requested", "asked for a password reset"
         PASSWORD_RESET_SENT = "password_reset_sent", "was sent a password reset link"
         AB_DECIDED = "ab_decided", "picked an A/B test's winner"  # detail: winner, why
+        # detail: door, user, name, key_id (the token's public part), scopes, expires_at
+        API_TOKEN_CREATED = "api_token_created", "created an API token"
+        # detail: door, user, name, key_id
+        API_TOKEN_REVOKED = "api_token_revoked", "revoked an API token"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

@@ -7,6 +7,8 @@ check these on the server; templates use them only to hide what would be refused
 
 from typing import Any
 
+from api.tokens import useful_scopes
+
 VIEW_CAMPAIGNS = "campaigns.view_campaign"
 CHANGE_CAMPAIGNS = "campaigns.change_campaign"
 ADD_CAMPAIGNS = "campaigns.add_campaign"
@@ -73,6 +75,11 @@ def can_answer_replies(user: Any) -> bool:
     return bool(can_see_inbox(user) and user.has_perm(REPLY_INBOUND))
 
 
+def can_use_api_tokens(user: Any) -> bool:
+    """Whoever's permissions give some API scope a use keeps their own tokens."""
+    return bool(useful_scopes(user))
+
+
 def roles(user: Any) -> dict[str, bool]:
     """For templates: which parts of the menu this user may use."""
     return {
@@ -84,6 +91,7 @@ def roles(user: Any) -> dict[str, bool]:
         "accounts": can_see_accounts(user),
         "reports": can_see_reports(user),
         "inbox": can_see_inbox(user),
+        "tokens": can_use_api_tokens(user),
         "admin": bool(user.is_staff),
     }
 

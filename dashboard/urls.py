@@ -13,6 +13,7 @@ from dashboard import (
     inbox_pages,
     reports,
     segment_pages,
+    token_pages,
 )
 
 app_name = "dashboard"
@@ -30,4 +31,5 @@ urlpatterns = [
     *reports.urlpatterns,
     *segment_pages.urlpatterns,
     *inbox_pages.urlpatterns,
+    *token_pages.urlpatterns,
 ]

@@ -21,6 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
+from api.models import ApiToken
 from audit.models import AuditEvent
 from campaigns.models import Campaign, CampaignTransition, MessageTemplate, TestNumber
 from campaigns.segments import Segment
@@ -164,6 +165,10 @@ URLS: dict[str, dict[str, Any]] = {
     "segments/count/": dashboard(FORBIDDEN, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),  # POST only
     "segments/<int:pk>/": dashboard(FORBIDDEN, OK, OK, OK),
     "segments/<int:pk>/delete/": dashboard(FORBIDDEN, OK, FORBIDDEN, OK),  # GET asks first
+    # API tokens: each user's own (a superuser's: everyone's), for whoever's permissions give
+    # some scope a use; revoking is POST only (whose: tests/api/test_token_doors.py).
+    "api-tokens/": dashboard(FORBIDDEN, OK, OK, OK),
+    "api-tokens/<int:pk>/revoke/": dashboard(*[NOT_ALLOWED] * 4),
     # The admin's own pages.
     "admin/": staff(OK, OK, OK, OK),
     "admin/login/": row(OK, OK, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
@@ -174,7 +179,7 @@ URLS: dict[str, dict[str, Any]] = {
     "admin/autocomplete/": staff(FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN),  # no model asked
     "admin/jsi18n/": staff(OK, OK, OK, OK),
     "admin/r/<path:content_type_id>/<path:object_id>/": staff(*[NOT_FOUND] * 4),
-    "admin/^(?P<app_label>audit|auth|axes|campaigns|contacts|django_q|messaging)/$": staff(
+    "admin/^(?P<app_label>api|audit|auth|axes|campaigns|contacts|django_q|messaging)/$": staff(
         NOT_FOUND,
         NOT_FOUND,
         NOT_FOUND,
@@ -240,6 +245,8 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
     "campaigns/pendingapproval": {"marketer": "", "approver": "v", "admin": "v"},
     "campaigns/testnumber": {"marketer": "", "approver": "", "admin": "vacd"},  # no role's
     "campaigns/segment": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
+    # Made in the dashboard or the CLI (their text shown once there); looked at and revoked.
+    "api/apitoken": {"marketer": "", "approver": "", "admin": "v"},
 }
 
 #: The admin actions each role is offered on each model's list.
@@ -305,6 +312,7 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "campaigns/pendingapproval": NONE,
     "campaigns/testnumber": DELETE_FOR_ADMIN,
     "campaigns/segment": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
+    "api/apitoken": {**NONE, "admin": {"revoke_selected"}},
 }
 
 
@@ -450,6 +458,7 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
         "campaigns/pendingapproval": campaign,
         "campaigns/testnumber": TestNumber.objects.create(user=marketer, phone="+447911200009"),
         "campaigns/segment": Segment.objects.create(name="Leeds", rules=["attr.city = Leeds"]),
+        "api/apitoken": ApiToken.objects.issue(marketer, "shop", ["contacts:read"])[0],
     }
     assert all(obj is not None for obj in objects.values())
     reply = InboundMessage.objects.create(
@@ -477,7 +486,7 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
         "accounts/reset/<uidb64>/<token>/": "/accounts/reset/MQ/bad-token/",
         "r/<str:code>": "/r/AAAAAAAA",
         "admin/r/<path:content_type_id>/<path:object_id>/": "/admin/r/999999/1/",
-        "admin/^(?P<app_label>audit|auth|axes|campaigns|contacts|django_q|messaging)/$": (
+        "admin/^(?P<app_label>api|audit|auth|axes|campaigns|contacts|django_q|messaging)/$": (
             "/admin/auth/"
         ),
         "admin/(?P<url>.*)$": "/admin/no-such-page/",
