@@ -20,6 +20,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from campaigns import events
 from campaigns.actions import (
     ACTIONS,
     REFUSALS,
@@ -835,7 +836,7 @@ class Campaign(models.Model):
             if not updated or target is None:
                 label = Campaign.Status(current).label.lower()
                 raise TransitionNotAllowed(f"Cannot {action} a campaign that is {label}.")
-            CampaignTransition.objects.create(
+            transition = CampaignTransition.objects.create(
                 campaign=self,
                 from_status=current,
                 to_status=target,
@@ -843,6 +844,8 @@ class Campaign(models.Model):
                 action=action,
                 note=note,
             )
+            if current != target and events.status_changed.wanted():
+                events.status_changed.send(sender=Campaign, transition=transition)
             # The note stays in the transition log; the audit log keeps who, what and where.
             AuditEvent.record(
                 AuditEvent.Action.CAMPAIGN_TRANSITION,

@@ -15,9 +15,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Exists, F, OuterRef
-from django.dispatch import Signal
+from django.db.models.signals import post_save
+from django.dispatch import Signal, receiver
 from django.utils import timezone
 
+from contacts import events
 from contacts.lookups import Among
 from contacts.phones import InvalidPhoneNumber, country_of, time_zones_for, to_e164
 
@@ -286,6 +288,15 @@ class OptOut(models.Model):
         # Erased numbers are suppressed on every channel already, and must not reappear in clear.
         if self.phone and ErasedNumber.objects.includes(self.phone):
             raise ValidationError({"phone": ERASED_REFUSAL}, code="erased")
+
+
+@receiver(post_save, sender=OptOut, dispatch_uid="contacts.announce_opt_out")
+def announce_opt_out(sender: Any, instance: OptOut, created: bool, **kwargs: Any) -> None:
+    """Every opt-out written through the ORM (staff, a reply, a provider's report, the API)
+    is announced; bulk imports announce theirs where they insert them."""
+    if created and not kwargs.get("raw") and events.opted_out.wanted():
+        entry = (instance.phone, instance.channel, instance.source, instance.created_at)
+        events.opted_out.send(sender=OptOut, entries=[entry])
 
 
 ERASED_REFUSAL = (

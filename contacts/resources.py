@@ -31,6 +31,7 @@ from django.utils import timezone
 from import_export import fields, resources, widgets
 from import_export.results import Result, RowResult
 
+from contacts import events
 from contacts.bulk import (
     add_new_contacts_to,
     bulk_insert,
@@ -698,11 +699,18 @@ class OptOutResource(resources.ModelResource):
         new = [row for row in rows if (row.phone, row.channel) not in listed]
         added = len(new)
         if new and not dry_run:
-            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            moment = timezone.now()
+            now = connection.ops.adapt_datetimefield_value(moment)
             values = [(r.phone, r.channel, r.source, r.note, now) for r in new]
             columns = ("phone", "channel", "source", "note", "created_at")
             # A STOP may have come in since the lookup: what is there already stays as it is.
-            added = len(insert_missing(OptOut._meta.db_table, columns, values))
+            inserted = insert_missing(OptOut._meta.db_table, columns, values)
+            added = len(inserted)
+            if inserted and events.opted_out.wanted():
+                entries = [
+                    (phone, channel, source, moment) for phone, channel, source, *_ in inserted
+                ]
+                events.opted_out.send(sender=OptOut, entries=entries)
         counts.imported += added
         counts.unchanged += len(rows) - added
         return [

@@ -35,7 +35,7 @@ from django_q.tasks import async_task
 from audit.models import AuditEvent
 from contacts.models import Channel, Contact, ErasedNumber, OptOut
 from contacts.phones import InvalidPhoneNumber, redact, to_e164
-from messaging import keywords
+from messaging import events, keywords
 from messaging.dispatch import send_claimed
 from messaging.exceptions import ProviderError
 from messaging.models import InboundMessage, Message, ProviderAccount
@@ -257,6 +257,8 @@ class _Handling:
             self.act(found)
         if self.changed:
             inbound.save(update_fields=sorted(set(self.changed)))
+        if events.inbound_received.wanted():
+            events.inbound_received.send(sender=InboundMessage, inbound=inbound)
         return None
 
     def look_up(self) -> tuple[Any, Any, Any, Any]:

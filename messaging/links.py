@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from messaging import counts
+from messaging import counts, events
 from messaging.models import Click, Link, Message, MessageCount
 
 CODE_BYTES = 6  # 48 random bits
@@ -199,6 +199,18 @@ def follow(code: str, agent: str) -> str | None:
     if not CODE.fullmatch(code):
         return None
     now = timezone.now()
+    if events.link_clicked.wanted():
+        # Someone follows clicks: the click and what it tells them commit together.
+        with transaction.atomic():
+            url = _follow(code, agent, now)
+            if url is not None:
+                events.link_clicked.send(sender=Link, code=code, clicked_at=now, agent=agent)
+        return url
+    return _follow(code, agent, now)
+
+
+def _follow(code: str, agent: str, now: datetime) -> str | None:
+    """The click's writes, in one statement on PostgreSQL; where the link leads."""
     if connection.vendor == "postgresql":
         return _follow_in_one(code, agent, now)
     stamp = connection.ops.adapt_datetimefield_value(now)

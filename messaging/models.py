@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from contacts.lookups import Among, Picked
 from contacts.models import Channel, Contact, OptOut, PhoneNumberField
-from messaging import backends, counts
+from messaging import backends, counts, events
 from messaging.crypto import decrypt_credentials, encrypt_credentials
 
 if TYPE_CHECKING:
@@ -384,6 +384,10 @@ class MessageQuerySet(models.QuerySet["Message"]):
         moved = 0
         rows_read: list[tuple[Any, ...]] = []
         tally = counts.Tally()
+        # Rows are read back for an announcement only while someone follows it.
+        announced = events.on_move_to(to)
+        told = events.MESSAGE_FIELDS if announced is not None and announced.wanted() else ()
+        news: list[tuple[Any, ...]] = []
         # The kept counts change in the same transaction as the rows (no savepoint when
         # the caller has a transaction already: nothing here is to be undone alone).
         with transaction.atomic(savepoint=False):
@@ -395,12 +399,16 @@ class MessageQuerySet(models.QuerySet["Message"]):
                     if counts.status_only(source, to, changes)
                     else counts.RETURNED
                 )
+                extra = told if source != to else ()  # a restamped "sent" is no news
                 rows, also = self.filter(status=source)._update_counted(
-                    {"status": to, **changes}, returning, read
+                    {"status": to, **changes}, returning, (*read, *extra)
                 )
                 tally.moved(source, to, changes, rows, returning)
                 moved += sum(rows.values())
-                rows_read += also
+                rows_read += [row[: len(read)] for row in also] if extra else also
+                news += [row[len(read) :] for row in also] if extra else []
+            if announced is not None and news:
+                announced.send(sender=Message, rows=news)
             tally.save()
         return moved, rows_read
 

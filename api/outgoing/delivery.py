@@ -1,0 +1,343 @@
+"""Outgoing webhooks on their way: claimed in batches, posted side by side, recorded.
+
+`run` is the django-q2 task. One worker at a time holds its lease (messaging's
+TaskLease): it delivers what is due, batch after batch, and stays while the next row is
+due within LINGER_SECONDS, waking every POLL_SECONDS, so the 5 s and 30 s retries are
+made on time; django-q2's schedules fire at most twice a minute, and it has no delayed
+tasks. It hands over to a fresh task after MAX_RUN_SECONDS. A task that finds the lease
+held leaves at once: the holder will see its rows. New rows nudge a task as they commit
+(at most once a second per process), and the minute tick (api.tasks) starts one should a
+nudge be lost and for the later retries.
+
+A batch is claimed with a lease on each row (WebhookDeliveryQuerySet.claim), so even two
+holders could never post the same row at once; its requests go out over a pool of
+threads sharing one keep-alive session, which do nothing but HTTP; the caller writes what
+every answer said in one transaction: the attempts, each delivery's next step (conditional
+on its claim), and each subscription's health, turning off one that has failed for a day.
+
+A 2xx answer is a success. Anything else, a redirect (never followed), a refused
+connection or a timeout is a failure, retried on the models' schedule (api.models).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from requests.adapters import HTTPAdapter
+from standardwebhooks import Webhook
+
+from api.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+    next_try,
+)
+from api.outgoing import signing
+from config.logging import redact_text
+from messaging.models import TaskLease
+
+logger = logging.getLogger(__name__)
+
+LEASE = "webhook-sender"
+#: Rows claimed at once, and requests in flight at once.
+BATCH = 256
+THREADS = 32
+#: A claimed row comes due again after this, should its worker die: longer than a batch
+#: can take (BATCH / THREADS rounds of the timeouts).
+CLAIM_LEASE = timedelta(minutes=3)
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+#: The sender's lease, renewed after every batch.
+LEASE_SECONDS = 240.0
+LINGER_SECONDS = 60.0
+POLL_SECONDS = 0.5
+MAX_RUN_SECONDS = 240.0
+NUDGE_SECONDS = 1.0
+#: How much of an answer's body is read, and how much of it is kept.
+READ_LIMIT = 4096
+EXCERPT_CHARS = 200
+ERROR_CHARS = 200
+
+_nudged_at = float("-inf")
+_session: requests.Session | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one try of one delivery met."""
+
+    delivery: WebhookDelivery
+    attempted_at: datetime
+    response_code: int | None
+    excerpt: str
+    error: str
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_code is not None and 200 <= self.response_code < 300
+
+
+def nudge() -> None:
+    """Queue the sender, unless this process did within NUDGE_SECONDS (that task, or the
+    one lingering, will find what was written since)."""
+    global _nudged_at
+    now = time.monotonic()
+    if now - _nudged_at < NUDGE_SECONDS:
+        return
+    _nudged_at = now
+    from django_q.tasks import async_task
+
+    try:
+        async_task("api.tasks.deliver_webhooks", task_name="deliver webhooks")
+    except Exception as exc:  # the rows are kept: the minute tick sends them
+        _nudged_at = float("-inf")
+        logger.warning("Could not queue the webhook sender (%s)", type(exc).__name__)
+
+
+def run(linger: float = LINGER_SECONDS) -> int:
+    """The sender: delivers what is due while it holds the lease, lingering for what comes
+    due within `linger` seconds. How many tries it made (0 at once when the lease is held)."""
+    holder = uuid.uuid4().hex
+    started = time.monotonic()
+    tried = 0
+    while TaskLease.objects.take(LEASE, holder, LEASE_SECONDS):
+        while True:
+            tried += deliver_due(holder)
+            if time.monotonic() - started >= MAX_RUN_SECONDS:
+                TaskLease.objects.release(LEASE, holder)
+                _hand_over()
+                return tried
+            wait = _seconds_to_next_due()
+            if wait is None or wait > linger:
+                break
+            time.sleep(min(max(wait, 0.0), POLL_SECONDS))
+            TaskLease.objects.take(LEASE, holder, LEASE_SECONDS)
+        TaskLease.objects.release(LEASE, holder)
+        # A nudge that found the lease held relied on this look.
+        if not WebhookDelivery.objects.due(timezone.now()).exists():
+            break
+    return tried
+
+
+def deliver_due(holder: str = "", limit: int | None = None) -> int:
+    """Post every delivery due now, a batch at a time (up to `limit` tries); how many
+    tries were made. `holder` renews the sender's lease after each batch."""
+    tried = 0
+    while limit is None or tried < limit:
+        size = BATCH if limit is None else min(BATCH, limit - tried)
+        batch = WebhookDelivery.objects.claim(size, CLAIM_LEASE)
+        if not batch:
+            break
+        record(post_all(batch))
+        tried += len(batch)
+        if holder:
+            TaskLease.objects.take(LEASE, holder, LEASE_SECONDS)
+    return tried
+
+
+def post_all(batch: Sequence[WebhookDelivery]) -> list[Outcome]:
+    """Each delivery's try, THREADS at a time; the threads touch no database."""
+    now = timezone.now()
+    by_subscription: dict[int, list[Webhook]] = {}
+    for row in batch:
+        if row.subscription_id not in by_subscription:
+            secrets = row.subscription.signing_secrets(now)
+            by_subscription[row.subscription_id] = signing.signers(secrets)
+
+    def attempt(row: WebhookDelivery) -> Outcome:
+        return post(row, by_subscription[row.subscription_id])
+
+    workers = min(THREADS, len(batch))
+    if workers <= 1:
+        return [attempt(row) for row in batch]
+    with ThreadPoolExecutor(workers, thread_name_prefix="webhook") as pool:
+        return list(pool.map(attempt, batch))
+
+
+def post(row: WebhookDelivery, signers: Sequence[Webhook]) -> Outcome:
+    """One try: the payload, signed now, posted to the subscription's URL."""
+    body = row.payload.encode()
+    at = timezone.now()
+    started = time.monotonic()
+    code: int | None = None
+    excerpt = error = ""
+    try:
+        response = session().post(
+            row.subscription.url,
+            data=body,
+            headers=signing.headers(row.event_id, at, body, signers),
+            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            code = response.status_code
+            excerpt = _excerpt(response)
+        finally:
+            response.close()
+        if 300 <= code < 400:
+            error = "redirected elsewhere: redirects are not followed"
+    except requests.RequestException as exc:
+        error = describe(exc)
+    duration = int((time.monotonic() - started) * 1000)
+    return Outcome(row, at, code, excerpt, error[:ERROR_CHARS], duration)
+
+
+def record(outcomes: Sequence[Outcome]) -> None:
+    """What the tries met, in one transaction: each attempt; each delivery delivered, due
+    again, or given up (only while still held under its claim); each subscription's health."""
+    if not outcomes:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        WebhookAttempt.objects.bulk_create(
+            WebhookAttempt(
+                delivery_id=o.delivery.pk,
+                attempted_at=o.attempted_at,
+                response_code=o.response_code,
+                response_excerpt=o.excerpt,
+                error=o.error,
+                duration_ms=o.duration_ms,
+            )
+            for o in outcomes
+        )
+        _settle(outcomes)
+        _note_health(outcomes, now)
+
+
+def _settle(outcomes: Sequence[Outcome]) -> None:
+    """Every delivery's next step, in one executemany of one conditional UPDATE."""
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET status = %s, next_attempt_at = %s, delivered_at = %s, "  # noqa: S608 - name from meta
+        "attempts = attempts + 1, last_attempt_at = %s, last_response_code = %s, "
+        "last_error = %s, first_attempt_at = COALESCE(first_attempt_at, %s), "
+        "claim_token = NULL WHERE id = %s AND claim_token = %s"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params = []
+    for o in outcomes:
+        row = o.delivery
+        status, due = _next_step(o)
+        params.append(
+            (
+                status,
+                adapt(due),
+                adapt(o.attempted_at if o.succeeded else None),
+                adapt(o.attempted_at),
+                o.response_code,
+                o.error,
+                adapt(o.attempted_at),
+                row.pk,
+                _token(row),
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _next_step(outcome: Outcome) -> tuple[str, datetime]:
+    """(status, next_attempt_at) after this try, by the models' schedule."""
+    Status = WebhookDelivery.Status
+    row = outcome.delivery
+    if outcome.succeeded:
+        return Status.DELIVERED, outcome.attempted_at
+    first = row.first_attempt_at or outcome.attempted_at
+    due = next_try(row.attempts + 1, first, outcome.attempted_at)
+    if due is None:
+        return Status.FAILED, outcome.attempted_at
+    return Status.PENDING, due
+
+
+def _token(row: WebhookDelivery) -> str | None:
+    """The row's claim token as the database stores a UUID."""
+    if row.claim_token is None:
+        return None
+    field = WebhookDelivery._meta.get_field("claim_token")
+    return field.get_db_prep_value(row.claim_token, connection)  # type: ignore[no-any-return]
+
+
+def _note_health(outcomes: Sequence[Outcome], now: datetime) -> None:
+    """A success ends a subscription's run of failures; a failure starts one (or goes
+    on with it), and one that has gone on for a day turns the subscription off."""
+    succeeded = {o.delivery.subscription_id for o in outcomes if o.succeeded}
+    failed = {o.delivery.subscription_id for o in outcomes if not o.succeeded} - succeeded
+    subscriptions = WebhookSubscription.objects
+    if succeeded:
+        subscriptions.filter(pk__in=succeeded).update(failing_since=None, last_success_at=now)
+    if failed:
+        failing = subscriptions.filter(pk__in=failed)
+        failing.update(last_failure_at=now)
+        failing.filter(Q(failing_since__isnull=True)).update(failing_since=now)
+        failing.disable_failing(now)
+
+
+def session() -> requests.Session:
+    """This process's pooled session, shared by the sender's threads (keep-alive)."""
+    global _session
+    if _session is None:
+        made = requests.Session()
+        adapter = HTTPAdapter(pool_connections=THREADS, pool_maxsize=THREADS, max_retries=0)
+        made.mount("http://", adapter)
+        made.mount("https://", adapter)
+        _session = made
+    return _session
+
+
+def describe(error: requests.RequestException) -> str:
+    """Why no answer came, in words that name no URL (it may carry a secret)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return f"could not connect within {CONNECT_TIMEOUT:g} s"
+    if isinstance(error, requests.ReadTimeout):
+        return f"no answer within {READ_TIMEOUT:g} s"
+    if isinstance(error, requests.exceptions.SSLError):
+        return "TLS failed: the certificate or the handshake was refused"
+    if isinstance(error, requests.ConnectionError):
+        text = str(error).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name or service not known" in text or "nodename nor servname" in text:
+            return "no such host"
+        return "connection failed or dropped"
+    return f"request failed ({type(error).__name__})"
+
+
+def _excerpt(response: requests.Response) -> str:
+    """The start of the answer's body, its numbers and secrets masked."""
+    read = b""
+    for chunk in response.iter_content(1024):
+        read += chunk
+        if len(read) >= READ_LIMIT:
+            break
+    text = read[:READ_LIMIT].decode("utf-8", "replace").strip()
+    return redact_text(text)[:EXCERPT_CHARS]
+
+
+def _seconds_to_next_due() -> float | None:
+    first = WebhookDelivery.objects.next_due_at()
+    if first is None:
+        return None
+    return (first - timezone.now()).total_seconds()
+
+
+def _hand_over() -> None:
+    from django_q.tasks import async_task
+
+    async_task("api.tasks.deliver_webhooks", task_name="deliver webhooks")
+
+
+def sync_mode() -> bool:
+    """django-q2 runs tasks inline (Q_SYNC, the tests): a sender must not linger then."""
+    return bool(settings.Q_CLUSTER.get("sync"))

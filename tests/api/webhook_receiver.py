@@ -1,0 +1,103 @@
+"""An integration's webhook endpoint on loopback, for the outgoing webhooks' tests and bench.
+
+A threading HTTP/1.1 server (keep-alive, as a real endpoint) that keeps every request it
+is sent and checks each signature with the standardwebhooks library, as a receiver
+following the Standard Webhooks spec would: Herald's own signing code is not used here.
+It answers with `status` (a number, or a function of the request's ordinal from 1).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+    #: Which of the receiver's secrets the signature held with (None: none of them).
+    verified_with: str | None
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def event_type(self) -> str:
+        return str(self.payload["type"])
+
+
+class Receiver:
+    def __init__(self, status: int | Callable[[int], int] = 200, answer: bytes = b"ok") -> None:
+        self.status = status
+        self.answer = answer
+        self.secrets: list[str] = []
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks/herald"
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def of_type(self, event_type: str) -> list[Received]:
+        return [r for r in self.received if r.event_type == event_type]
+
+    def wait_for(self, count: int, seconds: float = 10.0) -> list[Received]:
+        ends = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < ends:
+            time.sleep(0.01)
+        return list(self.received)
+
+    def _keep(self, headers: dict[str, str], body: bytes) -> int:
+        verified = None
+        for secret in self.secrets:
+            try:
+                Webhook(secret).verify(body, headers)
+            except WebhookVerificationError:
+                continue
+            verified = secret
+            break
+        with self._lock:
+            self.received.append(Received(headers, body, verified))
+            ordinal = len(self.received)
+        return self.status(ordinal) if callable(self.status) else self.status
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                status = receiver._keep(headers, body)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(receiver.answer)))
+                self.end_headers()
+                self.wfile.write(receiver.answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
