@@ -21,6 +21,7 @@ from audit.models import AuditEvent
 from contacts import jobs
 from contacts.erasure import erase
 from contacts.jobs import may_act, progress_of
+from contacts.memberships import members_condition
 from contacts.models import Channel, Contact, Group, ImportJob, OptOut, Tag
 from contacts.phones import redact
 from contacts.resources import ContactResource, OptOutResource
@@ -81,14 +82,8 @@ class TagAdmin(admin.ModelAdmin):
 
 
 class MembershipFilter(admin.SimpleListFilter):
-    """Contacts in one group (or with one tag), without the DISTINCT Django's M2M filter adds.
+    """Contacts in one group (or with one tag): memberships.members_condition finds them."""
 
-    Over a million contacts the query shape decides everything: a big group is best
-    found by walking contacts newest first and probing the membership index, a small
-    one by starting from its members.
-    """
-
-    BIG = 50_000
     through: Any
     column: str
     model: Any
@@ -97,12 +92,10 @@ class MembershipFilter(admin.SimpleListFilter):
         return [(str(pk), name) for pk, name in self.model.objects.values_list("pk", "name")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Contact]) -> QuerySet[Contact]:
-        if not self.value():
+        chosen = self.value()
+        if not chosen:
             return queryset
-        members = self.through.objects.filter(**{self.column: self.value()})
-        if len(members.values_list("pk", flat=True)[: self.BIG]) < self.BIG:
-            return queryset.filter(pk__in=members.values("contact_id"))
-        return queryset.filter(Exists(members.filter(contact_id=OuterRef("pk"))))
+        return queryset.filter(members_condition(self.through, self.column, chosen))
 
 
 class GroupFilter(MembershipFilter):

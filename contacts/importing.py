@@ -583,7 +583,11 @@ def clean_batch(job: CleanJob) -> CleanChunk:
 
 
 class RowError(ValueError):
-    pass
+    """A row that cannot be imported as it is; `field` names the value at fault ("" for none)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def clean_row(line: int, cells: list[str], columns: Columns, region: str | None) -> CleanRow:
@@ -634,12 +638,12 @@ class RowCleaner:
         for slot, i, limit, name in self.fields:
             if i < count and (value := _stripped(cells[i])):
                 if len(value) > limit:
-                    raise RowError(f"{name} is longer than {limit} characters")
+                    raise RowError(f"{name} is longer than {limit} characters", name)
                 fields[slot] = value
         if (email := fields[_EMAIL]) and not is_email(email):
-            raise RowError(f"invalid email {email[:60]!r}")
+            raise RowError(f"invalid email {email[:60]!r}", "email")
         if (zone := fields[_TIME_ZONE]) and not _is_time_zone(zone):
-            raise RowError(f"unknown time zone {zone[:40]!r}")
+            raise RowError(f"unknown time zone {zone[:40]!r}", "timezone")
         return CleanRow(line, phone, tuple(fields), self._encoded_attributes(cells), country)
 
     def _encoded_attributes(self, cells: list[str]) -> str:
@@ -675,11 +679,11 @@ def _phone(raw_phone: str, region: str | None) -> str:
 
 def _phone_and_country(raw_phone: str, region: str | None) -> tuple[str, str]:
     if not raw_phone:
-        raise RowError("missing phone number")
+        raise RowError("missing phone number", "phone")
     try:
         return to_e164_and_country(raw_phone, region)
     except InvalidPhoneNumber as exc:
-        raise RowError(f"invalid phone number {raw_phone[:40]!r}: {exc}") from None
+        raise RowError(f"invalid phone number {raw_phone[:40]!r}: {exc}", "phone") from None
 
 
 class OptOutRow(NamedTuple):
@@ -715,14 +719,15 @@ def clean_opt_out_row(
         raise RowError(
             f"unknown channel {written[:20]!r}: write sms or whatsapp"
             if written
-            else "no channel: write sms or whatsapp, or choose one for such rows on the form"
+            else "no channel: write sms or whatsapp, or choose one for such rows on the form",
+            "channel",
         )
     source = cell("source").lower()
     if source not in OptOut.Source.values:
         source = OptOut.Source.IMPORT
     note = cell("note")
     if len(note) > NOTE_LIMIT:
-        raise RowError(f"note is longer than {NOTE_LIMIT} characters")
+        raise RowError(f"note is longer than {NOTE_LIMIT} characters", "note")
     return OptOutRow(line, phone, channel, source, note)
 
 
@@ -747,14 +752,16 @@ def _attributes_json(text: str) -> dict[str, str]:
     try:
         parsed = json.loads(text)
     except (ValueError, RecursionError):  # also numbers of 4,300+ digits, absurd nesting
-        raise RowError("the attributes column is not a JSON object") from None
+        raise RowError("the attributes column is not a JSON object", "attributes") from None
     if not isinstance(parsed, dict):
-        raise RowError("the attributes column is not a JSON object")
+        raise RowError("the attributes column is not a JSON object", "attributes")
     attributes = {normalise_header(k): "" if v is None else str(v) for k, v in parsed.items()}
     # JSON escapes can spell what no file could hold: NUL (PostgreSQL refuses it) and
     # lone surrogates (no database can encode them).
     if not all(storable_text(value) for value in attributes.values()):
-        raise RowError("the attributes column holds NUL or unpaired surrogate characters")
+        raise RowError(
+            "the attributes column holds NUL or unpaired surrogate characters", "attributes"
+        )
     return attributes
 
 

@@ -247,7 +247,13 @@ class OptOutQuerySet(models.QuerySet["OptOut"]):
         return set(opted_out) | ErasedNumber.objects.among(phones)
 
     def add_by_staff(self, phone: str, channel: str) -> bool:
-        """Put a number on a channel's list by a staff member's hand; False if it was on it."""
+        """Put a number on a channel's list by a staff member's hand; False if it was on it.
+
+        An erased number is refused (ValidationError): it is suppressed everywhere already,
+        and must not come back in clear.
+        """
+        if ErasedNumber.objects.includes(phone):
+            raise ValidationError({"phone": ERASED_REFUSAL}, code="erased")
         _entry, created = self.get_or_create(
             phone=phone, channel=channel, defaults={"source": OptOut.Source.MANUAL}
         )

@@ -379,12 +379,19 @@ class ChunkWriter:
     """Writes one chunk of clean, deduplicated rows with a handful of set-based queries."""
 
     def __init__(
-        self, group_ids: list[int], tag_ids: list[int], job_id: int | None, dry_run: bool
+        self,
+        group_ids: list[int],
+        tag_ids: list[int],
+        job_id: int | None,
+        dry_run: bool,
+        consent_source: str = "",
     ) -> None:
         self.group_ids = group_ids
         self.tag_ids = tag_ids
         self.job_id = job_id
         self.dry_run = dry_run
+        # What new contacts say they came by: the import (and its number) unless told.
+        self.consent_source = consent_source or (f"import #{job_id}" if job_id else "import")
         self.now = connection.ops.adapt_datetimefield_value(timezone.now())
 
     def write(self, rows: list[CleanRow], outcome: ChunkOutcome) -> None:
@@ -446,14 +453,13 @@ class ChunkWriter:
         after_id = last_contact_id() if self.group_ids or self.tag_ids else 0
         columns: tuple[str, ...] = ("phone", "country", *UPDATABLE, "attributes")
         columns = (*columns, "consent_source", "import_job_id", "created_at", "updated_at")
-        source = f"import #{self.job_id}" if self.job_id else "import"
         values = [
             (
                 r.phone,
                 r.country,
                 *r.fields,
                 r.attributes_json or "{}",
-                source,
+                self.consent_source,
                 self.job_id,
                 self.now,
                 self.now,
