@@ -63,8 +63,13 @@ def test_a_token_made_in_the_page_works_once_read_and_stops_when_revoked(
     assert text not in page.content()
     assert ApiToken.objects.count() == 1  # the reload made no second token
 
-    asked = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    asked: list[str] = []
+
+    def confirm(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
     row.locator("button", has_text="Revoke").click()
     expect(page.locator(".messages")).to_contain_text("Revoked “Shop checkout”")
     assert asked and asked[0].startswith("Revoke “Shop checkout”?")
