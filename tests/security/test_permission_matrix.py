@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
-from api.models import ApiToken
+from api.models import ApiToken, WebhookDelivery, WebhookSubscription
 from audit.models import AuditEvent
 from campaigns.models import Campaign, CampaignTransition, MessageTemplate, TestNumber
 from campaigns.segments import Segment
@@ -169,6 +169,17 @@ URLS: dict[str, dict[str, Any]] = {
     # some scope a use; revoking is POST only (whose: tests/api/test_token_doors.py).
     "api-tokens/": dashboard(FORBIDDEN, OK, OK, OK),
     "api-tokens/<int:pk>/revoke/": dashboard(*[NOT_ALLOWED] * 4),
+    # Outgoing webhooks ship phone numbers out: api.manage_webhooks alone (superusers);
+    # the actions are POST only (tests/api/test_webhooks_pages.py).
+    "outgoing-webhooks/": dashboard(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "outgoing-webhooks/new/": dashboard(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "outgoing-webhooks/<int:pk>/": dashboard(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "outgoing-webhooks/<int:pk>/rotate/": dashboard(*[NOT_ALLOWED] * 4),
+    "outgoing-webhooks/<int:pk>/enable/": dashboard(*[NOT_ALLOWED] * 4),
+    "outgoing-webhooks/<int:pk>/delete/": dashboard(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "outgoing-webhooks/deliveries/": dashboard(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "outgoing-webhooks/deliveries/<int:pk>/": dashboard(FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    "outgoing-webhooks/deliveries/<int:pk>/send-again/": dashboard(*[NOT_ALLOWED] * 4),
     # The admin's own pages.
     "admin/": staff(OK, OK, OK, OK),
     "admin/login/": row(OK, OK, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
@@ -247,6 +258,9 @@ ADMIN_MODELS: dict[str, dict[str, str]] = {
     "campaigns/segment": {"marketer": "vacd", "approver": "v", "admin": "vacd"},
     # Made in the dashboard or the CLI (their text shown once there); looked at and revoked.
     "api/apitoken": {"marketer": "", "approver": "", "admin": "v"},
+    # Made in the dashboard (the secret shown once); deliveries are a read-only log.
+    "api/webhooksubscription": {"marketer": "", "approver": "", "admin": "vcd"},
+    "api/webhookdelivery": {"marketer": "", "approver": "", "admin": "v"},
 }
 
 #: The admin actions each role is offered on each model's list.
@@ -313,6 +327,8 @@ ADMIN_ACTIONS: dict[str, dict[str, set[str]]] = {
     "campaigns/testnumber": DELETE_FOR_ADMIN,
     "campaigns/segment": {**DELETE_FOR_ADMIN, "marketer": {"delete_selected"}},
     "api/apitoken": {**NONE, "admin": {"revoke_selected"}},
+    "api/webhooksubscription": {**NONE, "admin": {"delete_selected", "enable_selected"}},
+    "api/webhookdelivery": {**NONE, "admin": {"send_again"}},
 }
 
 
@@ -374,7 +390,7 @@ ADMIN_EXCEPTIONS: dict[str, dict[str, Any]] = {
 def expectations() -> dict[str, dict[str, Any]]:
     admin.autodiscover()  # as the URLconf does (config/apps.py)
     table = dict(URLS)
-    table |= {p: everyone(UNAUTHORIZED) for p in url_patterns() if _token_route(p)}
+    table |= {p: everyone(_token_route_answer(p)) for p in url_patterns() if _token_route(p)}
     for model in admin.site._registry:
         key = admin_model_key(model)
         if key in ADMIN_MODELS:
@@ -419,6 +435,9 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
     job.error_report.save("errors.csv", ContentFile(b"line,error\n2,bad\n"))
     now = timezone.now()
     task = {"func": "math.floor", "started": now, "stopped": now}
+    subscription = WebhookSubscription.objects.create_with_secret(
+        "https://crm.example/hooks", ["opt_out"]
+    )[0]
     objects = {
         "auth/group": Role.objects.get(name="Marketers"),
         "auth/user": marketer,
@@ -459,6 +478,10 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
         "campaigns/testnumber": TestNumber.objects.create(user=marketer, phone="+447911200009"),
         "campaigns/segment": Segment.objects.create(name="Leeds", rules=["attr.city = Leeds"]),
         "api/apitoken": ApiToken.objects.issue(marketer, "shop", ["contacts:read"])[0],
+        "api/webhooksubscription": subscription,
+        "api/webhookdelivery": WebhookDelivery.objects.create(
+            subscription=subscription, event_id="msg_1", event_type="opt_out", payload="{}"
+        ),
     }
     assert all(obj is not None for obj in objects.values())
     reply = InboundMessage.objects.create(
@@ -475,6 +498,16 @@ def world(make_user: Callable[..., User], simulator: ProviderAccount) -> dict[st
 
 def _token_route(pattern: str) -> bool:
     return pattern.startswith("api/v1/") and pattern not in URLS
+
+
+def _token_route_answer(pattern: str) -> int:
+    """401 (no token) for a route that answers GET; 405 for one that takes only other methods,
+    which ninja refuses before asking for a token."""
+    from api.main import api
+
+    paths = api.get_openapi_schema(path_prefix="/api/v1/")["paths"]
+    as_documented = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", pattern)
+    return UNAUTHORIZED if "get" in paths[as_documented] else NOT_ALLOWED
 
 
 def concrete(pattern: str, world: dict[str, Any]) -> str:
@@ -500,6 +533,9 @@ def concrete(pattern: str, world: dict[str, Any]) -> str:
         return special[pattern]
     if pattern.startswith("api/"):
         return "/" + re.sub(r"<(\w+:)?\w+>", "1", pattern).replace("^", "")
+    if pattern.startswith("outgoing-webhooks/"):
+        kind = "webhookdelivery" if "deliveries/" in pattern else "webhooksubscription"
+        return "/" + pattern.replace("<int:pk>", str(world["objects"][f"api/{kind}"].pk))
     if pattern.startswith("inbox/"):
         return "/" + pattern.replace("<int:pk>", str(world["reply"].pk))
     if pattern.startswith("segments/"):
