@@ -1,13 +1,23 @@
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from api import tokens
-from api.models import ApiToken, Scope
-from audit.admin import ReadOnlyAdmin
+from api.models import (
+    ApiToken,
+    Scope,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryQuerySet,
+    WebhookSubscription,
+    may_manage_webhooks,
+)
+from api.outgoing import delivery
+from audit.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
 class TokenStateFilter(admin.SimpleListFilter):
@@ -101,3 +111,123 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("api.change_apitoken"))
+
+
+# Outgoing webhooks: made in the dashboard (where the secret is shown once); here looked at,
+# changed, turned back on and deleted, and their deliveries read and sent again. Only for
+# whoever may manage webhooks (api.manage_webhooks): the deliveries carry phone numbers.
+
+
+class WebhookAccess:
+    """The model's own permission, and api.manage_webhooks too."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return may_manage_webhooks(request.user) and super().has_module_permission(request)  # type: ignore[misc]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_manage_webhooks(request.user) and super().has_view_permission(request, obj)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_manage_webhooks(request.user) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_manage_webhooks(request.user) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(WebhookAccess, admin.ModelAdmin):
+    list_display = ("__str__", "url", "event_list", "health", "last_success_at", "is_active")
+    list_filter = ("is_active", "created_at")
+    search_fields = ("description", "url")
+    fields = (
+        "url",
+        "events",
+        "description",
+        "is_active",
+        "health",
+        "failing_since",
+        "last_success_at",
+        "last_failure_at",
+        "disabled_at",
+        "disabled_reason",
+        "created_by",
+        "created_at",
+    )
+    readonly_fields = (
+        "health",
+        "failing_since",
+        "last_success_at",
+        "last_failure_at",
+        "disabled_at",
+        "disabled_reason",
+        "created_by",
+        "created_at",
+    )
+    actions = ("enable_selected",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # the dashboard makes them, showing the secret once
+
+    @admin.display(description="events")
+    def event_list(self, subscription: WebhookSubscription) -> str:
+        return ", ".join(subscription.events)
+
+    @admin.display(description="health")
+    def health(self, subscription: WebhookSubscription) -> str:
+        return subscription.health
+
+    @admin.action(description="Turn selected webhooks (back) on", permissions=("change",))
+    def enable_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        turned = sum(subscription.enable() for subscription in queryset)
+        self.message_user(request, f"Turned on {turned} of {queryset.count()} selected webhooks.")
+
+
+class WebhookAttemptInline(ReadOnlyInline):
+    model = WebhookAttempt
+    fields = ("attempted_at", "response_code", "response_excerpt", "error", "duration_ms")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(WebhookAccess, ReadOnlyAdmin):
+    list_display = (
+        "event_type",
+        "event_id",
+        "subscription",
+        "status",
+        "attempts",
+        "last_response_code",
+        "last_attempt_at",
+        "next_attempt_at",
+        "created_at",
+    )
+    list_filter = ("status", "event_type", "subscription", "created_at")
+    list_select_related = ("subscription",)
+    search_fields = ("=event_id",)
+    fields = (
+        "subscription",
+        "event_type",
+        "event_id",
+        "status",
+        "attempts",
+        "first_attempt_at",
+        "last_attempt_at",
+        "last_response_code",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+        "payload",
+    )
+    readonly_fields = fields
+    inlines = (WebhookAttemptInline,)
+    actions = ("send_again",)
+    show_full_result_count = False  # a month of deliveries: no COUNT(*) of them all
+
+    @admin.action(description="Send selected deliveries again", permissions=("send_again",))
+    def send_again(self, request: HttpRequest, queryset: WebhookDeliveryQuerySet) -> None:
+        again = delivery.send_again(queryset)
+        self.message_user(request, f"Sending {again} deliveries again now.")
+
+    def has_send_again_permission(self, request: HttpRequest) -> bool:
+        return may_manage_webhooks(request.user)

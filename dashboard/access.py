@@ -7,6 +7,7 @@ check these on the server; templates use them only to hide what would be refused
 
 from typing import Any
 
+from api.models import may_manage_webhooks
 from api.tokens import useful_scopes
 
 VIEW_CAMPAIGNS = "campaigns.view_campaign"
@@ -80,6 +81,11 @@ def can_use_api_tokens(user: Any) -> bool:
     return bool(useful_scopes(user))
 
 
+def can_manage_webhooks(user: Any) -> bool:
+    """Outgoing webhooks ship phone numbers and replies out: superusers, unless granted."""
+    return may_manage_webhooks(user)
+
+
 def roles(user: Any) -> dict[str, bool]:
     """For templates: which parts of the menu this user may use."""
     return {
@@ -92,6 +98,7 @@ def roles(user: Any) -> dict[str, bool]:
         "reports": can_see_reports(user),
         "inbox": can_see_inbox(user),
         "tokens": can_use_api_tokens(user),
+        "webhooks": can_manage_webhooks(user),
         "admin": bool(user.is_staff),
     }
 

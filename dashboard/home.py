@@ -12,11 +12,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
+from api.models import WebhookSubscription
 from campaigns.models import Campaign
 from campaigns.presenters import progress_of
 from dashboard.access import (
     can_approve,
     can_build,
+    can_manage_webhooks,
     can_see_accounts,
     can_see_campaigns,
     has_a_dashboard_area,
@@ -113,6 +115,9 @@ def home(request: HttpRequest) -> HttpResponse:
             balance_low_at__isnull=False
         )
         context["low_balances"] = low_balances(accounts, context.get("in_flight", []))
+    if can_manage_webhooks(user):
+        # Turned off after a day of failures: nothing is recorded for it until turned on.
+        context["disabled_webhooks"] = list(WebhookSubscription.objects.disabled())
     if not has_a_dashboard_area(user):
         context["no_access"] = True
         context["access_contact"] = settings.HERALD_ACCESS_CONTACT

@@ -14,6 +14,7 @@ from dashboard import (
     reports,
     segment_pages,
     token_pages,
+    webhook_pages,
 )
 
 app_name = "dashboard"
@@ -32,4 +33,5 @@ urlpatterns = [
     *segment_pages.urlpatterns,
     *inbox_pages.urlpatterns,
     *token_pages.urlpatterns,
+    *webhook_pages.urlpatterns,
 ]

@@ -40,6 +40,7 @@ from standardwebhooks import Webhook
 from api.models import (
     WebhookAttempt,
     WebhookDelivery,
+    WebhookDeliveryQuerySet,
     WebhookSubscription,
     next_try,
 )
@@ -104,6 +105,14 @@ def nudge() -> None:
     except Exception as exc:  # the rows are kept: the minute tick sends them
         _nudged_at = float("-inf")
         logger.warning("Could not queue the webhook sender (%s)", type(exc).__name__)
+
+
+def send_again(deliveries: WebhookDeliveryQuerySet) -> int:
+    """Deliver these once more (each door's "Send again"), now; how many."""
+    again = deliveries.send_again()
+    if again:
+        transaction.on_commit(nudge)
+    return again
 
 
 def run(linger: float = LINGER_SECONDS) -> int:

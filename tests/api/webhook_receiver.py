@@ -35,6 +35,11 @@ class Received:
         return str(self.payload["type"])
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A keep-alive connection the sender closed is no error of the test's."""
+
+
 class Receiver:
     def __init__(self, status: int | Callable[[int], int] = 200, answer: bytes = b"ok") -> None:
         self.status = status
@@ -42,7 +47,7 @@ class Receiver:
         self.secrets: list[str] = []
         self.received: list[Received] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
