@@ -17,14 +17,15 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from contacts.bulk import insert_missing, select_contacts_by_phone, tune_bulk_transaction
-from contacts.importing import FIELDS, CleanRow, Columns, RowCleaner, RowError
+from contacts.importing import FIELDS, CleanRow, Columns, RowCleaner, RowError, normalise_header
 from contacts.models import Contact, ErasedNumber, Group, Tag
 from contacts.resources import ERASED_ROW, ChunkOutcome, ChunkWriter, ImportCounts, known_numbers
 from contacts.storable import storable_text
 
-#: How each row's values are laid out for the RowCleaner: the attributes as one JSON cell,
-#: read as the `attributes` column of Herald's own export is.
-COLUMNS = Columns.from_header(["phone", *FIELDS, "attributes"])
+#: A batch naming more attribute names than this sends each row's attributes as one JSON
+#: cell (as Herald's own export writes them) rather than as a column each.
+MOST_ATTRIBUTE_COLUMNS = 100
+FIXED = ("phone", *FIELDS)
 #: Writing again after another writer inserted one of the numbers first (PostgreSQL).
 WRITE_ATTEMPTS = 3
 WHOLE_ROW = "__all__"
@@ -67,13 +68,11 @@ def upsert(rows: list[ContactRow], region: str | None = None, consent_source: st
     groups = _ids_by_name(Group, (name for row in rows for name in row.groups))
     tags = _ids_by_name(Tag, (name for row in rows for name in row.tags))
     clean = _cleaned(rows, region, groups, tags, result)
+    group_ids = {i: [groups[name] for name in rows[i].groups] for i in clean}
+    tag_ids = {i: [tags[name] for name in rows[i].tags] for i in clean}
     memberships = (
-        (
-            Contact.groups.through,
-            "group_id",
-            {i: [groups[n] for n in rows[i].groups] for i in clean},
-        ),
-        (Contact.tags.through, "tag_id", {i: [tags[n] for n in rows[i].tags] for i in clean}),
+        (Contact.groups.through, "group_id", group_ids),
+        (Contact.tags.through, "tag_id", tag_ids),
     )
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
@@ -94,13 +93,14 @@ def _cleaned(
     result: Upserted,
 ) -> dict[int, CleanRow]:
     """The good rows by index, each number once; the refused ones counted and explained."""
-    cleaner = RowCleaner(COLUMNS, region, known_numbers([row.phone for row in rows]))
+    layout = Layout.of(rows)
+    cleaner = RowCleaner(layout.columns, region, known_numbers([row.phone for row in rows]))
     clean: dict[int, CleanRow] = {}
     first_of: dict[str, int] = {}  # each number's first good row
     for index, row in enumerate(rows):
         errors = _unknown_names(row.groups, groups, "group") | _unknown_names(row.tags, tags, "tag")
         try:
-            cleaned = cleaner.clean(index + 1, _cells(row))
+            cleaned = cleaner.clean(index + 1, layout.cells(row))
         except RowError as exc:
             errors.setdefault(exc.field or WHOLE_ROW, []).append(str(exc))
         if errors:
@@ -119,20 +119,57 @@ def _cleaned(
     return clean
 
 
-def _cells(row: ContactRow) -> list[str]:
-    """The row as the cells of a file's line (see COLUMNS); RowError for text no database
-    stores (a file holding it is refused whole, before any row is read)."""
+@dataclass
+class Layout:
+    """A batch's rows as the cells of a file's lines: the fixed fields, then a column for
+    each attribute name the batch uses, read as a file's columns are (names normalised,
+    blank cells skipped). Past MOST_ATTRIBUTE_COLUMNS names, one JSON cell a row instead."""
+
+    columns: Columns
+    names: list[str]  # the attribute names with a column each
+    refused_names: dict[str, str]  # name -> why no row may use it
+    as_json: bool = False
+
+    @classmethod
+    def of(cls, rows: list[ContactRow]) -> Layout:
+        names = list(dict.fromkeys(name for row in rows for name in row.attributes))
+        refused = {name: why for name in names if (why := _refusal_of_name(name))}
+        index = {field_name: i for i, field_name in enumerate(FIXED)}
+        if len(names) > MOST_ATTRIBUTE_COLUMNS:
+            json_column = [(len(FIXED), "attributes")]
+            columns = Columns([*FIXED, "attributes"], index, json_column)
+            return cls(columns, [], refused, as_json=True)
+        named = [(len(FIXED) + i, normalise_header(name)) for i, name in enumerate(names)]
+        return cls(Columns([*FIXED, *names], index, named), names, refused)
+
+    def cells(self, row: ContactRow) -> list[str]:
+        """RowError for text no database stores (a file holding it is refused whole before
+        any of its rows is read), and for a refused attribute name."""
+        values = [row.phone, *row.fields.values(), *row.attributes.values()]
+        if not storable_text("".join(values)):  # one look for the whole row
+            raise _unstorable(row)
+        if self.refused_names and (refused := self.refused_names.keys() & row.attributes):
+            raise RowError(self.refused_names[min(refused)], "attributes")
+        fixed = [row.phone, *(row.fields.get(name, "") for name in FIELDS)]
+        if not self.as_json:
+            return fixed + [row.attributes.get(name, "") for name in self.names]
+        given = {name: text for name, value in row.attributes.items() if (text := value.strip())}
+        return [*fixed, json.dumps(given, ensure_ascii=False) if given else ""]
+
+
+def _refusal_of_name(name: str) -> str:
+    if not storable_text(name):
+        return "an attribute's name holds NUL or unpaired surrogate characters"
+    if not normalise_header(name):
+        return f"the attribute name {name[:40]!r} has no letter or digit"
+    return ""
+
+
+def _unstorable(row: ContactRow) -> RowError:
     for name, value in (("phone", row.phone), *row.fields.items()):
         if not storable_text(value):
-            raise RowError(f"{name} holds NUL or unpaired surrogate characters", name)
-    # Blank values are no values, as empty cells are: they never erase a stored one.
-    attributes = {key: value.strip() for key, value in row.attributes.items() if value.strip()}
-    if not all(storable_text(key) for key in attributes):
-        raise RowError(
-            "an attribute's name holds NUL or unpaired surrogate characters", "attributes"
-        )
-    encoded = json.dumps(attributes, ensure_ascii=False) if attributes else ""
-    return [row.phone, *(row.fields.get(name, "") for name in FIELDS), encoded]
+            return RowError(f"{name} holds NUL or unpaired surrogate characters", name)
+    return RowError("an attribute holds NUL or unpaired surrogate characters", "attributes")
 
 
 def _ids_by_name(model: type[Group] | type[Tag], names: Iterable[str]) -> dict[str, int]:

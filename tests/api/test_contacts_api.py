@@ -81,7 +81,7 @@ def test_pages_follow_next_cursor_to_the_end(admin_api: ApiClient, make_contacts
     made = make_contacts(5)
     seen, cursor = [], None
     while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         body = admin_api.get("/api/v1/contacts", **params).json()
         seen += [row["id"] for row in body["results"]]
         cursor = body["next_cursor"]
@@ -125,14 +125,15 @@ def test_the_list_filters_by_group_tag_number_search_opt_out_and_time(
 def test_bad_filters_are_refused_in_the_error_shape_not_answered_empty(
     admin_api: ApiClient,
 ) -> None:
-    for params, field in (
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"group": "Nobody"}, "group"),
         ({"tag": "nothing"}, "tag"),
         ({"phone": "12"}, "phone"),
         ({"phone": "07911 123456", "region": "ZZ"}, "region"),
         ({"cursor": "not-ours"}, "cursor"),
         ({"limit": "0"}, "limit"),
-    ):
+    ]
+    for params, field in cases:
         error = error_of(admin_api.get("/api/v1/contacts", **params), 422)
         assert error["code"] == "invalid"
         assert field in str(error["details"]), (params, error)
@@ -217,10 +218,16 @@ def test_upsert_refuses_bad_values_with_the_field_and_the_reason(admin_api: ApiC
         ({"phone": ANN, "groups": ["Nobody"]}, "groups"),
         ({"phone": ANN, "tags": ["never"]}, "tags"),
         ({"phone": ANN, "first_name": "Ann\x00"}, "first_name"),
+        ({"phone": ANN, "attributes": {"city": "Leeds\ud800"}}, "attributes"),
     ):
         error = error_of(admin_api.post("/api/v1/contacts", body), 422)
         assert field in str(error["details"]), (body, error)
-    for body in ({"first_name": "Ann"}, {"phone": 447911123456}, {"phone": ANN, "firstname": "A"}):
+    malformed: list[dict[str, Any]] = [
+        {"first_name": "Ann"},
+        {"phone": 447911123456},
+        {"phone": ANN, "firstname": "A"},
+    ]
+    for body in malformed:
         assert error_of(admin_api.post("/api/v1/contacts", body), 422)["code"] == "invalid"
     assert error_of(post_raw(admin_api, "/api/v1/contacts", "{not json"), 400)
     assert not Contact.objects.exists()
@@ -285,6 +292,25 @@ def test_bulk_writes_the_good_rows_and_lists_each_refused_one_by_index(
         "VIP"
     ]
     assert set(Contact.objects.values_list("phone", flat=True)) == {phone(0), phone(1), phone(2)}
+
+
+def test_attributes_are_read_alike_whether_a_batch_names_few_or_many(
+    admin_api: ApiClient,
+) -> None:
+    """Up to 100 attribute names a batch are read as a file's columns; past that each row's
+    come as one JSON cell, as in Herald's own export: what is stored is the same."""
+    given = {"Loyalty Tier": " gold ", "City": "Leeds", "empty": "  ", "n": 7}
+    few = admin_api.post("/api/v1/contacts", {"phone": phone(0), "attributes": given})
+    assert few.status_code == 201
+    many = [{"phone": phone(i), "attributes": {f"extra {i}": "x"}} for i in range(1, 101)]
+    many.append({"phone": phone(101), "attributes": given})
+    assert admin_api.post("/api/v1/contacts/bulk", {"contacts": many}).json()["created"] == 101
+    stored = Contact.objects.get(phone=phone(101)).attributes
+    assert stored == Contact.objects.get(phone=phone(0)).attributes
+    assert stored == {"city": "Leeds", "loyalty_tier": "gold", "n": "7"}
+    assert Contact.objects.get(phone=phone(5)).attributes == {"extra_5": "x"}
+    nameless = admin_api.post("/api/v1/contacts", {"phone": phone(102), "attributes": {"?": "x"}})
+    assert "no letter or digit" in error_of(nameless, 422)["details"]["attributes"][0]
 
 
 def _csv(rows: list[list[str]]) -> str:
