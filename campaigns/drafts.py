@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
@@ -48,6 +48,8 @@ AUDIENCE_MODELS: dict[str, tuple[type[Any], str]] = {
     "exclude_segments": (Segment, "segment"),
 }
 assert set(AUDIENCE_MODELS) == set(AUDIENCE_FIELDS)
+#: The largest id a database column holds (a bigger number names nothing).
+MAX_ID = 2**63 - 1
 
 
 class Refused(ValidationError):
@@ -141,14 +143,15 @@ def provider_named(name: str) -> ProviderAccount:
         raise Refused("provider", f"no provider account named {name!r} ({hint})") from None
 
 
-def template_named(ref: str | int, channel: str) -> MessageTemplate:
-    """The message template called `ref` (or with that id), if it is one for `channel`."""
+def template_named(ref: str | int, channel: str | None = None) -> MessageTemplate:
+    """The message template called `ref` (or with that id), if it is one for `channel`
+    (any channel when None)."""
     found = MessageTemplate.objects.filter(name=str(ref)).first()
-    if found is None and str(ref).isdigit():
+    if found is None and str(ref).isdigit() and int(ref) <= MAX_ID:
         found = MessageTemplate.objects.filter(pk=int(ref)).first()
     if found is None:
-        raise Refused("template", f"no message template named {str(ref)!r}")
-    if found.channel != channel:
+        raise Refused("template", f"no message template named {str(ref)[:100]!r}")
+    if channel is not None and found.channel != channel:
         raise Refused("template", f"template {found.name!r} is for {found.channel} messages")
     return found
 
@@ -236,14 +239,15 @@ def _schedule(draft: Draft) -> dict[str, Any]:
             raise Refused("time_zone", " ".join(exc.messages)) from None
         found["time_zone"] = draft.time_zone
     at = draft.scheduled_at
-    if at is not None and timezone.is_naive(at):
-        zone = draft.time_zone or Campaign._meta.get_field("time_zone").get_default()
-        try:
-            at = in_zone(at, zone)
-        except ValidationError as exc:
-            raise Refused("scheduled_at", " ".join(exc.messages)) from None
-    if at is not None:
-        found["scheduled_at"] = at
+    if at is None:
+        return found
+    zone = draft.time_zone or Campaign._meta.get_field("time_zone").get_default()
+    try:
+        found["scheduled_at"] = in_zone(at, zone) if timezone.is_naive(at) else at.astimezone(UTC)
+    except ValidationError as exc:
+        raise Refused("scheduled_at", " ".join(exc.messages)) from None
+    except (OverflowError, ValueError):
+        raise Refused("scheduled_at", "that time is out of range") from None
     return found
 
 

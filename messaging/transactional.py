@@ -201,11 +201,14 @@ def _rendered(outgoing: Outgoing, contact: Contact | None) -> tuple[str, list[st
 
 
 def send_due(limit: int = BATCH) -> int:
-    """Send the transactional messages that are due; returns how many were tried.
+    """Send the transactional messages that are due; returns how many were tried."""
+    return _send_due(limit)[0]
 
-    A few claims at most per call. Rows refused for an account reason (bad credentials,
-    no balance) wait HERALD_RETRY_WAIT_SECONDS and are tried again by a later call.
-    """
+
+def _send_due(limit: int = BATCH) -> tuple[int, bool]:
+    """(how many were tried, whether an account refused them). A few claims at most per
+    call; rows an account refused (bad credentials, no balance) wait
+    HERALD_RETRY_WAIT_SECONDS and are tried again by a later call."""
     tried = 0
     for _round in range(ROUNDS):
         batch = Message.objects.filter(is_transactional=True).claim(limit)
@@ -223,8 +226,8 @@ def send_due(limit: int = BATCH) -> int:
                 error_message=stopped_by.message[:500],
             )
             logger.warning("transactional sends held back: %s", stopped_by.code)
-            break
-    return tried
+            return tried, True
+    return tried, False
 
 
 def _inline() -> bool:
@@ -263,12 +266,17 @@ def run_sender() -> int:
     while TaskLease.objects.take(LEASE, holder, lease_seconds):
         quiet_since = time.monotonic()
         while True:
-            found = send_due()
+            found, refused = _send_due()
             tried += found
             now = time.monotonic()
             if now - started >= MAX_RUN_SECONDS:
                 TaskLease.objects.release(LEASE, holder)
                 _requeue()
+                return tried
+            if refused:
+                # The account said no: what it refused waits, and a later nudge or the
+                # minute tick tries again; looking again now would only ask it again.
+                TaskLease.objects.release(LEASE, holder)
                 return tried
             if found:
                 quiet_since = now

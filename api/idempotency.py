@@ -1,0 +1,121 @@
+"""Idempotency-Key: a retried transactional send gets the first message back, never a second.
+
+The first request with a key writes its message and an IdempotentRequest (the token's
+user, the key, a hash of the request) in one transaction. Two requests racing with one key
+are decided by the unique (user, key) constraint: the loser's transaction is rolled back,
+its message with it, and it answers with the winner's message. The same key with another
+request is refused (409 conflict), as is a key whose message has since been deleted. A
+key is kept KEPT_FOR: an older one is forgotten (the key may be used afresh), and
+`purge_expired` deletes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from api.errors import ApiError
+from api.models import IdempotentRequest
+from messaging.models import Message
+
+KEPT_FOR = timedelta(hours=24)
+MAX_KEY_LENGTH = IdempotentRequest._meta.get_field("key").max_length or 255
+HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class Sent:
+    message: Message
+    #: The key was seen before: this is the first request's message, nothing new was sent.
+    replayed: bool
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    """What makes two requests the same one: their parsed body, whatever its spacing and
+    key order (and whether defaults were spelt out)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def checked_key(raw: str | None) -> str:
+    """The request's key ('' for none); refused when it is empty or too long to keep."""
+    if raw is None:
+        return ""
+    key = raw.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ApiError(
+            422,
+            "invalid",
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            {HEADER: ["empty, too long or unprintable"]},
+        )
+    return key
+
+
+def once(user: Any, key: str, digest: str, send: Callable[[], Message]) -> Sent:
+    """`send()` the first time `user` uses `key` (with a request hashing to `digest`);
+    the message it made every time after."""
+    earlier = _earlier(user, key, digest)
+    if earlier is not None:
+        return Sent(earlier, replayed=True)
+    try:
+        with transaction.atomic():
+            _forget_expired(user, key)
+            message = send()
+            IdempotentRequest.objects.create(
+                user=user, key=key, request_hash=digest, message=message
+            )
+    except IntegrityError:
+        # Another request with this key committed first: its message is the one.
+        earlier = _earlier(user, key, digest)
+        if earlier is None:
+            raise
+        return Sent(earlier, replayed=True)
+    return Sent(message, replayed=False)
+
+
+def _earlier(user: Any, key: str, digest: str) -> Message | None:
+    """The message an unexpired earlier use of `key` made; refused if that was another
+    request."""
+    found = (
+        IdempotentRequest.objects.filter(user=user, key=key, created_at__gte=_cutoff())
+        .select_related("message__provider_account", "message__requested_by")
+        .first()
+    )
+    if found is None:
+        return None
+    if found.request_hash != digest:
+        raise ApiError(
+            409,
+            "conflict",
+            f"This {HEADER} was used with a different request: use a new key for a new message.",
+            {HEADER: ["used with a different request"]},
+        )
+    if found.message is None:
+        raise ApiError(
+            409,
+            "conflict",
+            f"The message this {HEADER} made has been deleted: use a new key.",
+            {HEADER: ["its message is gone"]},
+        )
+    return found.message
+
+
+def _forget_expired(user: Any, key: str) -> None:
+    IdempotentRequest.objects.filter(user=user, key=key, created_at__lt=_cutoff()).delete()
+
+
+def _cutoff() -> Any:
+    return timezone.now() - KEPT_FOR
+
+
+def purge_expired() -> int:
+    """Delete the keys older than KEPT_FOR; how many went."""
+    return IdempotentRequest.objects.filter(created_at__lt=_cutoff()).delete()[0]
