@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from api import idempotency
 from api.models import WebhookDelivery
 from api.outgoing import delivery
 
@@ -17,7 +18,8 @@ def deliver_webhooks() -> int:
 
 
 def webhooks_tick() -> int:
-    """Every minute: forget deliveries older than LOG_DAYS, then post what is due (the later
-    retries, and rows whose nudge was lost)."""
+    """Every minute: forget deliveries older than LOG_DAYS and Idempotency-Keys older than
+    a day, then post what is due (the later retries, and rows whose nudge was lost)."""
     WebhookDelivery.objects.prune(timezone.now() - timedelta(days=LOG_DAYS))
+    idempotency.purge_expired()
     return deliver_webhooks()
