@@ -446,16 +446,23 @@ class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
         worker that dies lets its rows come due again when the lease runs out."""
         token = uuid.uuid4()
         now = timezone.now()
+        held = {"claim_token": token, "next_attempt_at": now + lease}
         with transaction.atomic():
             candidates = self.due(now).order_by("next_attempt_at")
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True, of=("self",))
             taken = WebhookDelivery.objects.filter(
                 Picked(F("pk"), Subquery(candidates.values("pk")[:limit]))
-            ).update(claim_token=token, next_attempt_at=now + lease)
+            ).update(**held)
         if not taken:
             return []
-        return list(self.model.objects.filter(claim_token=token).select_related("subscription"))
+        # Found again through the due index: every row taken now waits until the same moment.
+        rows = list(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, **held))
+        subscriptions = WebhookSubscription.objects.in_bulk({r.subscription_id for r in rows})
+        cache = WebhookDelivery.subscription.field
+        for row in rows:
+            cache.set_cached_value(row, subscriptions[row.subscription_id])
+        return rows
 
     def send_again(self) -> int:
         """Deliver these once more, due now, with a day of retries (the same webhook-id)."""

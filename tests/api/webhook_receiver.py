@@ -41,13 +41,15 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    def __init__(self, status: int | Callable[[int], int] = 200, answer: bytes = b"ok") -> None:
+    def __init__(
+        self, status: int | Callable[[int], int] = 200, answer: bytes = b"ok", port: int = 0
+    ) -> None:
         self.status = status
         self.answer = answer
         self.secrets: list[str] = []
         self.received: list[Received] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -71,6 +73,19 @@ class Receiver:
         while len(self.received) < count and time.monotonic() < ends:
             time.sleep(0.01)
         return list(self.received)
+
+    def tally(self) -> dict[str, int]:
+        """What it got: requests, distinct webhook-ids, signatures that held."""
+        got = list(self.received)
+        return {
+            "received": len(got),
+            "unique": len({r.headers.get("webhook-id") for r in got}),
+            "verified": sum(1 for r in got if r.verified_with),
+        }
+
+    def serve(self) -> None:
+        """Answer in this thread until the process ends (a receiver process of its own)."""
+        self._server.serve_forever()
 
     def _keep(self, headers: dict[str, str], body: bytes) -> int:
         verified = None
@@ -101,6 +116,15 @@ class Receiver:
                 self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
                 self.wfile.write(receiver.answer)
+
+            def do_GET(self) -> None:
+                """The tally, for a receiver in another process."""
+                body = json.dumps(receiver.tally()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
