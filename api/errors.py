@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
@@ -115,6 +116,12 @@ def install(api: NinjaAPI) -> None:
     def on_missing(request: HttpRequest, exc: Any) -> HttpResponse:
         return error_response(404, "not_found", "No such resource.")
 
+    def on_too_big(request: HttpRequest, exc: Any) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return error_response(
+            413, "too_large", f"The request body is over {limit:,} bytes.", {"limit": limit}
+        )
+
     def on_denied(request: HttpRequest, exc: Any) -> HttpResponse:
         return error_response(403, "forbidden", str(exc) or "Not allowed.")
 
@@ -126,6 +133,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(DjangoValidationError, on_model_refusal)
     api.add_exception_handler(Http404, on_missing)
     api.add_exception_handler(PermissionDenied, on_denied)
+    api.add_exception_handler(RequestDataTooBig, on_too_big)
 
 
 def _plain(exc: NinjaValidationError) -> list[dict[str, Any]]:

@@ -45,7 +45,7 @@ def page(
     shown: Callable[[Any], T] = lambda row: row,
 ) -> dict[str, Any]:
     """{"results": [...], "next_cursor": str | None}: up to `limit` rows after `cursor`."""
-    size = limit or DEFAULT_LIMIT
+    size = DEFAULT_LIMIT if limit is None else limit
     if not 1 <= size <= MAX_LIMIT:
         raise invalid(f"limit must be between 1 and {MAX_LIMIT}.", {"limit": [str(size)]})
     rows = queryset.order_by("-pk")

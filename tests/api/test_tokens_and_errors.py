@@ -115,3 +115,27 @@ def test_the_schema_and_docs_are_public(client: Any) -> None:
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
+
+
+def test_a_body_over_django_s_limit_is_413_in_the_error_shape(admin_api: ApiClient) -> None:
+    from django.conf import settings
+
+    huge = {"name": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10), "phone": "+447911123456"}
+    answer = admin_api.post("/api/v1/contacts", huge)
+    assert answer.status_code == 413
+    assert error_of(answer)["code"] == "too_large"
+
+
+def test_a_post_to_an_unknown_api_path_is_404_not_a_csrf_page(admin_api: ApiClient) -> None:
+    from django.test import Client
+
+    answer = Client(enforce_csrf_checks=True).post("/api/v1/no/such/route", {})
+    assert answer.status_code == 404
+    assert error_of(answer)["code"] == "not_found"
+
+
+def test_a_page_of_none_or_too_many_is_refused(admin_api: ApiClient) -> None:
+    for limit in (0, 1001):
+        answer = admin_api.get("/api/v1/contacts", limit=limit)
+        assert answer.status_code == 422, limit
+        assert error_of(answer)["code"] == "invalid"
