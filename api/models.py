@@ -212,6 +212,8 @@ RETRY_DELAYS = (
     timedelta(minutes=10),
     timedelta(hours=1),
 )
+#: Deliveries deleted at once (with their tries) when a log is pruned or a subscription goes.
+FORGET_CHUNK = 5000
 #: A delivery is given up when its next try would be later than this after its first one;
 #: a subscription is disabled when all it was sent has failed for this long.
 GIVE_UP_AFTER = timedelta(hours=24)
@@ -298,6 +300,11 @@ class WebhookSubscriptionQuerySet(models.QuerySet["WebhookSubscription"]):
         active = self.filter(is_active=True).values_list("pk", "events")
         return [pk for pk, kinds in active if event_type in kinds]
 
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Their logs first, a chunk at a time (see WebhookDeliveryQuerySet.forget)."""
+        WebhookDelivery.objects.filter(subscription__in=self).forget()
+        return super().delete()
+
     def disabled(self) -> WebhookSubscriptionQuerySet:
         """Turned off by Herald after a day of failures, not yet turned back on."""
         return self.filter(is_active=False, disabled_at__isnull=False)
@@ -357,6 +364,11 @@ class WebhookSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.description or self.url
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        """Its log first, a chunk at a time (see WebhookDeliveryQuerySet.forget)."""
+        self.deliveries.all().forget()
+        return super().delete(*args, **kwargs)
 
     def clean(self) -> None:
         events = self.events if isinstance(self.events, list) else None
@@ -487,7 +499,16 @@ class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
             ~Q(status=WebhookDelivery.Status.PENDING) | ~Exists(subscribed)
         )
         ids = list(old.order_by("created_at").values_list("pk", flat=True)[:limit])
-        return WebhookDelivery.objects.filter(pk__in=ids).delete()[0] if ids else 0
+        return WebhookDelivery.objects.filter(pk__in=ids).forget()
+
+    def forget(self, chunk: int = FORGET_CHUNK) -> int:
+        """Delete these and their tries, `chunk` at a time; how many deliveries went. One
+        DELETE of a month's log would name more tries than PostgreSQL takes parameters."""
+        forgotten = 0
+        while ids := list(self.order_by().values_list("pk", flat=True)[:chunk]):
+            WebhookAttempt.objects.filter(delivery_id__in=ids).delete()
+            forgotten += WebhookDelivery.objects.filter(pk__in=ids).delete()[0]
+        return forgotten
 
 
 class WebhookDelivery(models.Model):

@@ -303,7 +303,7 @@ def test_nothing_is_read_or_written_for_events_nobody_subscribes_to(
 
     assert others == nobody
     assert not any("api_webhook" in sql for sql in nobody)
-    assert any("api_webhookdelivery" in sql for sql in wanted)  # the test can tell
+    assert wanted != nobody  # the test can tell: the rows read back, the subscribers looked up
     assert WebhookDelivery.objects.count() == 3
 
 

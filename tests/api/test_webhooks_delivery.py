@@ -354,3 +354,17 @@ def test_the_minute_tick_forgets_settled_deliveries_after_thirty_days(
     tasks.webhooks_tick()
     assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {recent.pk, waiting.pk}
     assert not WebhookAttempt.objects.filter(delivery_id=old.pk).exists()
+
+
+@pytest.mark.postgres
+def test_a_webhook_whose_log_outnumbers_postgresqls_parameters_is_deleted_whole(
+    receiver: Receiver,
+) -> None:
+    """Django deletes a row's dependants by listing their ids, one parameter each: more than
+    65,535 deliveries in one DELETE would be refused."""
+    subscription = subscribe(receiver)
+    record(EVENT, [{"n": n} for n in range(66_000)])
+    delivery.deliver_due(limit=10)  # some with tries, which go with them
+
+    subscription.delete()
+    assert not WebhookDelivery.objects.exists() and not WebhookAttempt.objects.exists()
