@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -277,13 +278,13 @@ def _settle(outcomes: Sequence[Outcome]) -> None:
     """Every delivery's next step, only where it is still held under its claim: one UPDATE
     joined to the batch's arrays on PostgreSQL (as many single UPDATEs were most of a
     batch's time there), one executemany on SQLite."""
-    steps = []
+    steps: list[tuple[Any, ...]] = []
     for o in outcomes:
         status, due = _next_step(o)
         delivered = o.attempted_at if o.succeeded else None
-        at = o.attempted_at
-        steps.append((o.delivery.pk, _token(o.delivery), status, due, delivered, at))
-        steps[-1] += (o.response_code, o.error)
+        token = _token(o.delivery)
+        at, code, error = o.attempted_at, o.response_code, o.error
+        steps.append((o.delivery.pk, token, status, due, delivered, at, code, error))
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
