@@ -59,26 +59,50 @@ def checked_key(raw: str | None) -> str:
     return key
 
 
-def once(user: Any, key: str, digest: str, send: Callable[[], Message]) -> Sent:
-    """`send()` the first time `user` uses `key` (with a request hashing to `digest`);
-    the message it made every time after."""
-    earlier = _earlier(user, key, digest)
-    if earlier is not None:
-        return Sent(earlier, replayed=True)
+def once(
+    user: Any,
+    key: str,
+    digest: str,
+    prepare: Callable[[], Message],
+    write: Callable[[Message], Message],
+) -> Sent:
+    """The first time `user` uses `key` (with a request hashing to `digest`): `prepare()`
+    the message (its checks and reads), then `write()` it with the key in one short
+    transaction. Every time after: the message it made, whatever `prepare` says now.
+
+    The key is looked up only when writing it fails (or the request is refused): a
+    first use, by far the most common, costs no extra query.
+    """
     try:
-        with transaction.atomic():
-            _forget_expired(user, key)
-            message = send()
-            IdempotentRequest.objects.create(
-                user=user, key=key, request_hash=digest, message=message
-            )
-    except IntegrityError:
-        # Another request with this key committed first: its message is the one.
+        message = prepare()
+    except ApiError:
+        # Refused now (opted out since?): a retry of a request accepted before still
+        # gets its message.
         earlier = _earlier(user, key, digest)
         if earlier is None:
             raise
         return Sent(earlier, replayed=True)
-    return Sent(message, replayed=False)
+    try:
+        return Sent(_first(user, key, digest, message, write), replayed=False)
+    except IntegrityError:
+        pass
+    earlier = _earlier(user, key, digest)
+    if earlier is not None:
+        return Sent(earlier, replayed=True)
+    # The key's row is a day old and forgotten: it goes, and this request is first.
+    IdempotentRequest.objects.filter(user=user, key=key, created_at__lt=_cutoff()).delete()
+    message.pk, message._state.adding = None, True  # its first INSERT was rolled back
+    return Sent(_first(user, key, digest, message, write), replayed=False)
+
+
+def _first(
+    user: Any, key: str, digest: str, message: Message, write: Callable[[Message], Message]
+) -> Message:
+    """The message and its key written in one transaction."""
+    with transaction.atomic():
+        write(message)
+        IdempotentRequest.objects.create(user=user, key=key, request_hash=digest, message=message)
+    return message
 
 
 def _earlier(user: Any, key: str, digest: str) -> Message | None:
@@ -86,30 +110,34 @@ def _earlier(user: Any, key: str, digest: str) -> Message | None:
     request."""
     found = (
         IdempotentRequest.objects.filter(user=user, key=key, created_at__gte=_cutoff())
-        .select_related("message__provider_account", "message__requested_by")
-        .first()
+        .values_list("request_hash", "message_id")
+        .order_by()[:1]
     )
-    if found is None:
+    if not found:
         return None
-    if found.request_hash != digest:
+    ((request_hash, message_id),) = found
+    if request_hash != digest:
         raise ApiError(
             409,
             "conflict",
             f"This {HEADER} was used with a different request: use a new key for a new message.",
             {HEADER: ["used with a different request"]},
         )
-    if found.message is None:
+    message = (
+        Message.objects.select_related("provider_account", "requested_by")
+        .filter(pk=message_id)
+        .first()
+        if message_id is not None
+        else None
+    )
+    if message is None:
         raise ApiError(
             409,
             "conflict",
             f"The message this {HEADER} made has been deleted: use a new key.",
             {HEADER: ["its message is gone"]},
         )
-    return found.message
-
-
-def _forget_expired(user: Any, key: str) -> None:
-    IdempotentRequest.objects.filter(user=user, key=key, created_at__lt=_cutoff()).delete()
+    return message
 
 
 def _cutoff() -> Any:

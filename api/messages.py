@@ -11,6 +11,7 @@ and the send_transactional permission (marketers hold it).
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -392,9 +393,9 @@ def _template(payload: SendIn) -> MessageTemplate:
         }) from None  # fmt: skip
 
 
-def _send(payload: SendIn, user: Any) -> Message:
+def _prepared(payload: SendIn, user: Any) -> Message:
     try:
-        return transactional.queue(outgoing(payload), by=user)
+        return transactional.prepared(outgoing(payload), by=user)
     except transactional.Refused as refused:
         raise ApiError(422, refused.code, refused.message, refused.details) from None
 
@@ -418,10 +419,11 @@ def send_message(
     user = require(request, Scope.MESSAGES_SEND, SEND)
     key = idempotency.checked_key(idempotency_key)
     if not key:
-        message = _send(payload, user)
+        message = transactional.write(_prepared(payload, user))
     else:
         digest = idempotency.request_hash(payload.model_dump(mode="json"))
-        sent = idempotency.once(user, key, digest, lambda: _send(payload, user))
+        prepare = functools.partial(_prepared, payload, user)
+        sent = idempotency.once(user, key, digest, prepare, transactional.write)
         message = sent.message
         if sent.replayed:
             response["Idempotent-Replayed"] = "true"

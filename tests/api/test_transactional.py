@@ -430,6 +430,20 @@ def test_the_same_key_with_another_request_is_a_409_conflict(
     assert Message.objects.count() == 1
 
 
+def test_a_retry_gets_its_message_even_when_the_number_opted_out_since(
+    sender: ApiClient, locmem: ProviderAccount
+) -> None:
+    key = {"Idempotency-Key": "order-20"}
+    first = sender.post(URL, {"to": phone(20), "body": "Hi"}, headers=key)
+    OptOut.objects.create(phone=phone(20), channel="sms")
+
+    again = sender.post(URL, {"to": phone(20), "body": "Hi"}, headers=key)
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+
+
 def test_a_refused_request_does_not_use_up_its_key(
     sender: ApiClient, locmem: ProviderAccount
 ) -> None:
