@@ -57,12 +57,13 @@ LEASE = "webhook-sender"
 BATCH = 256
 THREADS = 32
 #: A claimed row comes due again after this, should its worker die: longer than a batch
-#: can take (BATCH / THREADS rounds of the timeouts).
-CLAIM_LEASE = timedelta(minutes=3)
+#: can wait and take (behind the batch before it, then BATCH / THREADS rounds of the
+#: timeouts each), so its own worker never claims it again while it is still on its way.
+CLAIM_LEASE = timedelta(minutes=10)
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
 #: The sender's lease, renewed after every batch.
-LEASE_SECONDS = 240.0
+LEASE_SECONDS = 300.0
 LINGER_SECONDS = 60.0
 POLL_SECONDS = 0.5
 MAX_RUN_SECONDS = 240.0
@@ -152,7 +153,7 @@ def run(linger: float = LINGER_SECONDS) -> int:
     tried = 0
     while TaskLease.objects.take(LEASE, holder, LEASE_SECONDS):
         while True:
-            tried += deliver_due(holder)
+            tried += deliver_due(holder, until=started + MAX_RUN_SECONDS)
             if time.monotonic() - started >= MAX_RUN_SECONDS:
                 TaskLease.objects.release(LEASE, holder)
                 _hand_over()
@@ -169,15 +170,15 @@ def run(linger: float = LINGER_SECONDS) -> int:
     return tried
 
 
-def deliver_due(holder: str = "", limit: int | None = None) -> int:
-    """Post every delivery due now, a batch at a time (up to `limit` tries); how many tries
-    were made. While one batch's requests are out, the one before is recorded and the next
-    claimed: the network and the database work at once. `holder` renews the sender's lease
-    after each batch."""
+def deliver_due(holder: str = "", limit: int | None = None, until: float | None = None) -> int:
+    """Post every delivery due now, a batch at a time (up to `limit` tries, claiming none
+    after the monotonic time `until`); how many tries were made. While one batch's requests
+    are out, the one before is recorded and the next claimed: the network and the database
+    work at once. `holder` renews the sender's lease after each batch."""
     tried = 0
     with ThreadPoolExecutor(THREADS, thread_name_prefix="webhook") as pool:
         in_flight: list[Future[Outcome]] = []
-        batch = _claim(limit, tried)
+        batch = _claim(limit, tried, until)
         while batch or in_flight:
             sent = _submit(pool, batch)
             tried += len(batch)
@@ -186,7 +187,7 @@ def deliver_due(holder: str = "", limit: int | None = None) -> int:
                 if holder:
                     TaskLease.objects.take(LEASE, holder, LEASE_SECONDS)
             in_flight = sent
-            batch = _claim(limit, tried) if batch else []
+            batch = _claim(limit, tried, until) if batch else []
     return tried
 
 
@@ -196,9 +197,11 @@ def post_all(batch: Sequence[WebhookDelivery]) -> list[Outcome]:
         return [future.result() for future in _submit(pool, batch)]
 
 
-def _claim(limit: int | None, tried: int) -> list[WebhookDelivery]:
+def _claim(limit: int | None, tried: int, until: float | None) -> list[WebhookDelivery]:
     size = BATCH if limit is None else min(BATCH, limit - tried)
-    return WebhookDelivery.objects.claim(size, CLAIM_LEASE) if size > 0 else []
+    if size <= 0 or (until is not None and time.monotonic() >= until):
+        return []
+    return WebhookDelivery.objects.claim(size, CLAIM_LEASE)
 
 
 def _submit(pool: ThreadPoolExecutor, batch: Sequence[WebhookDelivery]) -> list[Future[Outcome]]:

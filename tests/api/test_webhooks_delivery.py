@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -368,3 +369,14 @@ def test_a_webhook_whose_log_outnumbers_postgresqls_parameters_is_deleted_whole(
 
     subscription.delete()
     assert not WebhookDelivery.objects.exists() and not WebhookAttempt.objects.exists()
+
+
+def test_a_sender_past_its_time_claims_nothing_more_and_hands_over(
+    receiver: Receiver, submitted: Callable[[], Campaign]
+) -> None:
+    """A stream of events must not keep one task past django-q2's timeout."""
+    subscribe(receiver)
+    submitted()
+    assert delivery.deliver_due(until=time.monotonic()) == 0
+    assert WebhookDelivery.objects.get().status == D.PENDING
+    assert delivery.deliver_due(until=time.monotonic() + 60) == 1
