@@ -86,8 +86,13 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         if not text.startswith(TOKEN_PREFIX):
             return None
         key_id = text[len(TOKEN_PREFIX) :].partition("_")[0]
-        token = self.usable().select_related("user").filter(key_id=key_id).first()
-        if token is None or not hmac.compare_digest(token.digest, _digest(text)):
+        # Every request asks this: one plain lookup by the unique key id (no OR, no
+        # ordering), the rest of `usable()` checked on the row.
+        try:
+            token = self.select_related("user").get(key_id=key_id)
+        except self.model.DoesNotExist:
+            return None
+        if not (token.is_usable and hmac.compare_digest(token.digest, _digest(text))):
             return None
         token.touch()
         return token
@@ -138,6 +143,11 @@ class ApiToken(models.Model):
         if self.expires_at and self.expires_at <= timezone.now():
             return "expired"
         return "active"
+
+    @property
+    def is_usable(self) -> bool:
+        """What `usable()` asks in SQL, asked of this row."""
+        return self.state == "active" and self.user.is_active
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
