@@ -159,10 +159,9 @@ def _number(text: str) -> str:
 
 def account_for(name: str, channel: str) -> ProviderAccount:
     """The active account called `name`; with no name, the only one that sends `channel`."""
-    # What a message and its answer read of it (credentials stay in the database).
-    active = ProviderAccount.objects.filter(is_active=True).only(*ACCOUNT_FIELDS)
+    active = _active_accounts()
     if name:
-        account = active.filter(name=name).first()
+        account = next((a for a in active if a.name == name), None)
         if account is None:
             raise invalid("provider", f"No active provider account is named {name!r}.")
         return account
@@ -173,6 +172,16 @@ def account_for(name: str, channel: str) -> ProviderAccount:
         raise invalid("provider", f"No active provider account sends {channel} messages.")
     names = ", ".join(a.name for a in able)
     raise invalid("provider", f"Several accounts send {channel} messages: name one ({names}).")
+
+
+def _active_accounts() -> list[ProviderAccount]:
+    """The active accounts, with what a message and its answer read of them (credentials
+    stay in the database). Every send asks: a raw SELECT of a few rows costs a third of
+    the ORM's compiling of the same query."""
+    table = connection.ops.quote_name(ProviderAccount._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f) for f in ACCOUNT_FIELDS)
+    sql = f"SELECT {columns} FROM {table} WHERE is_active ORDER BY name"  # noqa: S608 - names from the model
+    return list(ProviderAccount.objects.raw(sql))
 
 
 def _check_channel(account: ProviderAccount, outgoing: Outgoing) -> None:

@@ -139,3 +139,19 @@ def test_a_page_of_none_or_too_many_is_refused(admin_api: ApiClient) -> None:
         answer = admin_api.get("/api/v1/contacts", limit=limit)
         assert answer.status_code == 422, limit
         assert error_of(answer)["code"] == "invalid"
+
+
+def test_the_token_s_user_is_the_whole_user_when_asked(marketer: Any) -> None:
+    marketer.email = "mia@example.com"
+    marketer.save()
+    _token, text = ApiToken.objects.issue(marketer, "shop", ["contacts:read"])
+    found = ApiToken.objects.authenticate(text)
+    assert found is not None
+    assert found.user == marketer
+    assert (found.user.username, found.user.is_active, found.user.is_superuser) == (
+        "mia",
+        True,
+        False,
+    )
+    assert found.user.email == "mia@example.com"  # not read with the token: loaded when asked
+    assert found.user.has_perm("contacts.view_contact")
