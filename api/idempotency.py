@@ -11,6 +11,7 @@ key is kept KEPT_FOR: an older one is forgotten (the key may be used afresh), an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import sql
 from django.utils import timezone
 
 from api.errors import ApiError
 from api.models import IdempotentRequest
+from messaging import transactional
 from messaging.models import Message
 
 KEPT_FOR = timedelta(hours=24)
@@ -99,9 +102,38 @@ def _first(
     user: Any, key: str, digest: str, message: Message, write: Callable[[Message], Message]
 ) -> Message:
     """The message and its key written in one transaction."""
+    if connection.vendor == "postgresql":
+        return _first_in_one_statement(user, key, digest, message)
     with transaction.atomic():
         write(message)
         IdempotentRequest.objects.create(user=user, key=key, request_hash=digest, message=message)
+    return message
+
+
+def _first_in_one_statement(user: Any, key: str, digest: str, message: Message) -> Message:
+    """On PostgreSQL: the message's INSERT (as the ORM writes it) and the key's, in one
+    statement (a data-modifying CTE), atomic by itself: one round trip where a transaction
+    took three, and the send route spent most of its time waiting on them. A key already
+    taken fails the whole statement (IntegrityError), as the transaction did."""
+    fields = [f for f in Message._meta.local_concrete_fields if not f.primary_key]
+    query = sql.InsertQuery(Message)
+    query.insert_values(fields, [message])
+    ((insert, params),) = query.get_compiler(connection=connection).as_sql()
+    quote = connection.ops.quote_name
+    statement = (
+        f"WITH m AS ({insert} RETURNING {quote('id')}) "  # noqa: S608 - names from the models
+        f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "
+        f"(user_id, {quote('key')}, request_hash, message_id, created_at) "
+        "SELECT %s, %s, %s, m.id, %s FROM m RETURNING message_id"
+    )
+    # Outside a transaction the statement commits by itself. Inside a caller's (tests), a
+    # savepoint keeps that transaction usable after a refusal.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(statement, [*params, user.pk, key, digest, timezone.now()])
+        (message.pk,) = cursor.fetchone()
+    message._state.adding, message._state.db = False, connection.alias
+    transactional.written(message)
     return message
 
 

@@ -146,8 +146,14 @@ def write(message: Message) -> Message:
     """Write a prepared message; the sender is nudged once it is committed. (An opt-out
     that comes between the checks and this is met by the engine's own check at send.)"""
     message.save(force_insert=True)
-    transaction.on_commit(nudge_sender)
+    written(message)
     return message
+
+
+def written(message: Message) -> None:
+    """What follows a transactional message's INSERT, however it was written: the sender
+    is nudged once the row is committed."""
+    transaction.on_commit(nudge_sender)
 
 
 def _number(text: str) -> str:
