@@ -1,7 +1,7 @@
 """`make bench`: Herald's speed figures, measured on this machine, printed as a table.
 
     python bench/run.py [--rows N] [--runs N] [--db sqlite,postgres]
-                        [--only contacts|providers|campaigns|dashboard|segments|inbound|links]
+                        [--only contacts|providers|campaigns|dashboard|segments|inbound|links|api]
                         [--recipients N]
 
 contacts:  the CLI import of --rows contacts, again, and the contact list's searches; both
@@ -31,6 +31,12 @@ links:     the --recipients campaign built with a short link per recipient and t
            same text built with its URL as written (each on a fresh database, the order
            alternating run by run), their ratio; then GET /r/<code> against /healthz on
            one gunicorn sync worker, alternating in three rounds, every click counted.
+api:       --api-rows contacts (100,000) bulk-upserted over HTTP against import_contacts
+           on the same rows (bench/api_contacts.py); transactional sends accepted over
+           HTTP by gunicorn, against GET /api/v1/token on the same server
+           (bench/api_send.py); outgoing webhooks posted to a loopback receiver that
+           checks every signature, and what the outbox costs a status move
+           (bench/webhooks.py).
 
 Each figure is the median of --runs runs, each on a fresh database. PostgreSQL is
 used when it answers at BENCH_POSTGRES_URL (default: the local server, database
@@ -689,9 +695,13 @@ def main() -> None:
             "segments",
             "inbound",
             "links",
+            "api",
         ),
     )
     parser.add_argument("--recipients", type=int, default=1_000_000)
+    parser.add_argument(
+        "--api-rows", type=int, default=100_000, help="rows of the API's bulk-upsert bench"
+    )
     args = parser.parse_args()
 
     table: list[tuple[Figure, float | None]] = []
@@ -707,6 +717,8 @@ def main() -> None:
         table += per_database(args, "inbound", inbound_figures, bench_inbound)
     if args.only in (None, "links"):
         table += per_database(args, "links", links_figures, bench_links)
+    if args.only in (None, "api"):
+        table += bench_api(args)
     if args.only in (None, "providers"):
         for kind in args.db.split(","):
             if not Database.available(kind):
@@ -747,6 +759,43 @@ def per_database(
             shutil.rmtree(db.tmp, ignore_errors=True)
         table += [(figure, limit) for _, figure, limit in rows]
     return table
+
+
+def bench_api(args: argparse.Namespace) -> list[tuple[Figure, float | None]]:
+    """Issue 21's figures: bulk upsert over the API against import_contacts on the same
+    rows, transactional sends accepted over HTTP, outgoing webhooks delivered."""
+    from bench.api_contacts import api_contacts_figures, bench_api_contacts
+    from bench.api_send import api_send_figures, bench_api_send
+
+    rows = argparse.Namespace(**{**vars(args), "recipients": args.api_rows})
+    table = per_database(rows, "API bulk upsert", api_contacts_figures, bench_api_contacts)
+    table += per_database(args, "API sends", api_send_figures, bench_api_send)
+    return table + per_database(args, "outgoing webhooks", webhook_figures, bench_webhooks)
+
+
+def webhook_figures(kind: str, recipients: int) -> list[tuple[str, Figure, float | None]]:
+    from bench.webhooks import FIGURES
+
+    return [
+        (key, Figure(name, kind, unit, target, higher), limit)
+        for key, name, unit, target, higher, limit in FIGURES
+    ]
+
+
+def bench_webhooks(db: Database, recipients: int, figures: dict[str, Figure]) -> None:
+    """One run on a fresh database: the outbox's deliveries posted, and what it costs a move."""
+    from bench.webhooks import command
+
+    db.fresh()
+    values = run_step(db, command(PYTHON))
+    for key, figure in figures.items():
+        figure.samples.append(values[key])
+    print(
+        f"  [{db.kind}] webhooks: {values['deliveries_per_s']:.0f} deliveries/s, a move "
+        f"{values['move_nobody_ms']:.0f} ms nobody subscribed, "
+        f"{values['move_subscribed_ms']:.0f} ms subscribed",
+        file=sys.stderr,
+    )
 
 
 def bench_contacts(args: argparse.Namespace) -> list[tuple[Figure, float | None]]:
