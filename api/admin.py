@@ -177,9 +177,26 @@ class WebhookSubscriptionAdmin(WebhookAccess, admin.ModelAdmin):
     def health(self, subscription: WebhookSubscription) -> str:
         return subscription.health
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        obj.audit("changed", request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        obj.audit("deleted", request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for subscription in queryset:
+            subscription.audit("deleted", request.user)
+        super().delete_queryset(request, queryset)
+
     @admin.action(description="Turn selected webhooks (back) on", permissions=("change",))
     def enable_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        turned = sum(subscription.enable() for subscription in queryset)
+        turned = 0
+        for subscription in queryset:
+            if subscription.enable():
+                subscription.audit("enabled", request.user)
+                turned += 1
         self.message_user(request, f"Turned on {turned} of {queryset.count()} selected webhooks.")
 
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,6 +26,7 @@ from django.db import connection, models, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from contacts.lookups import Picked
 from messaging.crypto import decrypt_credentials, encrypt_credentials
 
@@ -444,6 +446,16 @@ class WebhookSubscription(models.Model):
             ]
         )
         return secret
+
+    def audit(self, change: str, by: Any) -> None:
+        """Who made, changed, rotated, turned on or deleted it: a webhook ships phone
+        numbers out. The URL's host only (its path or query may hold a key)."""
+        detail = {
+            "change": change,
+            "host": urlsplit(self.url).hostname or "",
+            "events": self.events,
+        }
+        AuditEvent.record(AuditEvent.Action.WEBHOOK_CHANGED, actor=by, obj=self, detail=detail)
 
     def enable(self) -> bool:
         """Turn it (back) on; what waited for it is due now, with a day of retries again.

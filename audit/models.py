@@ -49,6 +49,8 @@ class AuditEvent(models.Model):
         API_TOKEN_CREATED = "api_token_created", "created an API token"
         # detail: door, user, name, key_id
         API_TOKEN_REVOKED = "api_token_revoked", "revoked an API token"
+        # detail: change (created, changed, secret_rotated, enabled, deleted), host, events
+        WEBHOOK_CHANGED = "webhook_changed", "changed an outgoing webhook"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

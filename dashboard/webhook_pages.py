@@ -69,6 +69,7 @@ def webhook_new(request: HttpRequest) -> HttpResponse:
         subscription, secret = WebhookSubscription.objects.create_with_secret(
             data["url"], data["events"], data["description"], request.user, data["is_active"]
         )
+        subscription.audit("created", request.user)
         request.session[JUST_MADE] = {"id": subscription.pk, "secret": secret}
         return redirect("dashboard:webhook", subscription.pk)
     context = {"title": "New webhook", "nav": "webhooks", "form": form}
@@ -89,8 +90,10 @@ def webhook_page(request: HttpRequest, pk: int) -> HttpResponse:
         if turning_on:  # enable() turns it on: what waited goes now, its failures forgotten
             form.instance.is_active = False
         form.save()
+        subscription.audit("changed", request.user)
         if turning_on:
             subscription.enable()
+            subscription.audit("enabled", request.user)
         messages.success(request, f"Saved “{subscription}”.")
         return redirect("dashboard:webhook", subscription.pk)
     just_made = request.session.get(JUST_MADE)
@@ -117,6 +120,7 @@ def webhook_page(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = get_object_or_404(WebhookSubscription, pk=pk)
     request.session[JUST_MADE] = {"id": subscription.pk, "secret": subscription.rotate_secret()}
+    subscription.audit("secret_rotated", request.user)
     return redirect("dashboard:webhook", subscription.pk)
 
 
@@ -126,6 +130,7 @@ def webhook_rotate(request: HttpRequest, pk: int) -> HttpResponse:
 def webhook_enable(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = get_object_or_404(WebhookSubscription, pk=pk)
     if subscription.enable():
+        subscription.audit("enabled", request.user)
         messages.success(
             request, f"“{subscription}” is on again: what waited for it is being sent now."
         )
@@ -141,6 +146,7 @@ def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = get_object_or_404(WebhookSubscription, pk=pk)
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         name = str(subscription)
+        subscription.audit("deleted", request.user)
         subscription.delete()
         messages.success(request, f"Deleted the webhook “{name}” and its delivery log.")
         return redirect("dashboard:webhooks")

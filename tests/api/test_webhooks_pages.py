@@ -208,3 +208,31 @@ def test_the_admin_changes_subscriptions_and_sends_deliveries_again_read_only(
     assert answer.status_code == 302
     row.refresh_from_db()
     assert (row.status, row.attempts) == (D.PENDING, 0)
+
+
+def test_each_change_to_a_webhook_is_audited_without_its_path_or_secret(
+    boss: Client, receiver: Receiver
+) -> None:
+    from audit.models import AuditEvent
+
+    secret_url = receiver.url + "/hooks?key=s3cr3t"
+    boss.post("/outgoing-webhooks/new/", form(secret_url, "opt_out"))
+    subscription = WebhookSubscription.objects.get()
+    url = f"/outgoing-webhooks/{subscription.pk}/"
+    boss.post(url, form(secret_url, "opt_out", "link.clicked", active=False))
+    boss.post(f"{url}rotate/")
+    boss.post(f"{url}enable/")
+    boss.post(f"{url}delete/", {"confirm": "yes"})
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.WEBHOOK_CHANGED).order_by("pk")
+    assert [e.detail["change"] for e in events] == [
+        "created",
+        "changed",
+        "secret_rotated",
+        "enabled",
+        "deleted",
+    ]
+    assert {e.actor_name for e in events} == {"boss"}
+    assert set(events[1].detail["events"]) == {"opt_out", "link.clicked"}
+    written = " ".join(str(e.detail) for e in events)
+    assert "s3cr3t" not in written and "/hooks" not in written and "whsec_" not in written
+    assert events[0].detail["host"] == "127.0.0.1"
