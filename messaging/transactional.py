@@ -118,9 +118,10 @@ def prepared(outgoing: Outgoing, by: Any = None) -> Message:
     more with it (an Idempotency-Key) writes both in one short transaction of its own,
     and no write lock waits on these reads (SQLite has one lock for every writer)."""
     phone = _number(outgoing.to)
-    account = account_for(outgoing.provider, outgoing.channel)
+    active = _active_accounts(phone, outgoing.channel)
+    account = account_for(outgoing.provider, outgoing.channel, active)
     _check_channel(account, outgoing)
-    contact_id = _reachable_contact(phone, outgoing.channel)
+    contact_id = _reachable_contact(account, phone, outgoing.channel)
     body, parameters = _rendered(outgoing, _fields(contact_id, outgoing))
     encoding, segments = segments_of(body)
     return Message(
@@ -163,9 +164,13 @@ def _number(text: str) -> str:
         raise invalid("to", " ".join(exc.messages)) from None
 
 
-def account_for(name: str, channel: str) -> ProviderAccount:
-    """The active account called `name`; with no name, the only one that sends `channel`."""
-    active = _active_accounts()
+def account_for(
+    name: str, channel: str, active: list[ProviderAccount] | None = None
+) -> ProviderAccount:
+    """The active account called `name`; with no name, the only one that sends `channel`.
+    (`active`: the active accounts, when the caller has read them already.)"""
+    if active is None:
+        active = _active_accounts()
     if name:
         account = next((a for a in active if a.name == name), None)
         if account is None:
@@ -180,14 +185,19 @@ def account_for(name: str, channel: str) -> ProviderAccount:
     raise invalid("provider", f"Several accounts send {channel} messages: name one ({names}).")
 
 
-def _active_accounts() -> list[ProviderAccount]:
+def _active_accounts(phone: str = "", channel: str = "") -> list[ProviderAccount]:
     """The active accounts, with what a message and its answer read of them (credentials
-    stay in the database). Every send asks: a raw SELECT of a few rows costs a third of
-    the ORM's compiling of the same query."""
+    stay in the database). Every send asks, so it is one raw SELECT (a third of the ORM's
+    compiling of the same query); given a number and a channel, each row also carries
+    what `_reachable_contact` reads of them (the send's other read, in the same trip)."""
     table = connection.ops.quote_name(ProviderAccount._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f) for f in ACCOUNT_FIELDS)
-    sql = f"SELECT {columns} FROM {table} WHERE is_active ORDER BY name"  # noqa: S608 - names from the model
-    return list(ProviderAccount.objects.raw(sql))
+    if not phone:
+        sql = f"SELECT {columns} FROM {table} WHERE is_active ORDER BY name"  # noqa: S608 - names from the model
+        return list(ProviderAccount.objects.raw(sql))
+    sql = f"SELECT {columns}, {_lookup_sql()} FROM {table} WHERE is_active ORDER BY name"  # noqa: S608 - names from the models
+    params = [erasure_hash(phone), phone, channel, phone]
+    return list(ProviderAccount.objects.raw(sql, params))
 
 
 def _check_channel(account: ProviderAccount, outgoing: Outgoing) -> None:
@@ -207,13 +217,12 @@ def _check_channel(account: ProviderAccount, outgoing: Outgoing) -> None:
         raise invalid("sender", f"A sender has at most {SENDER_MAX_LENGTH} characters.")
 
 
-def _reachable_contact(phone: str, channel: str) -> int | None:
-    """The number's contact (if any); refused when the number was erased at its owner's
-    request or opted out of `channel`: the engine would skip it at send time anyway, and
-    the caller should know now."""
-    with connection.cursor() as cursor:
-        cursor.execute(_lookup_sql(), [erasure_hash(phone), phone, channel, phone])
-        erased, opted_out, contact_id = cursor.fetchone()
+def _reachable_contact(account: ProviderAccount, phone: str, channel: str) -> int | None:
+    """The number's contact (if any), read with the accounts; refused when the number was
+    erased at its owner's request or opted out of `channel`: the engine would skip it at
+    send time anyway, and the caller should know now."""
+    read = (getattr(account, name) for name in ("erased", "opted_out", "contact_id"))
+    erased, opted_out, contact_id = read
     if erased:
         raise Refused("erased", ERASED_REFUSAL, {"to": [ERASED_REFUSAL]})
     if opted_out:
@@ -224,17 +233,17 @@ def _reachable_contact(phone: str, channel: str) -> int | None:
 
 @functools.cache
 def _lookup_sql() -> str:
-    """One row: whether the number was erased (by its keyed hash, as ErasedNumber keeps
-    it), whether it opted out of the channel, and its contact's id. Parameters: the hash,
+    """Three columns: whether the number was erased (by its keyed hash, as ErasedNumber
+    keeps it), whether it opted out of the channel, and its contact's id. Parameters: the hash,
     the number, the channel, the number. Plain SQL: the three through the ORM cost more
     than running them does, on every send."""
     # Only our own table names are put in; every value is a parameter.
     quote = connection.ops.quote_name
     erased, opt_out, contact = (quote(m._meta.db_table) for m in (ErasedNumber, OptOut, Contact))
     return (
-        "SELECT (SELECT 1 FROM " + erased + " WHERE phone_hash = %s),"  # noqa: S608
-        " (SELECT 1 FROM " + opt_out + " WHERE phone = %s AND channel = %s LIMIT 1),"
-        " (SELECT id FROM " + contact + " WHERE phone = %s)"
+        "(SELECT 1 FROM " + erased + " WHERE phone_hash = %s) AS erased,"  # noqa: S608
+        " (SELECT 1 FROM " + opt_out + " WHERE phone = %s AND channel = %s LIMIT 1) AS opted_out,"
+        " (SELECT id FROM " + contact + " WHERE phone = %s) AS contact_id"
     )
 
 
