@@ -22,7 +22,7 @@ run: install
 	DEBUG=True $(BIN)/python manage.py migrate --noinput
 	DEBUG=True $(BIN)/python manage.py load_demo
 	@echo
-	@echo "Herald: http://127.0.0.1:$(HERALD_PORT)/  (admin at /admin/, health at /healthz)"
+	@echo "Herald: http://127.0.0.1:$(HERALD_PORT)/  (admin at /admin/, API docs at /api/v1/docs, health at /healthz)"
 	@echo "Web and worker (with the built-in simulator) start now; Ctrl-C stops them all."
 	@echo
 	DEBUG=True PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile

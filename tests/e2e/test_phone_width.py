@@ -7,7 +7,7 @@ unbroken text where a page could be pushed wide. Screenshots go to /tmp/herald-s
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,8 @@ from django.test import Client
 from django.urls import URLPattern
 from django.utils import timezone
 
+from api.models import WebhookDelivery, WebhookSubscription, interest
+from api.outgoing.events import record
 from campaigns.models import Campaign
 from campaigns.segments import Segment
 from contacts import jobs
@@ -98,6 +100,14 @@ OVERFLOW_JS = """
 LONG = "Supercalifragilisticexpialidocious-winter-clearance-everything-must-go"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_interest() -> Iterator[None]:
+    """Who wants which webhook events is remembered for a few seconds: not past this test."""
+    interest.forget()
+    yield
+    interest.forget()
+
+
 def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
     """Enough of everything that each page's tables are full, with long words in them."""
     group = Group.objects.create(name=f"Newsletter subscribers {LONG}")
@@ -148,7 +158,14 @@ def filled_world(account: ProviderAccount, owner: User) -> dict[str, Any]:
         Campaign.objects.filter(pk=other.pk).update(
             status=status, submitted_by=owner, submitted_at=timezone.now()
         )
+    webhook, _secret = WebhookSubscription.objects.create_with_secret(
+        f"https://crm.a-very-long-domain.example.com/hooks/{LONG}", ["opt_out"], f"CRM {LONG}"
+    )
+    interest.forget()
+    record("opt_out", [{"phone": contacts[1].phone, "note": LONG}])
     return {
+        "webhook": webhook,
+        "delivery": WebhookDelivery.objects.get(),
         "reply": replies(account, contacts),
         "campaign": busy,
         "draft": draft,
@@ -219,7 +236,11 @@ def address(pattern: str, world: dict[str, Any]) -> str:
     """The page of `pattern` about the objects of `world`."""
     url = "/" + pattern
     if "<int:pk>" in url:
-        if url.startswith("/segments/"):
+        if url.startswith("/outgoing-webhooks/deliveries/"):
+            pk = world["delivery"].pk
+        elif url.startswith("/outgoing-webhooks/"):
+            pk = world["webhook"].pk
+        elif url.startswith("/segments/"):
             pk = world["segment"].pk
         elif url.startswith("/contacts/imports/"):
             pk = world["job"].pk
