@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import argparse
 import csv
-import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.web import request, web_server  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.run import Database, Figure
@@ -179,10 +178,12 @@ def post_bodies(db: Database, bodies: list[bytes], clients: int) -> float:
         raise SystemExit(f"setup failed:\n{setup.stderr}")
     token = setup.stdout.split("token=", 1)[1].split()[0]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    with web_server(db) as port:
+    with web_server(db, WEB_WORKERS, "100000/min", timeout=300) as port:
 
         def post(body: bytes) -> None:
-            status, answer = request(port, "POST", "/api/v1/contacts/bulk", body, headers)
+            status, answer = request(
+                port, "POST", "/api/v1/contacts/bulk", body, headers, timeout=600
+            )
             if status != 200:
                 raise SystemExit(f"bulk upsert answered {status}: {answer[:300]!r}")
 
@@ -190,62 +191,6 @@ def post_bodies(db: Database, bodies: list[bytes], clients: int) -> float:
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(post, bodies))
         return time.perf_counter() - started
-
-
-@contextmanager
-def web_server(db: Database) -> Iterator[int]:
-    """gunicorn as in production (DEBUG off), its logs nowhere; its loopback port."""
-    from bench.run import free_port
-
-    port = free_port()
-    env = {
-        **db.env(),
-        "DEBUG": "False",
-        "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback, as `make run-prod`
-        "WEB_CONCURRENCY": str(WEB_WORKERS),
-        "GUNICORN_THREADS": "1",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_MAX_REQUESTS": "0",  # no worker restart in the middle of a measure
-        "GUNICORN_TIMEOUT": "300",
-        "GUNICORN_ACCESS_LOG": "0",
-        "HERALD_API_RATE": "100000/min",  # the figure is the write path's, not the pace's
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(port)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def wait_for(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if request(port, "GET", "/healthz", b"", {})[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not answer /healthz within 60 s")
-
-
-def request(
-    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    try:
-        connection.request(method, path, body=body or None, headers=headers)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
 
 
 def run_step(db: Database, cmd: list[str]) -> dict[str, float]:

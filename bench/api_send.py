@@ -28,7 +28,6 @@ sent=).
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
@@ -36,14 +35,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.web import request, web_server  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.run import Database, Figure
@@ -102,7 +101,7 @@ def bench_api_send(
     """One run on a fresh database: POST for `seconds`, then send what was accepted."""
     db.fresh()
     token = run_step(db, "setup")["token"]
-    with web_server(db, web_workers) as port:
+    with web_server(db, web_workers, "1000000/min") as port:
         accepted, elapsed = post_for(port, token, seconds, clients)
         # The same server and clients on the cheapest authenticated route: what this
         # machine allows any API request just now (it is shared: read the two together).
@@ -172,61 +171,6 @@ def get_for(port: int, token: str, seconds: float, clients: int) -> tuple[int, f
     with ThreadPoolExecutor(clients) as pool:
         answered = sum(pool.map(client, range(clients)))
     return answered, time.perf_counter() - started
-
-
-@contextmanager
-def web_server(db: Database, workers: int = WEB_WORKERS) -> Iterator[int]:
-    """gunicorn as in production (DEBUG off), its logs nowhere; its loopback port."""
-    from bench.run import free_port
-
-    port = free_port()
-    env = {
-        **db.env(),
-        "DEBUG": "False",
-        "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback, as `make run-prod`
-        "WEB_CONCURRENCY": str(workers),
-        "GUNICORN_THREADS": "1",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_MAX_REQUESTS": "0",  # no worker restart in the middle of a measure
-        "GUNICORN_ACCESS_LOG": "0",
-        "HERALD_API_RATE": "1000000/min",  # the figure is the send path's, not the pace's
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(port)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def wait_for(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if request(port, "GET", "/healthz", b"", {})[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("gunicorn did not answer /healthz within 60 s")
-
-
-def request(
-    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request(method, path, body=body or None, headers=headers)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
 
 
 def run_step(db: Database, step: str) -> dict[str, str]:
