@@ -18,7 +18,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils.text import slugify
 
 from contacts.models import Channel, Contact
-from messaging.links import LinkPolicy, Shortened, find_urls, link_base, shorten
+from messaging.links import LinkPolicy, ShortenedMessage, find_urls, link_base, shorten_message
 from messaging.rendering import fallbacks, parameter, placeholders, render
 
 if TYPE_CHECKING:
@@ -125,29 +125,38 @@ class Content:
         parameters = tuple(render(parameter(spec), fields) for spec in self.parameters)
         return Rendered(render(self.body, fields), parameters)
 
-    def shortened(self, rendered: Rendered) -> Shortened | None:
-        """The rendered text with its URLs taken out, when they go as short links."""
-        if self.links is None or not find_urls(rendered.body):
+    def shortened(self, rendered: Rendered) -> ShortenedMessage | None:
+        """The rendered text and WhatsApp parameters with their URLs taken out, when they
+        go as short links (None when links go as written, or neither has any)."""
+        if self.links is None:
             return None
-        return shorten(rendered.body)
+        texts = (rendered.body, *rendered.parameters)
+        if not any(find_urls(text) for text in texts):
+            return None
+        return shorten_message(rendered.body, rendered.parameters)
 
     def sent_text(self, rendered: Rendered) -> str:
         """The text as a recipient gets it, short links standing in for the URLs (each
         recipient's own code in place of xxxxxxxx): what segments and cost are counted on."""
+        return self.sent(rendered).body
+
+    def sent(self, rendered: Rendered) -> Rendered:
+        """The text and parameters as a recipient gets them (xxxxxxxx for each code)."""
         shortened = self.shortened(rendered)
         if shortened is None or self.links is None:
-            return rendered.body
-        return shortened.shape(self.links.base)
+            return rendered
+        return Rendered(*shortened.shape(self.links.base))
 
     def frozen(self) -> dict[str, Any]:
         """What the approval's content hash covers of the text itself (how links go out,
-        only where the body has any, so other campaigns keep the hash they had)."""
+        only where the body has any or WhatsApp parameters may bring some, so other
+        campaigns keep the hash they had)."""
         frozen: dict[str, Any] = {
             "body": self.body,
             "whatsapp_template": self.whatsapp_template_id,
             "whatsapp_parameters": list(self.parameters),
         }
-        if self.links is not None and find_urls(self.body):
+        if self.links is not None and (find_urls(self.body) or self.parameters):
             frozen["links"] = [self.links.base, list(self.links.utm or ())]
         return frozen
 

@@ -37,7 +37,7 @@ from contacts.models import Contact
 from messaging import counts
 from messaging.concurrency import in_lanes, lanes_allowed
 from messaging.dispatch import release_until, send_claimed
-from messaging.links import CODE_LENGTH, PATH, Shortened, link_base, new_codes
+from messaging.links import CODE_LENGTH, PATH, ShortenedMessage, link_base, new_codes
 from messaging.models import Link, Message
 from messaging.rendering import segments_of
 
@@ -79,6 +79,8 @@ MESSAGE_COLUMNS = (
     "updated_at",
     "variant",
 )
+BODY_AT = MESSAGE_COLUMNS.index("body")
+PARAMS_AT = MESSAGE_COLUMNS.index("template_params")
 
 
 def materialise(campaign: Campaign) -> dict[str, int]:
@@ -242,7 +244,9 @@ def _insert_links(
     again; those whose codes are taken are skipped, then drawn again."""
     table = Link._meta.db_table
     destinations = {url for _, _, url in links}
-    if len(destinations) == 1 and len({index for index, _, _ in links}) == len(links):
+    index, code, _ = links[0]
+    in_texts = f"{marker}{code}" in rows[index][BODY_AT]  # not a WhatsApp parameter's
+    if in_texts and len(destinations) == 1 and len({index for index, _, _ in links}) == len(links):
         if _links_from_texts(ids, marker, destinations.pop()) == len(links):
             return
         have = set(Link.objects.filter(message_id__in=ids).values_list("message_id", flat=True))
@@ -263,10 +267,11 @@ def _redrawn_in_place(
 ) -> LinkRows:
     """_redrawn for messages already written: their texts are written again too."""
     fresh = _redrawn(rows, links, taken)
-    body_at = MESSAGE_COLUMNS.index("body")
     for (index, old, _), (_, new, _) in zip(links, fresh, strict=True):
         if new != old:
-            Message.objects.filter(pk=ids[index]).update(body=rows[index][body_at])
+            Message.objects.filter(pk=ids[index]).update(
+                body=rows[index][BODY_AT], template_params=json.loads(rows[index][PARAMS_AT])
+            )
     return sorted(fresh, key=itemgetter(1))
 
 
@@ -299,8 +304,7 @@ def _insert_free(table: str, values: list[tuple[str, int, str]]) -> int:
 
 def _redrawn(rows: list[tuple[Any, ...]], links: LinkRows, taken: set[str]) -> LinkRows:
     """`links` with each code that is taken, or repeated among them, drawn again, and the
-    message texts (`rows`, changed in place) with the new codes."""
-    body_at = MESSAGE_COLUMNS.index("body")
+    message texts and WhatsApp parameters (`rows`, changed in place) with the new codes."""
     seen: set[str] = set()
     fresh: LinkRows = []
     for index, code, url in links:
@@ -310,7 +314,8 @@ def _redrawn(rows: list[tuple[Any, ...]], links: LinkRows, taken: set[str]) -> L
         seen.add(new)
         if new != code:
             row = list(rows[index])
-            row[body_at] = row[body_at].replace(f"/{PATH}{code}", f"/{PATH}{new}")
+            for at in (BODY_AT, PARAMS_AT):  # JSON writes a code and "/" as they are
+                row[at] = row[at].replace(f"/{PATH}{code}", f"/{PATH}{new}")
             rows[index] = tuple(row)
         fresh.append((index, new, url))
     return fresh
@@ -398,9 +403,11 @@ class _Plan:
             )
             if shortened is not None:
                 if decision.reason:  # never sent: it keeps the text as written, no link
-                    body = shortened[0].fill_urls()
+                    body = shortened[0].body.fill_urls()
                 else:
-                    body = self._with_codes(shortened, len(rows), links)
+                    body, filled = self._with_codes(shortened, len(rows), links)
+                    if filled is not None:  # its WhatsApp parameters have links too
+                        params = filled
             rows.append(
                 (
                     campaign.pk,
@@ -435,20 +442,24 @@ class _Plan:
         return rows, links
 
     def _with_codes(
-        self, shortened: tuple[Shortened, tuple[str, ...]], row: int, links: LinkRows
-    ) -> str:
-        """The text with a fresh code for each of its links, noted in `links`."""
-        text, destinations = shortened
+        self, shortened: tuple[ShortenedMessage, tuple[str, ...]], row: int, links: LinkRows
+    ) -> tuple[str, str | None]:
+        """The text with a fresh code for each of its links, noted in `links`, and its
+        WhatsApp parameters (JSON) with theirs when they have any (else None)."""
+        message, destinations = shortened
         if len(self._codes) < len(destinations):
             self._codes = new_codes(CODE_POOL, together=True)
-        if len(destinations) == 1:  # nearly always: one link, the text around it as is
+        if len(destinations) == 1 and not message.in_parameters:
+            # Nearly always: one link in the text, the text around it as is.
             code = self._codes.pop()
             links.append((row, code, destinations[0]))
-            return f"{text.parts[0]}{self._short_base}{code}{text.parts[1]}"
+            text = message.body
+            return f"{text.parts[0]}{self._short_base}{code}{text.parts[1]}", None
         codes = [self._codes.pop() for _ in destinations]
         links.extend((row, code, url) for code, url in zip(codes, destinations, strict=True))
         assert self.links is not None
-        return text.fill(self.links.base, codes)
+        body, parameters = message.fill(self.links.base, codes)
+        return body, json.dumps(list(parameters)) if message.in_parameters else None
 
     def _client_refs(self, count: int) -> list[str]:
         """Unique idempotency keys that sort by creation, so the unique index only appends."""
@@ -460,8 +471,8 @@ class _Plan:
     ) -> tuple[str, str, int, Any, str, Any]:
         """The message for one contact, worked out once per distinct set of values it reads:
         its text (short links with a stand-in code), encoding, segments, cost, WhatsApp
-        parameters, and its text split around its links with their destinations (None
-        when it has none to shorten)."""
+        parameters (as written), and its text and parameters split around their links
+        with the links' destinations (None when it has none to shorten)."""
         values = contact[3:]
         key = (variant, *values) if variant else values
         cached = self._bodies.get(key)

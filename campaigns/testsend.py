@@ -148,9 +148,9 @@ def _test_message(campaign: Campaign, phone: str, variant: str = "A") -> Message
     rendered = content.render(sample_fields(campaign))
     shortened = content.shortened(rendered)
     codes = new_codes(len(shortened.urls)) if shortened else []
-    text = (
-        shortened.fill(content.links.base, codes) if shortened and content.links else rendered.body
-    )
+    text, parameters = rendered.body, rendered.parameters
+    if shortened is not None and content.links is not None:
+        text, parameters = shortened.fill(content.links.base, codes)
     encoding, segments = segments_of(text)
     account = campaign.provider_account
     message = Message.objects.create(
@@ -165,7 +165,7 @@ def _test_message(campaign: Campaign, phone: str, variant: str = "A") -> Message
         segments=segments,
         cost=segments * account.price_per_segment,
         template_id=content.whatsapp_template_id,
-        template_params=list(rendered.parameters),
+        template_params=list(parameters),
         client_ref=Message.new_client_ref(),
         is_test=True,
     )

@@ -177,8 +177,8 @@ def clicks_of(campaign: Campaign, counts: dict[str, int]) -> dict[str, Any] | No
     """Unique and total clicks, the click-through rate (unique clicks per delivered
     message) and clicks per hour or day in the campaign's zone, from its kept counts;
     None for a campaign with no link and no click."""
-    if not find_urls(campaign.message_body):  # its text, frozen once it was approved
-        return None
+    if not find_urls(campaign.message_body) and not _links_in_parameters(campaign):
+        return None  # its text, frozen once it was approved
     keys = kept_counts.kept([campaign.pk], "cl")[campaign.pk]  # clicks: and clk: alike
     clicks = kept_counts.click_counts_of(keys)
     delivered = counts[Message.Status.DELIVERED]
@@ -237,6 +237,13 @@ def ab_of(campaign: Campaign) -> dict[str, Any] | None:
         "why": decision.get("why", ""),
         "decided_at": datetime.fromisoformat(decision["decided_at"]) if decision else None,
     }
+
+
+def _links_in_parameters(campaign: Campaign) -> bool:
+    """Whether a WhatsApp template's parameters brought links (contacts' values can)."""
+    if not Content.of(campaign).parameters:
+        return False
+    return Link.objects.filter(message__campaign=campaign).exists()
 
 
 def links_shortened(campaign: Campaign) -> bool:

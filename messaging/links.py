@@ -151,6 +151,57 @@ def shorten(text: str) -> Shortened:
 
 
 @dataclass(frozen=True)
+class ShortenedMessage:
+    """A message's text and its WhatsApp template parameters, their URLs taken out.
+
+    One code for each URL of the text (as `Shortened`), then one for each distinct URL
+    of the parameters the text does not have: a parameter's URL that the text has too
+    goes as the text's short link (the text is Herald's copy of the template the
+    recipient gets, so both show the one link they can follow). `urls` holds the URL of
+    each code in order, `slots` the codes of each parameter's URLs.
+    """
+
+    body: Shortened
+    parameters: tuple[Shortened, ...]
+    slots: tuple[tuple[int, ...], ...]
+    urls: tuple[str, ...]
+    #: Whether any parameter has a URL (most often none does: only the text is filled).
+    in_parameters: bool
+
+    def shape(self, base: str, code: str = SAMPLE_CODE) -> tuple[str, tuple[str, ...]]:
+        """The text and parameters with every URL as a short link of `code`."""
+        return self.fill(base, [code] * len(self.urls))
+
+    def as_written(self) -> tuple[str, tuple[str, ...]]:
+        return self.body.fill_urls(), tuple(part.fill_urls() for part in self.parameters)
+
+    def fill(self, base: str, codes: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+        """The text and parameters with `codes` (one per `urls`) in their slots."""
+        body = self.body.fill(base, codes[: len(self.body.urls)])
+        parameters = tuple(
+            part.fill(base, [codes[at] for at in slots]) if slots else part.parts[0]
+            for part, slots in zip(self.parameters, self.slots, strict=True)
+        )
+        return body, parameters
+
+
+def shorten_message(body: str, parameters: Sequence[str] = ()) -> ShortenedMessage:
+    text = shorten(body)
+    urls = list(text.urls)
+    first = {url: at for at, url in reversed(list(enumerate(urls)))}
+    parts, slots = [], []
+    for value in parameters:
+        part = shorten(value)
+        for url in part.urls:
+            if url not in first:
+                first[url] = len(urls)
+                urls.append(url)
+        parts.append(part)
+        slots.append(tuple(first[url] for url in part.urls))
+    return ShortenedMessage(text, tuple(parts), tuple(slots), tuple(urls), in_parameters=any(slots))
+
+
+@dataclass(frozen=True)
 class LinkPolicy:
     """How a campaign's links go out: shortened on `base`, with UTM parameters or not."""
 
