@@ -115,10 +115,7 @@ def _first_in_one_statement(user: Any, key: str, digest: str, message: Message) 
     statement (a data-modifying CTE), atomic by itself: one round trip where a transaction
     took three, and the send route spent most of its time waiting on them. A key already
     taken fails the whole statement (IntegrityError), as the transaction did."""
-    fields = [f for f in Message._meta.local_concrete_fields if not f.primary_key]
-    query = sql.InsertQuery(Message)
-    query.insert_values(fields, [message])
-    ((insert, params),) = query.get_compiler(connection=connection).as_sql()
+    insert, params = _message_insert(message)
     quote = connection.ops.quote_name
     statement = (
         f"WITH m AS ({insert} RETURNING {quote('id')}) "  # noqa: S608 - names from the models
@@ -135,6 +132,29 @@ def _first_in_one_statement(user: Any, key: str, digest: str, message: Message) 
     message._state.adding, message._state.db = False, connection.alias
     transactional.written(message)
     return message
+
+
+#: The message INSERT's text by database: the same for every message of plain values.
+_insert_texts: dict[str, str] = {}
+
+
+def _message_insert(message: Message) -> tuple[str, list[Any]]:
+    """The ORM's INSERT of `message` and its parameters. The text is compiled once per
+    database (compiling it cost as much as running it); each message's values are still
+    prepared by the ORM's own steps (pre_save, get_db_prep_save), and a value that is an
+    expression (a database default, say) gets the whole compile it needs."""
+    fields = [f for f in Message._meta.local_concrete_fields if not f.primary_key]
+    query = sql.InsertQuery(Message)
+    query.insert_values(fields, [message])
+    compiler = query.get_compiler(connection=connection)
+    values = [compiler.prepare_value(f, compiler.pre_save_val(f, message)) for f in fields]
+    text = _insert_texts.get(connection.alias)
+    if text is not None and not any(hasattr(value, "as_sql") for value in values):
+        return text, values
+    ((text, params),) = compiler.as_sql()
+    if len(params) == len(values) == text.count("%s"):
+        _insert_texts[connection.alias] = text
+    return text, list(params)
 
 
 def _earlier(user: Any, key: str, digest: str) -> Message | None:
