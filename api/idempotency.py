@@ -6,7 +6,7 @@ are decided by the unique (user, key) constraint: the loser's transaction is rol
 its message with it, and it answers with the winner's message. The same key with another
 request is refused (409 conflict), as is a key whose message has since been deleted. A
 key is kept KEPT_FOR: an older one is forgotten (the key may be used afresh), and
-`purge_expired` deletes them.
+`IdempotentRequest.objects.purge_expired()` (the minute tick) deletes them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -28,7 +27,7 @@ from api.models import IdempotentRequest
 from messaging import transactional
 from messaging.models import Message
 
-KEPT_FOR = timedelta(hours=24)
+KEPT_FOR = IdempotentRequest.KEPT_FOR
 MAX_KEY_LENGTH = IdempotentRequest._meta.get_field("key").max_length or 255
 HEADER = "Idempotency-Key"
 
@@ -194,8 +193,3 @@ def _earlier(user: Any, key: str, digest: str) -> Message | None:
 
 def _cutoff() -> Any:
     return timezone.now() - KEPT_FOR
-
-
-def purge_expired() -> int:
-    """Delete the keys older than KEPT_FOR; how many went."""
-    return IdempotentRequest.objects.filter(created_at__lt=_cutoff()).delete()[0]

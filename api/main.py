@@ -14,6 +14,7 @@ from ninja import NinjaAPI, Schema
 
 from api import audience, campaigns, contacts, errors, messages
 from api.auth import TokenAuth, TokenThrottle, token_of
+from api.docs import LocalSwagger
 
 DESCRIPTION = """\
 Herald's API for integrations: contacts, opt-outs, segments, campaigns, messages and
@@ -35,6 +36,7 @@ api = NinjaAPI(
     throttle=TokenThrottle(),
     openapi_url="/openapi.json",
     docs_url="/docs",
+    docs=LocalSwagger(),
     # Swagger UI draws its icons as data: SVGs; the rest of the policy stays as it is.
     docs_decorator=csp_update({"img-src": ["'self'", "data:"]}),
 )

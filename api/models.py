@@ -202,8 +202,18 @@ class ApiToken(models.Model):
         self.last_used_at = now
 
 
+class IdempotentRequestQuerySet(models.QuerySet["IdempotentRequest"]):
+    def purge_expired(self) -> int:
+        """Delete the keys older than KEPT_FOR; how many went."""
+        cutoff = timezone.now() - IdempotentRequest.KEPT_FOR
+        return self.filter(created_at__lt=cutoff).delete()[0]
+
+
 class IdempotentRequest(models.Model):
     """A transactional send made with an Idempotency-Key: a retry gets this message back."""
+
+    #: How long a key is kept: an older one is forgotten (api.idempotency).
+    KEPT_FOR = timedelta(hours=24)
 
     # No index of its own: the unique (user, key) below starts with it. One index fewer
     # for every transactional send to write.
@@ -217,6 +227,8 @@ class IdempotentRequest(models.Model):
         "messaging.Message", null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = IdempotentRequestQuerySet.as_manager()
 
     class Meta:
         constraints = [

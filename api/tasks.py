@@ -4,8 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from api import idempotency
-from api.models import WebhookDelivery
+from api.models import IdempotentRequest, WebhookDelivery
 from api.outgoing import delivery
 
 #: Settled deliveries (and their attempts) are kept this long in the log.
@@ -21,5 +20,5 @@ def webhooks_tick() -> int:
     """Every minute: forget deliveries older than LOG_DAYS and Idempotency-Keys older than
     a day, then post what is due (the later retries, and rows whose nudge was lost)."""
     WebhookDelivery.objects.prune(timezone.now() - timedelta(days=LOG_DAYS))
-    idempotency.purge_expired()
+    IdempotentRequest.objects.purge_expired()
     return deliver_webhooks()

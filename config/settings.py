@@ -3,6 +3,7 @@
 Every knob an operator may turn is listed in README.md under "Configuration".
 """
 
+import importlib.util
 from pathlib import Path
 
 import environ
@@ -59,9 +60,13 @@ INSTALLED_APPS = [
     "messaging",
     "campaigns",
     "api",
-    "ninja",  # the API docs' Swagger UI from local static files, never a CDN
     "dashboard",
 ]
+# The API docs' Swagger UI comes from django-ninja's own files, served locally (never a
+# CDN): its templates and static folders are named here rather than listing "ninja" as
+# an app, which would import the whole of ninja and pydantic (11 MB) into every process,
+# the workers too. Found without importing it.
+NINJA_DIR = Path(importlib.util.find_spec("ninja").submodule_search_locations[0])  # type: ignore[index, union-attr]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -86,7 +91,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [BASE_DIR / "templates", NINJA_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -150,7 +155,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # Where `collectstatic` puts the files whitenoise serves (hashed, compressed) without DEBUG.
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [BASE_DIR / "static", NINJA_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -1,4 +1,5 @@
-"""A worker process does not carry the admin's modules (config/apps.py)."""
+"""A worker process does not carry the admin's modules (config/apps.py), nor the API's
+framework (ninja and pydantic: the docs' files are named in settings, not an app)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import sys, django
 django.setup()
-import campaigns.tasks, messaging.dispatch  # what a worker runs
-print(*sorted(m for m in ("openpyxl", "import_export.admin", "contacts.admin") if m in sys.modules))
+import campaigns.tasks, messaging.dispatch, api.tasks  # what a worker runs
+heavy = ("openpyxl", "import_export.admin", "contacts.admin", "ninja", "pydantic", "api.main")
+print(*sorted(m for m in heavy if m in sys.modules))
 from django.core.checks import run_checks
 run_checks(tags=["admin"])  # the admin's check loads them, so it checks every ModelAdmin
 from django.contrib import admin
