@@ -81,6 +81,7 @@ MESSAGE_COLUMNS = (
 )
 BODY_AT = MESSAGE_COLUMNS.index("body")
 PARAMS_AT = MESSAGE_COLUMNS.index("template_params")
+CLIENT_REF_AT = MESSAGE_COLUMNS.index("client_ref")
 
 
 def materialise(campaign: Campaign) -> dict[str, int]:
@@ -205,16 +206,64 @@ def _write_chunk(
 
 
 def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str) -> None:
-    """The chunk's messages, then a Link for each short link in them, by the ids the
-    messages were given. A code already taken (48 random bits: rare, but certain to
-    happen at last) is drawn again, in the link and in its message's text."""
+    """The chunk's messages, then a Link for each short link in them. A code already
+    taken (48 random bits: rare, but certain to happen at last) is drawn again, in the
+    link and in its message's text.
+
+    When every text has one link to one destination, written in the text (nearly
+    always), the messages go in as they do without links and the database makes the
+    links from the texts just written (`_links_from_texts`): no link row passes through
+    Python (nor, on PostgreSQL, a message id). Otherwise the messages' ids are drawn
+    first, for the links to name them."""
     if len({code for _, code, _ in links}) < len(links):
         links = _redrawn(rows, links, set())
-    ids = insert_numbered(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+    table = Message._meta.db_table
+    sqlite = connection.vendor == "sqlite"
+    ids: list[int] | None = None
+    if _in_texts(rows, links, marker):
+        # SQLite numbers a statement's rows in a row (the chunk's transaction holds the
+        # write lock), so their ids come free: a range of the table itself to read.
+        ids = insert_numbered(table, MESSAGE_COLUMNS, rows) if sqlite else None
+        if ids is None:
+            bulk_insert(table, MESSAGE_COLUMNS, rows)
+        if _links_from_texts(rows, ids, marker, links[0][2]) == len(links):
+            return
+        # Some codes were taken: the links made are kept, the others drawn again.
+        ids = ids or _ids_of(rows)
+        have = set(Link.objects.filter(message_id__in=ids).values_list("message_id", flat=True))
+        links = [link for link in links if ids[link[0]] not in have]
+    else:
+        ids = insert_numbered(table, MESSAGE_COLUMNS, rows)
     if connection.vendor == "postgresql":
         _copy_links(rows, links, ids)
     else:
-        _insert_links(rows, links, ids, marker)
+        _insert_links(rows, links, ids)
+
+
+def _in_texts(rows: list[tuple[Any, ...]], links: LinkRows, marker: str) -> bool:
+    """Whether each message has one link, all to one destination, written in its text
+    (not only in its WhatsApp parameters)."""
+    index, code, url = links[0]
+    return (
+        f"{marker}{code}" in rows[index][BODY_AT]
+        and len({index for index, _, _ in links}) == len(links)
+        and all(link[2] == url for link in links)
+    )
+
+
+def _ids_of(rows: list[tuple[Any, ...]]) -> list[int]:
+    """The ids the chunk's messages were given, in order (found by their client refs,
+    which sort as the rows do)."""
+    first, last = rows[0][CLIENT_REF_AT], rows[-1][CLIENT_REF_AT]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Message._meta.db_table} "  # noqa: S608 - name from meta
+            "WHERE client_ref BETWEEN %s AND %s ORDER BY client_ref",
+            [first, last],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    assert len(ids) == len(rows)
+    return ids
 
 
 def _copy_links(rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int]) -> None:
@@ -223,7 +272,7 @@ def _copy_links(rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int]) ->
     (a savepoint), and the taken ones are drawn again, in their messages' texts too."""
     table = Link._meta.db_table
     links.sort(key=itemgetter(1))
-    while True:
+    while links:
         try:
             # COPY goes to the driver's own cursor: its error is Django's only when wrapped.
             with transaction.atomic(), connection.wrap_database_errors:
@@ -235,22 +284,9 @@ def _copy_links(rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int]) ->
             links = _redrawn_in_place(rows, links, ids, taken)
 
 
-def _insert_links(
-    rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int], marker: str
-) -> None:
-    """SQLite: when every text has one link to one destination (nearly always), the links
-    are made by the database from the texts just written, each code the 8 characters
-    after `marker` (the link base and "r/"), so no row of them passes through Python
-    again; those whose codes are taken are skipped, then drawn again."""
+def _insert_links(rows: list[tuple[Any, ...]], links: LinkRows, ids: list[int]) -> None:
+    """SQLite: insert the links whose codes are free, then draw the taken ones again."""
     table = Link._meta.db_table
-    destinations = {url for _, _, url in links}
-    index, code, _ = links[0]
-    in_texts = f"{marker}{code}" in rows[index][BODY_AT]  # not a WhatsApp parameter's
-    if in_texts and len(destinations) == 1 and len({index for index, _, _ in links}) == len(links):
-        if _links_from_texts(ids, marker, destinations.pop()) == len(links):
-            return
-        have = set(Link.objects.filter(message_id__in=ids).values_list("message_id", flat=True))
-        links = [link for link in links if ids[link[0]] not in have]
     links.sort(key=itemgetter(1))
     while links:
         values = [(code, ids[index], url) for index, code, url in links]
@@ -275,19 +311,40 @@ def _redrawn_in_place(
     return sorted(fresh, key=itemgetter(1))
 
 
-def _links_from_texts(ids: list[int], marker: str, url: str) -> int:
-    """SQLite, one statement: a link to `url` for each of the chunk's messages whose text
-    has `marker`, its code read from the text; how many were made (a taken code is
-    skipped). The chunk's transaction holds the write lock, so its ids run unbroken;
-    skipped rows keep their URLs as written, so only queued ones hold the marker."""
+def _links_from_texts(
+    rows: list[tuple[Any, ...]], ids: list[int] | None, marker: str, url: str
+) -> int:
+    """One statement: a link to `url` for each of the chunk's messages whose text has
+    `marker`, its code read from the text; how many were made (a taken code is
+    skipped). The chunk's messages are a range of ids (`ids`, SQLite) or else of client
+    refs, in their unique index (each chunk's share a prefix of their own, and sort as
+    the rows do); skipped rows keep their URLs as written, so only queued ones hold the
+    marker."""
+    postgres = connection.vendor == "postgresql"
+    find = "strpos" if postgres else "instr"
+    where = "id" if ids else "client_ref"
+    # SQLite writes them in code order (each next to the last in the code index); on
+    # PostgreSQL the sort cost more than it saved (they share a first letter anyway).
+    order = "" if postgres else " ORDER BY 1"
     sql = (
         f"INSERT INTO {Link._meta.db_table} (code, message_id, url, clicks) "  # noqa: S608 - names from meta
-        f"SELECT substr(body, instr(body, %s) + %s, {CODE_LENGTH}), id, %s, 0 "
-        f"FROM {Message._meta.db_table} WHERE id BETWEEN %s AND %s AND instr(body, %s) > 0 "
-        "ORDER BY 1 ON CONFLICT (code) DO NOTHING"
+        f"SELECT substr(body, {find}(body, %s) + %s, {CODE_LENGTH}), id, %s, 0 "
+        f"FROM {Message._meta.db_table} WHERE {where} BETWEEN %s AND %s "
+        f"AND {find}(body, %s) > 0{order}"
     )
+    first, last = (ids[0], ids[-1]) if ids else (rows[0][CLIENT_REF_AT], rows[-1][CLIENT_REF_AT])
+    params = [marker, len(marker), url, first, last, marker]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [marker, len(marker), url, ids[0], ids[-1], marker])
+        if postgres:
+            # A code is nearly never taken: a plain insert first, cheaper there than one
+            # that checks each row for a conflict before it goes in.
+            try:
+                with transaction.atomic():
+                    cursor.execute(sql, params)
+                return int(cursor.rowcount)
+            except IntegrityError:
+                pass
+        cursor.execute(f"{sql} ON CONFLICT (code) DO NOTHING", params)
         return int(cursor.rowcount)
 
 

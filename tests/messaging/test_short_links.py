@@ -432,3 +432,16 @@ def test_the_cli_makes_campaigns_with_or_without_short_links_and_reports_clicks(
     summary = json.loads(cli("status", str(built.pk), "--json"))
     assert summary["clicks"] == {"unique": 1, "total": 2}
     assert "clicks: 1 unique" in cli("status", str(built.pk))
+
+
+@pytest.mark.postgres
+def test_a_links_code_is_indexed_once_on_postgresql() -> None:
+    """Django adds a LIKE index to an indexed CharField on PostgreSQL: every link of a
+    build paid for an entry in it, and no code is ever looked up by pattern."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        table = Link._meta.db_table
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [table])
+        on_code = [row[0] for row in cursor.fetchall() if "(code" in row[0]]
+    assert len(on_code) == 1 and "UNIQUE" in on_code[0], on_code
