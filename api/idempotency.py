@@ -12,13 +12,15 @@ key is kept KEPT_FOR: an older one is forgotten (the key may be used afresh), an
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import sql
 from django.utils import timezone
 
@@ -114,45 +116,57 @@ def _first_in_one_statement(user: Any, key: str, digest: str, message: Message) 
     statement (a data-modifying CTE), atomic by itself: one round trip where a transaction
     took three, and the send route spent most of its time waiting on them. A key already
     taken fails the whole statement (IntegrityError), as the transaction did."""
-    insert, params = _message_insert(message)
-    quote = connection.ops.quote_name
-    statement = (
-        f"WITH m AS ({insert} RETURNING {quote('id')}) "  # noqa: S608 - names from the models
-        f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "
-        f"(user_id, {quote('key')}, request_hash, message_id, created_at) "
-        "SELECT %s, %s, %s, m.id, %s FROM m RETURNING message_id"
-    )
+    db = connections[connection.alias]
+    insert, params = _message_insert(message, db)
+    statement = _statements.get((db.alias, insert))
+    if statement is None:
+        quote = db.ops.quote_name
+        statement = (
+            f"WITH m AS ({insert} RETURNING {quote('id')}) "  # noqa: S608 - names from the models
+            f"INSERT INTO {quote(IdempotentRequest._meta.db_table)} "
+            f"(user_id, {quote('key')}, request_hash, message_id, created_at) "
+            "SELECT %s, %s, %s, m.id, %s FROM m RETURNING message_id"
+        )
+        _statements[(db.alias, insert)] = statement
     # Outside a transaction the statement commits by itself. Inside a caller's (tests), a
     # savepoint keeps that transaction usable after a refusal.
-    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with guard, connection.cursor() as cursor:
+    guard = transaction.atomic(using=db.alias) if db.in_atomic_block else contextlib.nullcontext()
+    with guard, db.cursor() as cursor:
         cursor.execute(statement, [*params, user.pk, key, digest, timezone.now()])
         (message.pk,) = cursor.fetchone()
-    message._state.adding, message._state.db = False, connection.alias
+    message._state.adding, message._state.db = False, db.alias
     transactional.written(message)
     return message
 
 
-#: The message INSERT's text by database: the same for every message of plain values.
+#: By database: the message INSERT's text (the same for every message of plain values),
+#: and each INSERT text's whole statement.
 _insert_texts: dict[str, str] = {}
+_statements: dict[tuple[str, str], str] = {}
 
 
-def _message_insert(message: Message) -> tuple[str, list[Any]]:
+@functools.cache
+def _insert_fields() -> list[Any]:
+    return [f for f in Message._meta.local_concrete_fields if not f.primary_key]
+
+
+def _message_insert(message: Message, db: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
     """The ORM's INSERT of `message` and its parameters. The text is compiled once per
-    database (compiling it cost as much as running it); each message's values are still
-    prepared by the ORM's own steps (pre_save, get_db_prep_save), and a value that is an
-    expression (a database default, say) gets the whole compile it needs."""
-    fields = [f for f in Message._meta.local_concrete_fields if not f.primary_key]
+    database (compiling it cost as much as running it); each message's values still go
+    through the ORM's own steps (each field's pre_save and get_db_prep_save, as the
+    compiler calls them), and a value that is an expression (a database default, say)
+    gets the whole compile it needs."""
+    fields = _insert_fields()
+    values = [field.pre_save(message, True) for field in fields]
+    text = _insert_texts.get(db.alias)
+    if text is not None and not any(hasattr(v, "resolve_expression") for v in values):
+        pairs = zip(fields, values, strict=True)
+        return text, [field.get_db_prep_save(value, connection=db) for field, value in pairs]
     query = sql.InsertQuery(Message)
     query.insert_values(fields, [message])
-    compiler = query.get_compiler(connection=connection)
-    values = [compiler.prepare_value(f, compiler.pre_save_val(f, message)) for f in fields]
-    text = _insert_texts.get(connection.alias)
-    if text is not None and not any(hasattr(value, "as_sql") for value in values):
-        return text, values
-    ((text, params),) = compiler.as_sql()
-    if len(params) == len(values) == text.count("%s"):
-        _insert_texts[connection.alias] = text
+    ((text, params),) = query.get_compiler(connection=db).as_sql()
+    if len(params) == len(fields) == text.count("%s"):
+        _insert_texts[db.alias] = text
     return text, list(params)
 
 

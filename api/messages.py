@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Header, Query, Router, Schema
-from pydantic import AfterValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from api import idempotency
 from api.auth import require
@@ -58,10 +58,12 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Kind = Literal["campaign", "transactional", "reply", "test"]
 
 
-# Schemas.
+# Schemas. Those of the transactional send's path are plain pydantic models: ninja's
+# Schema reads Django objects as well as dicts, which cost a send ten times as much to
+# validate (70 against 7 us for its answer); every one of these is given a dict.
 
 
-class MessageOut(Schema):
+class MessageOut(BaseModel):
     id: int
     kind: Kind = Field(description="What it was sent as.")
     campaign: int | None
@@ -91,7 +93,7 @@ class MessageOut(Schema):
     delivered_at: datetime | None
 
 
-class HistoryOut(Schema):
+class HistoryOut(BaseModel):
     status: str
     at: datetime
     source: Literal["herald", "provider"] = Field(
@@ -105,7 +107,7 @@ class MessageDetailOut(MessageOut):
     history: list[HistoryOut] = Field(description="In the order it happened.")
 
 
-class MessagePage(Schema):
+class MessagePage(BaseModel):
     results: list[MessageOut]
     next_cursor: str | None
 
@@ -153,7 +155,7 @@ class InboundFilters(Schema):
     limit: int | None = Field(None, description="1 to 1,000; 100 when not given.")
 
 
-class SendIn(Schema):
+class SendIn(BaseModel):
     """One message to one number: a `body`, or a message `template` (by id or name) whose
     `{{variables}}` are filled from `variables`, then from the number's contact."""
 

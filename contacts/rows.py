@@ -36,6 +36,7 @@ class Columns(Generic[M]):
             raise ValueError(f"{model.__name__} has no column {', '.join(sorted(missing))}")
         self.attnames = [f.attname for f in self.fields]
         self.columns = [f.column for f in self.fields if f.column]
+        self._selects: dict[tuple[str, str], str] = {}
         self._by_alias: dict[str, Converting] = {}
 
     def __len__(self) -> int:
@@ -43,9 +44,13 @@ class Columns(Generic[M]):
 
     def select(self, connection: BaseDatabaseWrapper, alias: str = "") -> str:
         """`alias.col, ...` (alias: the table's name in the FROM clause, if any)."""
-        quote = connection.ops.quote_name
-        prefix = f"{alias}." if alias else ""
-        return ", ".join(f"{prefix}{quote(column)}" for column in self.columns)
+        found = self._selects.get((connection.alias, alias))
+        if found is None:
+            quote = connection.ops.quote_name
+            prefix = f"{alias}." if alias else ""
+            found = ", ".join(f"{prefix}{quote(column)}" for column in self.columns)
+            self._selects[(connection.alias, alias)] = found
+        return found
 
     def build(self, row: Sequence[Any], connection: BaseDatabaseWrapper) -> M:
         """The instance row[:len(self)] describes, loaded from `connection`'s database."""
