@@ -33,3 +33,20 @@ def test_a_worker_loads_no_admin_module_and_the_checks_still_see_every_model_adm
     loaded, registered = result.stdout.splitlines()
     assert loaded == ""
     assert int(registered) >= 20
+
+
+WEB_PROBE = """
+import sys
+import config.wsgi  # what gunicorn loads
+print(*sorted(m for m in ("api.main", "dashboard.urls", "contacts.admin") if m in sys.modules))
+"""
+
+
+def test_a_web_process_has_its_pages_and_the_api_before_its_first_request() -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "True"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", WEB_PROBE], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["api.main", "contacts.admin", "dashboard.urls"]
