@@ -34,13 +34,10 @@ Prints key=value lines for bench/run.py:
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
 import secrets
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -58,6 +55,7 @@ django.setup()
 from django.utils import timezone  # noqa: E402
 from django_q.models import OrmQ  # noqa: E402
 
+from bench.web import gunicorn, request  # noqa: E402
 from contacts.models import Contact  # noqa: E402
 from messaging import keywords  # noqa: E402
 from messaging.models import InboundMessage, Message, ProviderAccount, WebhookEvent  # noqa: E402
@@ -173,55 +171,6 @@ def signed(payload: dict[str, object], webhook_id: str) -> tuple[bytes, dict[str
     return body, headers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_web(port: int, apply: str) -> subprocess.Popen[bytes]:
-    """gunicorn as in production, with one sync worker; its logs go nowhere."""
-    env = {
-        **os.environ,
-        "HERALD_WEBHOOK_APPLY": apply,
-        "DEBUG": "False",
-        "SECURE_SSL_REDIRECT": "False",  # plain HTTP on loopback, as `make run-prod`
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "1",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_MAX_REQUESTS": "0",  # no worker restart in the middle of a measure
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if request(port, "GET", "/healthz", b"", {})[0] == 200:
-                return server
-        except OSError:
-            time.sleep(0.1)
-    server.terminate()
-    raise SystemExit("gunicorn did not answer /healthz within 30 s")
-
-
-def request(
-    port: int, method: str, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[int, bytes]:
-    # A sync worker closes every connection after its answer: one connection a request.
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body or None, headers=headers)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
-
-
 def post_all(port: int, signed_requests: list[tuple[bytes, dict[str, str]]], clients: int) -> float:
     """Seconds to have every request answered; each must be 200."""
 
@@ -290,9 +239,7 @@ def main() -> None:
     mine = InboundMessage.objects.filter(provider_account__name=ACCOUNT)
     records = WebhookEvent.objects.filter(provider_account__name=ACCOUNT)
 
-    port = free_port()
-    server = start_web(port, "queued")
-    try:
+    with gunicorn({**os.environ, "HERALD_WEBHOOK_APPLY": "queued"}) as port:
         for body, headers in events(200, random.Random(1)):  # warm the worker up
             request(port, "POST", PATH, body, headers)
         apply_recorded()
@@ -300,9 +247,6 @@ def main() -> None:
         signed_requests = events(args.events, rng)
         seconds = post_all(port, signed_requests, args.clients)
         healthz = healthz_rate(port, args.events, args.clients)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     recorded = records.count()
     applied, apply_seconds = apply_recorded()
     if applied != recorded or records.pending().exists():
@@ -315,16 +259,11 @@ def main() -> None:
         raise SystemExit("a copy was stored, or a reply lost")
 
     forget_replies()
-    port = free_port()
-    server = start_web(port, "inline")
-    try:
+    with gunicorn({**os.environ, "HERALD_WEBHOOK_APPLY": "inline"}) as port:
         for body, headers in events(200, random.Random(2)):
             request(port, "POST", PATH, body, headers)
         forget_replies()
         inline_seconds = post_all(port, events(args.events, rng), args.clients)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     inbound = args.events / seconds
     print(f"stored={stored}")

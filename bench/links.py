@@ -45,7 +45,8 @@ import django  # noqa: E402
 django.setup()
 
 from bench.campaign import campaign, setup  # noqa: E402
-from bench.inbound import free_port, healthz_rate, request, start_web  # noqa: E402
+from bench.inbound import healthz_rate  # noqa: E402
+from bench.web import gunicorn, request  # noqa: E402
 from campaigns.sending import materialise  # noqa: E402
 from messaging import counts  # noqa: E402
 from messaging.models import Click, Link  # noqa: E402
@@ -93,11 +94,9 @@ def redirect(requests: int, clients: int) -> None:
     rng.shuffle(pool)
     before = Click.objects.count()
     kept_before = counts.click_counts([campaign().pk])[campaign().pk]["total"]
-    port = free_port()
-    server = start_web(port, "queued")
     redirect_seconds = healthz_seconds = 0.0
     sent = 0
-    try:
+    with gunicorn({**os.environ, "HERALD_WEBHOOK_APPLY": "queued"}) as port:
         redirect_rate(port, pool[:200], clients)  # warm the worker up
         healthz_rate(port, 200, clients)
         for round_ in range(ROUNDS):
@@ -105,9 +104,6 @@ def redirect(requests: int, clients: int) -> None:
             redirect_seconds += len(codes) / redirect_rate(port, codes, clients)
             healthz_seconds += len(codes) / healthz_rate(port, len(codes), clients)
             sent += len(codes)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     clicks = Click.objects.count() - before
     kept = counts.click_counts([campaign().pk])[campaign().pk]["total"] - kept_before
     if clicks != sent + 200 or kept != clicks:

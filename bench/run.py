@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.datasets import write_contacts_csv  # noqa: E402
+from bench.web import free_port  # noqa: E402
 
 DATA = ROOT / ".bench-data"
 PYTHON = sys.executable
@@ -248,14 +249,6 @@ def baseline_seconds(csv_path: Path) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

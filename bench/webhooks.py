@@ -46,6 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.web import free_port  # noqa: E402
+
 #: (key, what it measures, unit, target, higher is better, limit or None), for bench/run.py.
 FIGURES = [
     (
@@ -81,12 +83,6 @@ ROUNDS = 3
 def command(python: str = sys.executable, deliveries: int = 10_000) -> list[str]:
     """The line bench/run.py runs on a migrated database (DATABASE_URL in its environment)."""
     return [python, str(Path(__file__).resolve()), "--deliveries", str(deliveries)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def receive(port: int) -> None:
