@@ -86,6 +86,23 @@ def built(
     return campaign
 
 
+def draw_only_taken_codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The operating system's randomness, replayed: from now on the build's draw of a pool
+    of codes gives back only codes in use (48 random bits make that rare, never
+    impossible). The codes in use, sorted."""
+    taken = sorted(Link.objects.values_list("code", flat=True))
+    repeated = b"".join(base64.urlsafe_b64decode(code) for code in taken)
+    real = os.urandom
+
+    def replayed(size: int) -> bytes:
+        if size == CODE_BYTES * CODE_POOL:
+            return (repeated * CODE_POOL)[:size]
+        return real(size)
+
+    monkeypatch.setattr(os, "urandom", replayed)
+    return taken
+
+
 def code_of(message: Message) -> str:
     found = SHORT.search(message.body)
     assert found, message.body
@@ -278,18 +295,7 @@ def test_a_code_already_taken_is_drawn_again(
     approver: User,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = sorted(Link.objects.values_list("code", flat=True))
-    # The operating system's randomness, replayed: the build's draw of a pool of codes
-    # gives back only codes in use (48 random bits make that rare, never impossible).
-    repeated = b"".join(base64.urlsafe_b64decode(code) for code in taken)
-    real = os.urandom
-
-    def replayed(size: int) -> bytes:
-        if size == CODE_BYTES * CODE_POOL:
-            return (repeated * CODE_POOL)[:size]
-        return real(size)
-
-    monkeypatch.setattr(os, "urandom", replayed)
+    taken = draw_only_taken_codes(monkeypatch)
     campaign = make_campaign(locmem, group, body="Again: https://a.example/")
     materialise(sending(campaign, marketer, approver))
     mine = list(campaign.messages.filter(status=Message.Status.PENDING))

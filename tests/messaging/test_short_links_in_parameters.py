@@ -5,8 +5,6 @@ them goes as their own `/r/<code>`, counted like a link of the text.
 Runs on SQLite and PostgreSQL alike (DATABASE_URL).
 """
 
-import base64
-import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -15,19 +13,18 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
-from django.utils import timezone
 
 import messaging
 from campaigns.models import Campaign, MessageTemplate
 from campaigns.preview import estimate
 from campaigns.segments import Segment
-from campaigns.sending import CODE_POOL, materialise, run_campaign
+from campaigns.sending import materialise, run_campaign
 from campaigns.testsend import send_test
 from contacts.models import Contact, Group, OptOut
 from messaging import counts
-from messaging.links import CODE_BYTES
 from messaging.models import Link, Message, ProviderAccount
 from tests.conftest import own_test_number, phone
+from tests.messaging.test_short_links import draw_only_taken_codes, sending
 
 pytestmark = pytest.mark.django_db
 BASE = "https://hrl.example/"
@@ -77,15 +74,6 @@ def template_campaign(
     campaign = make_campaign(account, group, body="")
     campaign.channel, campaign.template = "whatsapp", template
     campaign.save()
-    return campaign
-
-
-def sending(campaign: Campaign, marketer: User, approver: User) -> Campaign:
-    campaign.submit(by=marketer)
-    Campaign.objects.filter(pk=campaign.pk).update(
-        status=Campaign.Status.SENDING, approved_by=approver, started_at=timezone.now()
-    )
-    campaign.refresh_from_db()
     return campaign
 
 
@@ -236,16 +224,7 @@ def test_a_code_already_taken_is_drawn_again_in_the_parameters(
     approver: User,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = sorted(Link.objects.values_list("code", flat=True))
-    repeated = b"".join(base64.urlsafe_b64decode(code) for code in taken)
-    real = os.urandom
-
-    def replayed(size: int) -> bytes:
-        if size == CODE_BYTES * CODE_POOL:
-            return (repeated * CODE_POOL)[:size]
-        return real(size)
-
-    monkeypatch.setattr(os, "urandom", replayed)
+    taken = draw_only_taken_codes(monkeypatch)
     campaign = sending(template_campaign(make_campaign, locmem, group), marketer, approver)
     materialise(campaign)
     mine = queued(campaign)
