@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 import messaging
 from campaigns.models import Campaign, MessageTemplate
@@ -232,3 +233,45 @@ def test_a_code_already_taken_is_drawn_again_in_the_parameters(
     assert len(set(codes)) == 3 and not set(codes) & set(taken)
     for message, code in zip(mine, codes, strict=True):
         assert Link.objects.get(code=code).message_id == message.pk
+
+
+def test_a_test_won_by_clicks_counts_the_links_in_the_parameters(
+    make_campaign: Callable[..., Campaign],
+    locmem: ProviderAccount,
+    group: Group,
+    marketer: User,
+    approver: User,
+) -> None:
+    from campaigns import variants
+    from campaigns.models import ABMode, WinnerBy
+    from tests.campaigns.test_ab_variants import deliver_all
+    from tests.campaigns.test_ab_variants import sending as approved
+
+    for i in range(4, 40):
+        contact = Contact.objects.create(
+            phone=phone(i), first_name=f"Name{i}", attributes={"offer": offer(i)}
+        )
+        contact.groups.add(group)
+    campaign = template_campaign(make_campaign, locmem, group)
+    # No text has a URL: the links are in each recipient's "offer" parameter.
+    Campaign.objects.filter(pk=campaign.pk).update(
+        variant_bodies=["Hello {{first_name}}, an offer for you"],
+        ab_mode=ABMode.TEST,
+        ab_test_share=50,
+        ab_test_hours=1,
+        ab_winner_by=WinnerBy.CLICKS,
+    )
+    campaign.refresh_from_db()
+    campaign.full_clean(exclude=["created_by"])  # refused before: "No variant has a link"
+    campaign = approved(campaign, marketer, approver)
+    run_campaign(campaign)
+    test_share = list(campaign.messages.exclude(status=Message.Status.SKIPPED))
+    assert {m.variant for m in test_share} == {"A", "B"}
+    deliver_all(campaign)
+    for message in [m for m in test_share if m.variant == "B"][:2]:
+        Client().get(f"/r/{code_in(message.template_params[1])}", HTTP_USER_AGENT=PHONE_UA)
+    Campaign.objects.filter(pk=campaign.pk).update(ab_test_ends_at=timezone.now())
+    assert variants.decide_due() == [campaign.pk]
+    campaign.refresh_from_db()
+    assert campaign.ab_winner == "B"
+    assert campaign.ab_decision["variants"]["B"]["clicks"]["unique"] == 2
