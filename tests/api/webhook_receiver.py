@@ -36,6 +36,11 @@ class Received:
 
 
 class _Server(ThreadingHTTPServer):
+    # Two senders open up to 64 connections at once. With the standard backlog of 5, a
+    # busy machine accepting slowly dropped some of them, and those deliveries waited
+    # for a retry (the fake gateway keeps 128 for the same reason).
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A keep-alive connection the sender closed is no error of the test's."""
 
