@@ -23,14 +23,20 @@ print(len(admin.site._registry))
 """
 
 
-def test_a_worker_loads_no_admin_module_and_the_checks_still_see_every_model_admin() -> None:
+def probed(code: str) -> str:
+    """What `code` prints in a fresh process with production settings (DEBUG on, so no
+    key is needed) and no database of the tests'."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "True"}
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    loaded, registered = result.stdout.splitlines()
+    return result.stdout
+
+
+def test_a_worker_loads_no_admin_module_and_the_checks_still_see_every_model_admin() -> None:
+    loaded, registered = probed(PROBE).splitlines()
     assert loaded == ""
     assert int(registered) >= 20
 
@@ -43,10 +49,4 @@ print(*sorted(m for m in ("api.main", "dashboard.urls", "contacts.admin") if m i
 
 
 def test_a_web_process_has_its_pages_and_the_api_before_its_first_request() -> None:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "True"}
-    env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", WEB_PROBE], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["api.main", "contacts.admin", "dashboard.urls"]
+    assert probed(WEB_PROBE).split() == ["api.main", "contacts.admin", "dashboard.urls"]
