@@ -21,7 +21,7 @@ from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -48,6 +48,8 @@ MATERIALISE_CHUNK = 5000
 PIPELINE_FROM = 10_000
 #: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
 MAX_CLAIM = 10_000
+#: PostgreSQL: longest a build's second writer waits for a lock (see _write_chunk).
+LOCK_WAIT = "10s"
 #: Short link codes drawn at once (one read of the operating system's randomness).
 CODE_POOL = 5000
 
@@ -98,9 +100,10 @@ def materialise(campaign: Campaign) -> dict[str, int]:
     before the build has finished.
 
     For a large audience the next chunk is read and rendered while a second
-    connection writes the last one, so the database's work and ours overlap; small
-    ones, and any inside a caller's transaction (which a second connection could
-    not see), are written one chunk after another.
+    connection writes the last one (on PostgreSQL two connections, taking chunks in
+    turn, each committing after the one before), so the database's work and ours
+    overlap; small ones, and any inside a caller's transaction (which a second
+    connection could not see), are written one chunk after another.
     """
     while Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).exists():
         try:
@@ -122,12 +125,21 @@ def _build_once(campaign: Campaign) -> bool:
     plan = _Plan(campaign)
     if connection.in_atomic_block or not _large(plan, campaign):
         return _build(campaign, plan, write=_write_chunk)
-    with ThreadPoolExecutor(1, thread_name_prefix="materialise") as writer:
-        try:
+    # PostgreSQL takes two writers, each on a connection of its own: one sends a chunk's
+    # rows while the server still makes the chunk before's links and commits it. SQLite
+    # lets one connection write at a time.
+    writers = [
+        ThreadPoolExecutor(1, thread_name_prefix=f"materialise-{i}")
+        for i in range(2 if connection.vendor == "postgresql" else 1)
+    ]
+    try:
+        for writer in writers:
             writer.submit(_roomy_cache).result()
-            return _build(campaign, plan, write=partial(_submit, writer))
-        finally:
+        return _build(campaign, plan, write=_Writers(writers))
+    finally:
+        for writer in writers:
             writer.submit(_close_connection).result()
+            writer.shutdown()
 
 
 def _roomy_cache() -> None:
@@ -154,11 +166,14 @@ def _large(plan: _Plan, campaign: Campaign) -> bool:
 
 #: A chunk's short links: (index of its message among the chunk's rows, code, destination).
 LinkRows = list[tuple[int, str, str]]
-Write = Callable[[int, int, list[tuple[Any, ...]], dict[str, int], LinkRows], Any]
+Write = Callable[..., Any]
 
 
 def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
-    """Read, render and write every chunk after the mark; False if the mark moved under us."""
+    """Read, render and write every chunk after the mark; False if the mark moved under us.
+
+    Each chunk is read and rendered while the writers (`write`) still have the ones
+    before it: as many at once as there are writers."""
     current = Campaign.objects.filter(pk=campaign.pk).values_list(
         "audience_stats", "materialised_at"
     )
@@ -166,7 +181,8 @@ def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
     if finished is not None:
         return True
     stats = {**EMPTY_STATS, **mark}
-    pending: Any = None
+    pending: deque[bool | Future[bool]] = deque()
+    at_once = write.at_once if isinstance(write, _Writers) else 1
     while True:
         chunk = list(
             plan.audience_after(stats["after"])
@@ -175,20 +191,39 @@ def _build(campaign: Campaign, plan: _Plan, write: Write) -> bool:
         )
         done = {**stats, "after": chunk[-1][0]} if chunk else stats
         rows, links = plan.rows(chunk, done) if chunk else ([], [])
-        if pending is not None and not _outcome(pending):
-            return False
+        while len(pending) >= at_once or (pending and not chunk):
+            if not _outcome(pending.popleft()):
+                return False
         if not chunk:
             return _finish(campaign.pk, stats)
-        pending = write(campaign.pk, stats["after"], rows, done, links)
+        pending.append(write(campaign.pk, stats["after"], rows, done, links))
         stats = done
 
 
-def _submit(writer: ThreadPoolExecutor, *args: Any) -> Future[bool]:
-    return writer.submit(_write_chunk, *args)
+class _Writers:
+    """Chunks to write, taken by each writer thread in turn; with more than one, each
+    chunk commits only once the one before it has (its mark is where the next starts)."""
+
+    def __init__(self, writers: list[ThreadPoolExecutor]) -> None:
+        self.writers = writers
+        self.at_once = len(writers)
+        self.turn = 0
+        self.last: Future[bool] | None = None
+
+    def __call__(self, *args: Any) -> Future[bool]:
+        writer = self.writers[self.turn % self.at_once]
+        self.turn += 1
+        after = self.last if self.at_once > 1 else None
+        self.last = writer.submit(partial(_write_chunk, after=after), *args)
+        return self.last
 
 
 def _outcome(pending: bool | Future[bool]) -> bool:
     return pending.result() if isinstance(pending, Future) else pending
+
+
+class _Stale(Exception):
+    """The mark moved (or the chunk before did not go in): this chunk is undone."""
 
 
 def _write_chunk(
@@ -197,23 +232,65 @@ def _write_chunk(
     rows: list[tuple[Any, ...]],
     stats: dict[str, int],
     links: LinkRows,
+    after: Future[bool] | None = None,
 ) -> bool:
     """Insert one chunk (and its short links) and move the mark, if the mark is still
-    where this chunk starts."""
-    with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign_id)
-        mark = {**EMPTY_STATS, **locked.audience_stats}["after"]
-        stopped = locked.status != Campaign.Status.SENDING  # held, paused or cancelled
-        if stopped or locked.materialised_at is not None or mark != expected_after:
+    where this chunk starts.
+
+    `after`: the chunk before it, written meanwhile by another writer. This one's rows
+    go in first, then it waits for that one to commit and checks the mark; else the
+    mark is checked (and the campaign locked) first.
+
+    Two builds of one campaign at once (two workers) can then each wait for the other:
+    one for the rows the other wrote of the same contacts, uncommitted, the other for
+    its chunk before. A wait for a lock is therefore cut short (LOCK_WAIT), and the
+    chunk undone; its build starts again from the mark."""
+    try:
+        # COPY runs on psycopg's own cursor: its errors are made Django's here.
+        with transaction.atomic(), connection.wrap_database_errors:
+            if after is None and not _still_at(campaign_id, expected_after):
+                return False
+            tune_bulk_transaction()
+            if after is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+            if links:
+                _insert_with_links(rows, links, f"{link_base()}{PATH}")
+            else:
+                bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
+            counts.count_inserted(campaign_id, MESSAGE_COLUMNS, rows)
+            if after is not None and not (
+                after.result() and _still_at(campaign_id, expected_after)
+            ):
+                raise _Stale
+            Campaign.objects.filter(pk=campaign_id).update(audience_stats=stats)
+    except _Stale:
+        return False
+    except OperationalError as error:
+        if after is not None and getattr(error.__cause__, "sqlstate", None) == "55P03":
+            logger.info("campaign %s: build waited too long for a lock", campaign_id)
             return False
-        tune_bulk_transaction()
-        if links:
-            _insert_with_links(rows, links, f"{link_base()}{PATH}")
-        else:
-            bulk_insert(Message._meta.db_table, MESSAGE_COLUMNS, rows)
-        counts.count_inserted(campaign_id, MESSAGE_COLUMNS, rows)
-        Campaign.objects.filter(pk=campaign_id).update(audience_stats=stats)
+        raise
+    except IntegrityError:
+        # Another build wrote these contacts' messages first (their campaign and phone
+        # are unique): the mark has moved past them.
+        if after is not None and _mark(campaign_id) != expected_after:
+            return False
+        raise
     return True
+
+
+def _still_at(campaign_id: int, expected_after: int) -> bool:
+    """Lock the campaign; whether it is still being built from mark `expected_after`."""
+    locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+    mark = {**EMPTY_STATS, **locked.audience_stats}["after"]
+    stopped = locked.status != Campaign.Status.SENDING  # held, paused or cancelled
+    return not stopped and locked.materialised_at is None and mark == expected_after
+
+
+def _mark(campaign_id: int) -> int:
+    stats = Campaign.objects.values_list("audience_stats", flat=True).get(pk=campaign_id)
+    return int({**EMPTY_STATS, **stats}["after"])
 
 
 def _insert_with_links(rows: list[tuple[Any, ...]], links: LinkRows, marker: str) -> None:

@@ -45,9 +45,9 @@ def test_a_large_build_writes_with_a_roomy_cache_on_its_own_connection(
     seen: list[int] = []
     write = sending._write_chunk
 
-    def writing(*args: Any) -> bool:
+    def writing(*args: Any, **kwargs: Any) -> bool:
         seen.append(cache_size())  # in the writer's thread, on its connection
-        return write(*args)
+        return write(*args, **kwargs)
 
     monkeypatch.setattr(sending, "_write_chunk", writing)
     before = cache_size()
