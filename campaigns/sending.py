@@ -50,6 +50,8 @@ PIPELINE_FROM = 10_000
 MAX_CLAIM = 10_000
 #: PostgreSQL: longest a build's second writer waits for a lock (see _write_chunk).
 LOCK_WAIT = "10s"
+#: PostgreSQL errors after which a chunk is undone and the build goes on from the mark.
+GIVE_WAY = {"55P03": "waited too long for a lock", "40P01": "was in a deadlock"}
 #: Short link codes drawn at once (one read of the operating system's randomness).
 CODE_POOL = 5000
 
@@ -243,8 +245,9 @@ def _write_chunk(
 
     Two builds of one campaign at once (two workers) can then each wait for the other:
     one for the rows the other wrote of the same contacts, uncommitted, the other for
-    its chunk before. A wait for a lock is therefore cut short (LOCK_WAIT), and the
-    chunk undone; its build starts again from the mark."""
+    its chunk before, or for the campaign's lock. A wait for a lock is therefore cut
+    short (LOCK_WAIT), PostgreSQL ends a deadlock by failing one side, and either way
+    that chunk is undone and its build starts again from the mark (GIVE_WAY)."""
     try:
         # COPY runs on psycopg's own cursor: its errors are made Django's here.
         with transaction.atomic(), connection.wrap_database_errors:
@@ -267,14 +270,17 @@ def _write_chunk(
     except _Stale:
         return False
     except OperationalError as error:
-        if after is not None and getattr(error.__cause__, "sqlstate", None) == "55P03":
-            logger.info("campaign %s: build waited too long for a lock", campaign_id)
-            return False
-        raise
+        gave_way = GIVE_WAY.get(getattr(error.__cause__, "sqlstate", None) or "")
+        if gave_way is None:
+            raise
+        logger.info(
+            "campaign %s: a chunk of the build %s; again from the mark", campaign_id, gave_way
+        )
+        return False
     except IntegrityError:
         # Another build wrote these contacts' messages first (their campaign and phone
         # are unique): the mark has moved past them.
-        if after is not None and _mark(campaign_id) != expected_after:
+        if _mark(campaign_id) != expected_after:
             return False
         raise
     return True

@@ -137,3 +137,65 @@ def test_a_writer_kept_waiting_undoes_its_chunk_and_the_build_goes_on_from_the_m
     assert held.is_set()
     assert "waited too long for a lock" in caplog.text
     assert_built_once(campaign, 23)
+
+
+def waiting_for_a_lock() -> None:
+    """Until another connection of this database waits for a lock (10 s at most)."""
+    for _ in range(500):
+        with connection.cursor() as cursor:
+            # Within a transaction the statistics views hold still unless told not to.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("nothing waited for a lock")
+
+
+@pytest.mark.postgres
+def test_a_chunk_in_a_deadlock_is_undone_and_the_build_goes_on_from_the_mark(
+    campaign: Campaign, small_chunks: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another connection holds an uncommitted message for a contact of the first chunk,
+    then asks for the campaign's lock, which that chunk's writer holds while it waits
+    for the row (as a second build's writer would): PostgreSQL fails one of the two,
+    and the build starts again from the mark."""
+    third = Contact.objects.order_by("pk")[2]
+    holding, done = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Message.objects.create(
+                    campaign=campaign,
+                    contact=third,
+                    provider_account=campaign.provider_account,
+                    phone=third.phone,
+                    body="held",
+                )
+                holding.set()
+                waiting_for_a_lock()  # the build's first chunk, for this row
+                Campaign.objects.select_for_update().get(pk=campaign.pk)
+                time.sleep(0.3)
+                transaction.set_rollback(True)
+        except BaseException as error:  # the deadlock's other side may be this one
+            outcome.append(error)
+        finally:
+            done.set()
+            connection.close()
+
+    other = threading.Thread(target=hold)
+    other.start()
+    assert holding.wait(10)
+    with caplog.at_level(logging.INFO, logger="campaigns.sending"):
+        sending.materialise(campaign)
+    other.join(10)
+
+    assert done.is_set()
+    assert outcome == []  # the build's side gave way: it began waiting first
+    assert "was in a deadlock" in caplog.text
+    assert_built_once(campaign, 23)
