@@ -48,7 +48,7 @@ MATERIALISE_CHUNK = 5000
 PIPELINE_FROM = 10_000
 #: Most rows one worker holds at once (one BulkSMSRates request carries 10,000).
 MAX_CLAIM = 10_000
-#: PostgreSQL: longest a build's second writer waits for a lock (see _write_chunk).
+#: PostgreSQL: longest a build's chunk waits for a lock (see _write_chunk).
 LOCK_WAIT = "10s"
 #: PostgreSQL errors after which a chunk is undone and the build goes on from the mark.
 GIVE_WAY = {"55P03": "waited too long for a lock", "40P01": "was in a deadlock"}
@@ -245,18 +245,19 @@ def _write_chunk(
 
     Two builds of one campaign at once (two workers) can then each wait for the other:
     one for the rows the other wrote of the same contacts, uncommitted, the other for
-    its chunk before, or for the campaign's lock. A wait for a lock is therefore cut
-    short (LOCK_WAIT), PostgreSQL ends a deadlock by failing one side, and either way
-    that chunk is undone and its build starts again from the mark (GIVE_WAY)."""
+    its chunk before (in Python, where PostgreSQL cannot see it), or for the campaign's
+    lock. A wait for a lock is therefore cut short (LOCK_WAIT), PostgreSQL ends a
+    deadlock it sees by failing one side, and either way that chunk is undone and its
+    build starts again from the mark (GIVE_WAY)."""
     try:
         # COPY runs on psycopg's own cursor: its errors are made Django's here.
         with transaction.atomic(), connection.wrap_database_errors:
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
             if after is None and not _still_at(campaign_id, expected_after):
                 return False
             tune_bulk_transaction()
-            if after is not None:
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
             if links:
                 _insert_with_links(rows, links, f"{link_base()}{PATH}")
             else:
