@@ -7,7 +7,8 @@ campaign at once (two workers) still write each message once."""
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -96,47 +97,43 @@ def test_two_large_builds_of_one_campaign_at_once_write_each_recipient_once(
     assert_built_once(campaign, 23)
 
 
-@pytest.mark.postgres
-def test_a_writer_kept_waiting_undoes_its_chunk_and_the_build_goes_on_from_the_mark(
-    campaign: Campaign,
-    small_chunks: list[str],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Another connection holds an uncommitted message for a contact of the second chunk
-    (as a second build would): its writer stops waiting, and the build starts again from
-    the mark once the other lets go."""
-    monkeypatch.setattr(sending, "LOCK_WAIT", "200ms")
-    eighth = Contact.objects.order_by("pk")[7]
-    holding, held = threading.Event(), threading.Event()
+@contextmanager
+def another_build_holds(
+    campaign: Campaign, contact: Contact, meanwhile: Callable[[], Any]
+) -> Iterator[list[BaseException]]:
+    """While the block runs, on another connection: an uncommitted message of `campaign`
+    for `contact` (as a second build's writer holds its rows), then `meanwhile()`, then
+    a rollback. Yields what that connection raised, if anything."""
+    holding = threading.Event()
+    outcome: list[BaseException] = []
 
     def hold() -> None:
         try:
             with transaction.atomic():
                 Message.objects.create(
                     campaign=campaign,
-                    contact=eighth,
+                    contact=contact,
                     provider_account=campaign.provider_account,
-                    phone=eighth.phone,
+                    phone=contact.phone,
                     body="held",
                 )
                 holding.set()
-                time.sleep(1.5)
+                meanwhile()
                 transaction.set_rollback(True)
+        except BaseException as error:  # a deadlock's other side may be this one
+            outcome.append(error)
         finally:
-            held.set()
+            holding.set()
             connection.close()
 
     other = threading.Thread(target=hold)
     other.start()
     assert holding.wait(10)
-    with caplog.at_level(logging.INFO, logger="campaigns.sending"):
-        sending.materialise(campaign)
-    other.join(10)
-
-    assert held.is_set()
-    assert "waited too long for a lock" in caplog.text
-    assert_built_once(campaign, 23)
+    try:
+        yield outcome
+    finally:
+        other.join(10)
+        assert not other.is_alive()
 
 
 def waiting_for_a_lock() -> None:
@@ -156,6 +153,30 @@ def waiting_for_a_lock() -> None:
 
 
 @pytest.mark.postgres
+def test_a_writer_kept_waiting_undoes_its_chunk_and_the_build_goes_on_from_the_mark(
+    campaign: Campaign,
+    small_chunks: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another connection holds an uncommitted message for a contact of the second chunk
+    (as a second build would): its writer stops waiting, and the build starts again from
+    the mark once the other lets go."""
+    monkeypatch.setattr(sending, "LOCK_WAIT", "200ms")
+    eighth = Contact.objects.order_by("pk")[7]
+
+    with (
+        another_build_holds(campaign, eighth, lambda: time.sleep(1.5)) as outcome,
+        caplog.at_level(logging.INFO, logger="campaigns.sending"),
+    ):
+        sending.materialise(campaign)
+
+    assert outcome == []
+    assert "waited too long for a lock" in caplog.text
+    assert_built_once(campaign, 23)
+
+
+@pytest.mark.postgres
 def test_a_chunk_in_a_deadlock_is_undone_and_the_build_goes_on_from_the_mark(
     campaign: Campaign, small_chunks: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -164,38 +185,18 @@ def test_a_chunk_in_a_deadlock_is_undone_and_the_build_goes_on_from_the_mark(
     for the row (as a second build's writer would): PostgreSQL fails one of the two,
     and the build starts again from the mark."""
     third = Contact.objects.order_by("pk")[2]
-    holding, done = threading.Event(), threading.Event()
-    outcome: list[BaseException] = []
 
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                Message.objects.create(
-                    campaign=campaign,
-                    contact=third,
-                    provider_account=campaign.provider_account,
-                    phone=third.phone,
-                    body="held",
-                )
-                holding.set()
-                waiting_for_a_lock()  # the build's first chunk, for this row
-                Campaign.objects.select_for_update().get(pk=campaign.pk)
-                time.sleep(0.3)
-                transaction.set_rollback(True)
-        except BaseException as error:  # the deadlock's other side may be this one
-            outcome.append(error)
-        finally:
-            done.set()
-            connection.close()
+    def then_lock_the_campaign() -> None:
+        waiting_for_a_lock()  # the build's first chunk, for the held row
+        Campaign.objects.select_for_update().get(pk=campaign.pk)
+        time.sleep(0.3)
 
-    other = threading.Thread(target=hold)
-    other.start()
-    assert holding.wait(10)
-    with caplog.at_level(logging.INFO, logger="campaigns.sending"):
+    with (
+        another_build_holds(campaign, third, then_lock_the_campaign) as outcome,
+        caplog.at_level(logging.INFO, logger="campaigns.sending"),
+    ):
         sending.materialise(campaign)
-    other.join(10)
 
-    assert done.is_set()
     assert outcome == []  # the build's side gave way: it began waiting first
     assert "was in a deadlock" in caplog.text
     assert_built_once(campaign, 23)
